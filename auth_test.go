@@ -1,0 +1,272 @@
+package proxy_test
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osproxy/proxy"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// completeRequests counts the requests the upstream received whole: a request
+// whose body ended in an error was aborted and stores nothing.
+func completeRequests(up *fakeUpstream) int {
+	n := 0
+	for _, r := range up.requests() {
+		if !strings.HasPrefix(r.SigErr, "body:") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestHostileRequestsRefused(t *testing.T) {
+	signed := func(method, target, body string, mod func(*http.Request)) func(t *testing.T) *http.Request {
+		return func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(method, target, strings.NewReader(body))
+			clientSign(t, r, sha256Hex([]byte(body)))
+			mod(r)
+			return r
+		}
+	}
+	cases := []struct {
+		name   string
+		req    func(t *testing.T) *http.Request
+		status int
+		code   string
+	}{
+		{"seed bypass: Expect 100-continue with a bad signature", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("data"))
+			r.Header.Set("Expect", "100-continue")
+			clientSignAt(t, r, sha256Hex([]byte("data")), fixedNow, unitKey, "wrong-secret")
+			return r
+		}, 403, "SignatureDoesNotMatch"},
+		{"seed bypass: uploadId in the query with a bad signature", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodPut, "/bucket/k?partNumber=1&uploadId=abc", strings.NewReader("data"))
+			clientSignAt(t, r, sha256Hex([]byte("data")), fixedNow, unitKey, "wrong-secret")
+			return r
+		}, 403, "SignatureDoesNotMatch"},
+		{"seed bypass: uploadId and no signature at all", func(t *testing.T) *http.Request {
+			return httptest.NewRequest(http.MethodPut, "/bucket/k?partNumber=1&uploadId=abc", strings.NewReader("data"))
+		}, 403, "AccessDenied"},
+		{"method changed", signed("GET", "/bucket/k", "", func(r *http.Request) { r.Method = http.MethodDelete }), 403, "SignatureDoesNotMatch"},
+		{"path changed", signed("GET", "/bucket/k", "", func(r *http.Request) { r.RequestURI = "/bucket/other" }), 403, "SignatureDoesNotMatch"},
+		{"query added", signed("GET", "/bucket/k", "", func(r *http.Request) { r.RequestURI += "?acl=" }), 403, "SignatureDoesNotMatch"},
+		{"query changed", signed("GET", "/bucket/?prefix=a", "", func(r *http.Request) { r.RequestURI = "/bucket/?prefix=b" }), 403, "SignatureDoesNotMatch"},
+		{"signed header changed", signed("PUT", "/bucket/k", "", func(r *http.Request) { r.Header.Set("X-Amz-Date", "20261128T120001Z") }), 403, "SignatureDoesNotMatch"},
+		{"host changed", signed("GET", "/bucket/k", "", func(r *http.Request) { r.Host = "evil.test" }), 403, "SignatureDoesNotMatch"},
+		{"body changed", signed("PUT", "/bucket/k", "original", func(r *http.Request) {
+			r.Body = io.NopCloser(strings.NewReader("tampered"))
+		}), 400, "XAmzContentSHA256Mismatch"},
+		{"body hash changed", signed("PUT", "/bucket/k", "original", func(r *http.Request) {
+			r.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte("tampered")))
+			r.Body = io.NopCloser(strings.NewReader("tampered"))
+		}), 403, "SignatureDoesNotMatch"},
+		{"unsigned x-amz-meta added", signed("PUT", "/bucket/k", "", func(r *http.Request) { r.Header.Set("X-Amz-Meta-Evil", "1") }), 403, "AccessDenied"},
+		{"x-amz-content-sha256 missing", signed("GET", "/bucket/k", "", func(r *http.Request) { r.Header.Del("X-Amz-Content-Sha256") }), 400, "InvalidRequest"},
+		{"unknown access key", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			clientSignAt(t, r, sha256Hex(nil), fixedNow, "nobody", "x")
+			return r
+		}, 403, "InvalidAccessKeyId"},
+		{"wrong secret", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			clientSignAt(t, r, sha256Hex(nil), fixedNow, unitKey, "not-the-secret")
+			return r
+		}, 403, "SignatureDoesNotMatch"},
+		{"replay after the skew", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			clientSignAt(t, r, sha256Hex(nil), fixedNow.Add(-16*time.Minute), unitKey, unitSecret)
+			return r
+		}, 403, "RequestTimeTooSkewed"},
+		{"dated in the future", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			clientSignAt(t, r, sha256Hex(nil), fixedNow.Add(16*time.Minute), unitKey, unitSecret)
+			return r
+		}, 403, "RequestTimeTooSkewed"},
+		{"scope for another service", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/s3/", "/ec2/", 1))
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"scope for another day", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/20261128/", "/20261127/", 1))
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"garbage authorization", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 garbage")
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"duplicate authorization part", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", r.Header.Get("Authorization")+", Signature="+strings.Repeat("a", 64))
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"short signature", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			a := r.Header.Get("Authorization")
+			r.Header.Set("Authorization", a[:len(a)-2])
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"signed headers without host", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "SignedHeaders=host;", "SignedHeaders=", 1))
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"sigv2", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			r.Header.Set("Authorization", "AWS "+unitKey+":c2lnbmF0dXJl")
+			return r
+		}, 400, "InvalidRequest"},
+		{"sigv2 presigned", func(t *testing.T) *http.Request {
+			return httptest.NewRequest(http.MethodGet, "/bucket/k?AWSAccessKeyId="+unitKey+"&Expires=1900000000&Signature=abc", nil)
+		}, 400, "InvalidRequest"},
+		{"sigv4a", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			r.Header.Set("Authorization", "AWS4-ECDSA-P256-SHA256 Credential="+unitKey+"/20261128/s3/aws4_request, SignedHeaders=host, Signature=00")
+			return r
+		}, 501, "NotImplemented"},
+		{"header and query signature", func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow, time.Hour)
+			r := httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+			clientSign(t, r, sha256Hex(nil))
+			return r
+		}, 400, "InvalidArgument"},
+		{"expired presign", func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow.Add(-2*time.Hour), time.Hour)
+			return httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+		}, 403, "AccessDenied"},
+		{"presign from the future", func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow.Add(time.Hour), time.Hour)
+			return httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+		}, 403, "AccessDenied"},
+		{"overlong presign", func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow, 7*24*time.Hour+time.Second)
+			return httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+		}, 400, "AuthorizationQueryParametersError"},
+		{"presign path changed", func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow, time.Hour)
+			return httptest.NewRequest(http.MethodGet, strings.Replace(u.RequestURI(), "/bucket/k", "/bucket/j", 1), nil)
+		}, 403, "SignatureDoesNotMatch"},
+		{"presign used for another method", func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow, time.Hour)
+			return httptest.NewRequest(http.MethodPut, u.RequestURI(), strings.NewReader("x"))
+		}, 403, "SignatureDoesNotMatch"},
+		{"presign with unsigned x-amz-meta added", func(t *testing.T) *http.Request {
+			u := presign(t, "PUT", "http://example.com/bucket/k", fixedNow, time.Hour)
+			r := httptest.NewRequest(http.MethodPut, u.RequestURI(), strings.NewReader("x"))
+			r.Header.Set("X-Amz-Meta-Evil", "1")
+			return r
+		}, 0, ""}, // allowed, but the header is not forwarded: checked below
+		{"aws-chunked without decoded length", func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("0\r\n\r\n"))
+			r.Header.Set("Content-Encoding", "aws-chunked")
+			clientSign(t, r, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+			return r
+		}, 411, "MissingContentLength"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			up := newFakeUpstream(t)
+			p := newProxy(t, up)
+			w := serve(p, c.req(t))
+			if c.status == 0 {
+				require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+				assert.Empty(t, up.last(t).Header.Get("X-Amz-Meta-Evil"), "an unsigned x-amz-* header must not be forwarded")
+				return
+			}
+			assert.Equal(t, c.status, w.Code, w.Body.String())
+			assert.Equal(t, c.code, s3Code(w.Body.String()))
+			assert.Zero(t, completeRequests(up), "nothing may reach the upstream whole")
+		})
+	}
+}
+
+func TestRequestTimeTooSkewedCarriesServerTime(t *testing.T) {
+	up := newFakeUpstream(t)
+	p := newProxy(t, up)
+	r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+	clientSignAt(t, r, sha256Hex(nil), fixedNow.Add(-time.Hour), unitKey, unitSecret)
+	w := serve(p, r)
+	require.Equal(t, http.StatusForbidden, w.Code)
+	var e struct {
+		Code                       string
+		ServerTime                 string
+		RequestTime                string
+		MaxAllowedSkewMilliseconds int64
+	}
+	require.NoError(t, xml.Unmarshal(w.Body.Bytes(), &e))
+	assert.Equal(t, "RequestTimeTooSkewed", e.Code)
+	assert.Equal(t, fixedNow.Format("2006-01-02T15:04:05Z"), e.ServerTime)
+	assert.Equal(t, fixedNow.Add(-time.Hour).Format("20060102T150405Z"), e.RequestTime)
+	assert.Equal(t, int64(15*60*1000), e.MaxAllowedSkewMilliseconds)
+}
+
+func TestValidRequestsAccepted(t *testing.T) {
+	cases := map[string]func(t *testing.T) *http.Request{
+		"header GET": func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k?versionId=1", nil)
+			clientSign(t, r, sha256Hex(nil))
+			return r
+		},
+		"within the skew": func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			clientSignAt(t, r, sha256Hex(nil), fixedNow.Add(-14*time.Minute), unitKey, unitSecret)
+			return r
+		},
+		"unsigned payload PUT": func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("body"))
+			clientSign(t, r, "UNSIGNED-PAYLOAD")
+			return r
+		},
+		"presigned GET made six days ago for seven": func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow.Add(-6*24*time.Hour), 7*24*time.Hour)
+			return httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+		},
+		"presigned PUT": func(t *testing.T) *http.Request {
+			u := presign(t, "PUT", "http://example.com/bucket/a%20b", fixedNow, time.Hour)
+			return httptest.NewRequest(http.MethodPut, u.RequestURI(), strings.NewReader("body"))
+		},
+		"key sent raw, signed encoded": func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/a%2Bb%3Dc", nil)
+			clientSign(t, r, sha256Hex(nil))
+			r.RequestURI = "/bucket/a+b=c"
+			return r
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			up := newFakeUpstream(t)
+			p := newProxy(t, up)
+			w := serve(p, mk(t))
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			got := up.last(t)
+			assert.True(t, got.SigOK, got.SigErr)
+		})
+	}
+}
+
+// A secret rotated in the store stops the old one at once, although derived
+// signing keys are cached.
+func TestRotatedSecretStopsAtOnce(t *testing.T) {
+	var mu sync.Mutex
+	secret := unitSecret
+	up := newFakeUpstream(t)
+	p := newProxy(t, up, proxy.WithClientSecrets(func(ctx context.Context, id string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if id != unitKey {
+			return "", proxy.ErrInvalidAccessKeyID
+		}
+		return secret, nil
+	}))
+	get := func(s string) int {
+		r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+		clientSignAt(t, r, sha256Hex(nil), fixedNow, unitKey, s)
+		return serve(p, r).Code
+	}
+	require.Equal(t, http.StatusOK, get(unitSecret))
+	mu.Lock()
+	secret = "rotated"
+	mu.Unlock()
+	assert.Equal(t, http.StatusForbidden, get(unitSecret))
+	assert.Equal(t, http.StatusOK, get("rotated"))
+}

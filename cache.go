@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jellydator/ttlcache/v3"
+	"golang.org/x/sync/singleflight"
+)
+
+// target is a resolved bucket: where it lives and how to reach it.
+type target struct {
+	bucket   string
+	endpoint Endpoint
+	creds    Credentials
+}
+
+func (t *target) region() string {
+	if t.endpoint.Region == "" {
+		return "us-east-1"
+	}
+	return t.endpoint.Region
+}
+
+// hookCallTimeout bounds one call of a caller's hook when the request that
+// triggered it has no earlier deadline. The call runs detached from that
+// request, so that one client giving up does not fail the others waiting on it.
+const hookCallTimeout = 30 * time.Second
+
+// entry is a cached value with its expiry on the proxy's clock (WithClock); the
+// ttlcache's own TTL, on the wall clock, only bounds memory.
+type entry[V any] struct {
+	value   V
+	expires time.Time
+}
+
+// loadingCache is a bounded TTL cache whose misses are filled by one call per
+// key however many callers miss at once. Errors are not cached; each caller
+// stops waiting when its own context ends.
+type loadingCache[K comparable, V any] struct {
+	cache *ttlcache.Cache[K, entry[V]]
+	group singleflight.Group
+	ttl   time.Duration
+	now   func() time.Time
+	name  string
+}
+
+func newLoadingCache[K comparable, V any](name string, ttl time.Duration, capacity int, now func() time.Time) *loadingCache[K, V] {
+	c := ttlcache.New(
+		ttlcache.WithTTL[K, entry[V]](ttl),
+		ttlcache.WithCapacity[K, entry[V]](uint64(capacity)),
+		ttlcache.WithDisableTouchOnHit[K, entry[V]](),
+	)
+	return &loadingCache[K, V]{cache: c, ttl: ttl, now: now, name: name}
+}
+
+// lookup returns the cached value of key if it has not expired.
+func (c *loadingCache[K, V]) lookup(key K) (V, bool) {
+	if it := c.cache.Get(key); it != nil {
+		if e := it.Value(); c.now().Before(e.expires) {
+			return e.value, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// load fills key with one call of load however many callers miss at once
+// (they share sfKey), on a context detached from the caller and bounded by
+// hookCallTimeout; each caller stops waiting when its own context ends.
+func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load func(context.Context) (V, error)) (V, error) {
+	ch := c.group.DoChan(sfKey, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hookCallTimeout)
+		defer cancel()
+		v, err := callHook(lctx, c.name, load)
+		if err != nil {
+			return v, err
+		}
+		c.cache.Set(key, entry[V]{value: v, expires: c.now().Add(c.ttl)}, c.ttl)
+		return v, nil
+	})
+	select {
+	case res := <-ch:
+		v, _ := res.Val.(V)
+		return v, res.Err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+func (c *loadingCache[K, V]) sweep() { c.cache.DeleteExpired() }
+
+// callHook runs a caller's hook, turning a panic into an error.
+func callHook[V any](ctx context.Context, name string, load func(context.Context) (V, error)) (v V, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errInternal.with(fmt.Errorf("%s hook panicked: %v", name, r))
+		}
+	}()
+	return load(ctx)
+}
+
+// hookError maps an error from a caller's hook to what the client sees: the S3
+// error it wraps, or 503 ServiceUnavailable.
+func hookError(name string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return errServiceUnavailable.with(fmt.Errorf("%s hook: %w", name, err))
+}
+
+// resolver finds a bucket's endpoint and credentials: static buckets first,
+// then the (cached) hooks.
+type resolver struct {
+	static map[string]Bucket
+	hooks  *loadingCache[string, *target]
+	cfg    *config
+}
+
+func newResolver(cfg *config) *resolver {
+	r := &resolver{static: cfg.buckets, cfg: cfg}
+	if cfg.endpoint != nil {
+		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.authCacheCap, cfg.now)
+	}
+	return r
+}
+
+func (r *resolver) resolve(ctx context.Context, bucket string) (*target, error) {
+	if b, ok := r.static[bucket]; ok {
+		return &target{bucket: bucket, endpoint: b.Endpoint, creds: b.Credentials}, nil
+	}
+	if r.hooks == nil {
+		return nil, ErrNoSuchBucket
+	}
+	if t, ok := r.hooks.lookup(bucket); ok {
+		return t, nil
+	}
+	t, err := r.hooks.load(ctx, bucket, bucket, func(ctx context.Context) (*target, error) {
+		return r.load(ctx, bucket)
+	})
+	if err != nil {
+		return nil, hookError("bucket", err)
+	}
+	return t, nil
+}
+
+func (r *resolver) load(ctx context.Context, bucket string) (*target, error) {
+	ep, err := r.cfg.endpoint(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateEndpoint(ep); err != nil {
+		return nil, fmt.Errorf("endpoint hook for %q: %w", bucket, err)
+	}
+	creds, err := r.cfg.credentials(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateCredentials(creds); err != nil {
+		return nil, fmt.Errorf("credentials hook for %q: %w", bucket, err)
+	}
+	return &target{bucket: bucket, endpoint: ep, creds: creds}, nil
+}
+
+func (r *resolver) sweep() {
+	if r.hooks != nil {
+		r.hooks.sweep()
+	}
+}
+
+// authKey keys the authorization cache by a digest of the token (never the
+// token itself) and the bucket.
+type authKey struct {
+	token  [sha256.Size]byte
+	bucket string
+}
+
+// authCache caches the authorizer's answers, true and false alike.
+type authCache struct {
+	f     AuthorizeFunc
+	cache *loadingCache[authKey, bool]
+}
+
+func newAuthCache(cfg *config) *authCache {
+	if cfg.authorize == nil {
+		return &authCache{}
+	}
+	return &authCache{
+		f:     cfg.authorize,
+		cache: newLoadingCache[authKey, bool]("authorizer", cfg.authCacheTTL, cfg.authCacheCap, cfg.now),
+	}
+}
+
+func (a *authCache) allowed(ctx context.Context, token, bucket string) (bool, error) {
+	k := authKey{token: sha256.Sum256([]byte(token)), bucket: bucket}
+	if ok, hit := a.cache.lookup(k); hit {
+		return ok, nil
+	}
+	ok, err := a.cache.load(ctx, k, string(k.token[:])+bucket, func(ctx context.Context) (bool, error) {
+		return a.f(ctx, token, bucket)
+	})
+	if err != nil {
+		return false, hookError("authorizer", err)
+	}
+	return ok, nil
+}
+
+func (a *authCache) sweep() {
+	if a.cache != nil {
+		a.cache.sweep()
+	}
+}
+
+// janitor is the proxy's one background goroutine for its caches: it removes
+// expired entries every interval until closed. (ttlcache's own Start/Stop pair
+// leaks its goroutine when Stop comes before Start has run.)
+type janitor struct {
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startJanitor(every time.Duration, sweeps ...func()) *janitor {
+	j := &janitor{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(j.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-j.stop:
+				return
+			case <-t.C:
+				for _, s := range sweeps {
+					s()
+				}
+			}
+		}
+	}()
+	return j
+}
+
+// close stops the janitor and waits for it.
+func (j *janitor) close() {
+	close(j.stop)
+	<-j.done
+}

@@ -1,0 +1,591 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"math"
+	"strings"
+	"sync"
+)
+
+// chunkedOptions describes an aws-chunked body (Content-Encoding: aws-chunked).
+type chunkedOptions struct {
+	signed        bool         // chunks carry ";chunk-signature=<64 hex>" (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER])
+	sig           *chunkSigner // non-nil: verify every chunk signature and the trailer signature; nil: do not verify them (token mode), but still parse/strip them
+	trailer       string       // the declared trailer header name from x-amz-trailer, lower-cased (e.g. "x-amz-checksum-crc32"); "" if none declared
+	decodedLength int64        // x-amz-decoded-content-length; -1 when absent
+}
+
+// chunkSigner holds what chunk signatures chain from.
+type chunkSigner struct {
+	key     []byte // the SigV4 signing key (derived from secret/date/region/"s3")
+	amzDate string // the request's X-Amz-Date, e.g. "20130524T000000Z"
+	scope   string // "20130524/us-east-1/s3/aws4_request"
+	prev    string // the seed signature (from the Authorization header); the reader chains from its own copy and leaves this field as is
+}
+
+// Limits of the aws-chunked framing.
+const (
+	chunkedBufSize  = 16 << 10 // bufio buffer; larger reads of chunk data bypass it
+	maxChunkLine    = 4 << 10  // longest chunk-size or trailer line, line ending included
+	maxTrailerBytes = 16 << 10 // longest trailer section
+	maxChunkSize    = 5 << 40  // largest chunk: the S3 object size limit
+)
+
+// Errors of the aws-chunked decoder.
+var (
+	errChunkedTruncated    = errIncompleteBody.withMessage("The aws-chunked body is truncated: it ends before its final chunk or inside a line.")
+	errChunkedTruncData    = errIncompleteBody.withMessage("The aws-chunked body is truncated inside the data of a chunk.")
+	errChunkedTooMuch      = errIncompleteBody.withMessage("The aws-chunked body holds more data than x-amz-decoded-content-length declares.")
+	errChunkedLength       = errIncompleteBody.withMessage("The aws-chunked body does not hold the number of bytes x-amz-decoded-content-length declares.")
+	errChunkedSize         = errInvalidRequest.withMessage("The aws-chunked body has a malformed chunk size.")
+	errChunkedSizeTooLarge = errInvalidRequest.withMessage("The aws-chunked body declares a chunk size that is too large.")
+	errChunkedLineTooLong  = errInvalidRequest.withMessage("The aws-chunked body has a chunk header or trailer line that is too long.")
+	errChunkedNoCRLF       = errInvalidRequest.withMessage("The aws-chunked body does not have a CRLF where a chunk's data should end.")
+	errTrailerTooLong      = errInvalidRequest.withMessage("The aws-chunked trailer is too long.")
+	errTrailerMalformed    = errInvalidRequest.withMessage("The aws-chunked trailer is malformed.")
+	errTrailerUndeclared   = errInvalidRequest.withMessage("The aws-chunked trailer carries a header that x-amz-trailer does not declare.")
+)
+
+// Pieces of the strings to sign of chunks and trailers.
+var (
+	chunkAlgoLine   = []byte("AWS4-HMAC-SHA256-PAYLOAD\n")
+	trailerAlgoLine = []byte("AWS4-HMAC-SHA256-TRAILER\n")
+	emptyHashLine   = []byte("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n") // hex(sha256(""))
+	emptyPayloadSum     = sha256.Sum256(nil)
+	trailerSigName  = []byte("x-amz-trailer-signature")
+	chunkSigName    = []byte("chunk-signature")
+	newline         = []byte{'\n'}
+	colon           = []byte{':'}
+)
+
+// checksumAlgo is a checksum a trailer can carry.
+type checksumAlgo struct {
+	header string // trailer header name, e.g. "x-amz-checksum-crc32"
+	name   string // name in messages, e.g. "CRC32"
+	size   int    // digest size in bytes
+	new    func() hash.Hash
+}
+
+// checksumAlgos are the checksums S3 accepts in a trailer.
+var checksumAlgos = []checksumAlgo{
+	{"x-amz-checksum-crc32", "CRC32", crc32.Size, func() hash.Hash { return crc32.NewIEEE() }},
+	{"x-amz-checksum-crc32c", "CRC32C", crc32.Size, func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }},
+	{"x-amz-checksum-crc64nvme", "CRC64NVME", 8, newCRC64NVME},
+	{"x-amz-checksum-sha1", "SHA1", sha1.Size, sha1.New},
+	{"x-amz-checksum-sha256", "SHA256", sha256.Size, sha256.New},
+}
+
+// lookupChecksum returns the algorithm of a trailer header name, or nil.
+func lookupChecksum(header string) *checksumAlgo {
+	for i := range checksumAlgos {
+		if checksumAlgos[i].header == header {
+			return &checksumAlgos[i]
+		}
+	}
+	return nil
+}
+
+// chunkedReader decodes an aws-chunked body; see newChunkedReader.
+type chunkedReader struct {
+	br        *bufio.Reader
+	signed    bool
+	verify    bool          // check signatures (signed with a chunkSigner)
+	want      int64         // decoded length, < 0 when unknown
+	total     int64         // data bytes returned so far
+	remaining int64         // data bytes left in the current chunk
+	chunks    int           // chunks read, for error causes
+	err       error         // sticky error, io.EOF once all is valid
+	algo      *checksumAlgo // trailer checksum; nil without trailer
+	sum       hash.Hash     // checksum of the payload; nil without trailer
+
+	// Signature verification; set only when verify.
+	mac        hash.Hash // HMAC-SHA256 with the signing key
+	dataHash   hash.Hash // SHA-256 of the current chunk's data, then of the trailer
+	scopeLines []byte    // amzDate + "\n" + scope + "\n"
+	prev       [64]byte  // hex of the previous signature
+	got        [32]byte  // signature carried by the chunk or trailer
+	digest     [32]byte  // scratch for SHA-256 sums
+	macSum     [32]byte  // scratch for the HMAC
+	hexDigest  [64]byte  // scratch for hex(digest)
+
+	trailerHash [32]byte // SHA-256 of the canonical trailer line
+	trailerVal  [64]byte // decoded checksum value of the trailer
+	computed    [64]byte // scratch for the computed checksum
+}
+
+// newChunkedReader returns a reader of the payload inside an aws-chunked body.
+// It streams with constant memory: chunk data is returned as it arrives and
+// each chunk signature is checked when its data ends, before the next chunk's
+// data is released. It returns io.EOF only once the final chunk, the trailer
+// (checksum and signature) and the decoded length are all verified; any other
+// failure is an *Error, returned again on every later Read.
+func newChunkedReader(body io.Reader, o chunkedOptions) io.Reader {
+	c := &chunkedReader{
+		br:     bufio.NewReaderSize(body, chunkedBufSize),
+		signed: o.signed,
+		want:   o.decodedLength,
+	}
+	if o.trailer != "" {
+		name := strings.ToLower(strings.TrimSpace(o.trailer))
+		c.algo = lookupChecksum(name)
+		if c.algo == nil {
+			c.err = errInvalidArgument.withMessage("The x-amz-trailer header names an unsupported trailer: " + clip(name) + ".")
+			return c
+		}
+		c.sum = c.algo.new()
+	}
+	if o.signed && o.sig != nil {
+		seed := o.sig.prev
+		if len(seed) != len(c.prev) || !isHex(seed) {
+			c.err = errSignatureMismatch.with(errors.New("aws-chunked: seed signature is not 64 hex digits"))
+			return c
+		}
+		copy(c.prev[:], strings.ToLower(seed))
+		c.verify = true
+		c.mac = hmac.New(sha256.New, o.sig.key)
+		c.dataHash = sha256.New()
+		c.scopeLines = []byte(o.sig.amzDate + "\n" + o.sig.scope + "\n")
+	}
+	return c
+}
+
+// Read implements io.Reader. When a chunk fails its CRLF or signature check,
+// the last piece of its data is withheld and the error returned instead.
+func (c *chunkedReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.remaining == 0 {
+		if err := c.nextChunk(); err != nil {
+			c.err = err
+			return 0, err
+		}
+	}
+	if int64(len(p)) > c.remaining {
+		p = p[:c.remaining]
+	}
+	n, err := c.br.Read(p)
+	if err != nil {
+		c.err = bodyError(err, errChunkedTruncData)
+		return 0, c.err
+	}
+	p = p[:n]
+	if c.verify {
+		c.dataHash.Write(p)
+	}
+	if c.sum != nil {
+		c.sum.Write(p)
+	}
+	c.remaining -= int64(n)
+	c.total += int64(n)
+	if c.remaining == 0 {
+		if err := c.endChunk(); err != nil {
+			c.err = err
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// nextChunk reads a chunk-size line. At the final chunk it reads and checks
+// the rest of the body and returns io.EOF when all is valid.
+func (c *chunkedReader) nextChunk() error {
+	line, eof, err := c.readLine()
+	if err != nil {
+		return err
+	}
+	if eof {
+		return errChunkedTruncated
+	}
+	size, err := c.parseChunkHeader(line)
+	if err != nil {
+		return err
+	}
+	if size == 0 {
+		return c.finish()
+	}
+	if size > math.MaxInt64-c.total || (c.want >= 0 && size > c.want-c.total) {
+		return errChunkedTooMuch
+	}
+	c.remaining = size
+	if c.verify {
+		c.dataHash.Reset()
+	}
+	return nil
+}
+
+// endChunk checks the CRLF after a chunk's data and the chunk's signature.
+func (c *chunkedReader) endChunk() error {
+	b, err := c.br.Peek(2)
+	if len(b) < 2 {
+		return bodyError(err, errChunkedTruncData)
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errChunkedNoCRLF
+	}
+	_, _ = c.br.Discard(2)
+	c.chunks++
+	if c.verify && !c.checkSignature(false, c.dataHash.Sum(c.digest[:0])) {
+		return errSignatureMismatch.with(fmt.Errorf("aws-chunked: signature of chunk %d does not match", c.chunks))
+	}
+	return nil
+}
+
+// finish handles the final chunk: its signature, the decoded length and the
+// trailer. It returns io.EOF when the body is valid.
+func (c *chunkedReader) finish() error {
+	if c.verify && !c.checkSignature(false, emptyPayloadSum[:]) {
+		return errSignatureMismatch.with(errors.New("aws-chunked: signature of the final chunk does not match"))
+	}
+	if c.want >= 0 && c.total != c.want {
+		return errChunkedLength.with(fmt.Errorf("aws-chunked: decoded %d bytes, x-amz-decoded-content-length is %d", c.total, c.want))
+	}
+	if err := c.readTrailer(); err != nil {
+		return err
+	}
+	return io.EOF
+}
+
+// readTrailer reads the trailer section up to the end of the body and checks
+// the trailer signature and checksum. Blank lines are skipped: clients differ
+// in where they put them, and a missing final one is tolerated.
+func (c *chunkedReader) readTrailer() error {
+	var seenSum, seenSig bool
+	size := 0
+	for {
+		line, eof, err := c.readLine()
+		if err != nil {
+			return err
+		}
+		if eof {
+			break
+		}
+		if size += len(line) + 2; size > maxTrailerBytes {
+			return errTrailerTooLong
+		}
+		if len(line) == 0 {
+			continue
+		}
+		if seenSig {
+			return errTrailerMalformed.with(errors.New("aws-chunked: trailer header after x-amz-trailer-signature"))
+		}
+		name, value, ok := bytes.Cut(line, colon)
+		if !ok {
+			return errTrailerMalformed.with(errors.New("aws-chunked: trailer line without a colon"))
+		}
+		name, value = trimOWS(name), trimOWS(value)
+		if bytes.EqualFold(name, trailerSigName) {
+			if !c.signed {
+				continue // unsigned bodies: nothing to verify
+			}
+			if c.algo == nil {
+				return errTrailerUndeclared.with(errors.New("aws-chunked: trailer signature without a declared trailer"))
+			}
+			if !seenSum {
+				return c.missingTrailer()
+			}
+			if len(value) != 2*len(c.got) || !isHex(value) {
+				return errSignatureMismatch.with(errors.New("aws-chunked: malformed trailer signature"))
+			}
+			_, _ = hex.Decode(c.got[:], value)
+			seenSig = true
+			continue
+		}
+		if c.algo == nil || !bytes.EqualFold(name, []byte(c.algo.header)) {
+			return errTrailerUndeclared.with(fmt.Errorf("aws-chunked: undeclared trailer %q", clip(string(name))))
+		}
+		if seenSum {
+			return errTrailerMalformed.with(errors.New("aws-chunked: trailer " + c.algo.header + " given twice"))
+		}
+		if err := c.parseChecksum(value); err != nil {
+			return err
+		}
+		seenSum = true
+	}
+	if c.algo == nil {
+		return nil
+	}
+	if !seenSum {
+		return c.missingTrailer()
+	}
+	if c.signed {
+		if !seenSig {
+			return errSignatureMismatch.with(errors.New("aws-chunked: missing trailer signature"))
+		}
+		if c.verify && !c.checkSignature(true, c.trailerHash[:]) {
+			return errSignatureMismatch.with(errors.New("aws-chunked: trailer signature does not match"))
+		}
+	}
+	if !bytes.Equal(c.sum.Sum(c.computed[:0]), c.trailerVal[:c.algo.size]) {
+		return errBadDigest.withMessage("The " + c.algo.name + " you specified did not match the calculated checksum.")
+	}
+	return nil
+}
+
+// missingTrailer is the error of a body without its declared trailer.
+func (c *chunkedReader) missingTrailer() error {
+	return errIncompleteBody.withMessage("The aws-chunked body lacks the " + c.algo.header + " trailer that x-amz-trailer declares.")
+}
+
+// parseChecksum decodes the trailer's checksum value and, when verifying,
+// hashes the canonical trailer line "name:value\n" the trailer signature signs.
+func (c *chunkedReader) parseChecksum(value []byte) error {
+	enc := base64.StdEncoding.Strict()
+	if len(value) != enc.EncodedLen(c.algo.size) {
+		return c.invalidChecksum()
+	}
+	if n, err := enc.Decode(c.trailerVal[:], value); err != nil || n != c.algo.size {
+		return c.invalidChecksum()
+	}
+	if c.verify {
+		h := c.dataHash
+		h.Reset()
+		_, _ = io.WriteString(h, c.algo.header)
+		_, _ = h.Write(colon)
+		_, _ = h.Write(value)
+		_, _ = h.Write(newline)
+		h.Sum(c.trailerHash[:0])
+	}
+	return nil
+}
+
+// invalidChecksum is the error of a malformed trailer checksum value.
+func (c *chunkedReader) invalidChecksum() error {
+	return errInvalidRequest.withMessage("Value for " + c.algo.header + " trailing header is invalid.")
+}
+
+// parseChunkHeader parses "<hex-size>[;name[=value]]..." and, in signed mode,
+// stores the chunk-signature in c.got.
+func (c *chunkedReader) parseChunkHeader(line []byte) (int64, error) {
+	hexSize, exts, _ := bytes.Cut(line, []byte{';'})
+	hexSize = trimOWS(hexSize)
+	if len(hexSize) == 0 {
+		return 0, errChunkedSize
+	}
+	var size int64
+	for _, ch := range hexSize {
+		v, ok := unhex(ch)
+		if !ok {
+			return 0, errChunkedSize
+		}
+		if size > maxChunkSize>>4 {
+			return 0, errChunkedSizeTooLarge
+		}
+		size = size<<4 | int64(v)
+	}
+	if size > maxChunkSize {
+		return 0, errChunkedSizeTooLarge
+	}
+	if !c.signed {
+		return size, nil // extensions carry nothing to check
+	}
+	found := false
+	for len(exts) > 0 {
+		var ext []byte
+		ext, exts, _ = bytes.Cut(exts, []byte{';'})
+		name, value, _ := bytes.Cut(ext, []byte{'='})
+		if !bytes.EqualFold(trimOWS(name), chunkSigName) {
+			continue
+		}
+		value = trimOWS(value)
+		if found || len(value) != 2*len(c.got) || !isHex(value) {
+			return 0, errSignatureMismatch.with(fmt.Errorf("aws-chunked: malformed chunk-signature in chunk %d", c.chunks+1))
+		}
+		_, _ = hex.Decode(c.got[:], value)
+		found = true
+	}
+	if !found {
+		return 0, errSignatureMismatch.with(fmt.Errorf("aws-chunked: chunk %d has no chunk-signature", c.chunks+1))
+	}
+	return size, nil
+}
+
+// checkSignature computes the signature of a chunk (over the hash of its
+// data) or of the trailer (over the hash of its canonical lines), compares it
+// with c.got and, on a match, chains from it.
+func (c *chunkedReader) checkSignature(trailer bool, digest []byte) bool {
+	m := c.mac
+	m.Reset()
+	if trailer {
+		_, _ = m.Write(trailerAlgoLine)
+	} else {
+		_, _ = m.Write(chunkAlgoLine)
+	}
+	_, _ = m.Write(c.scopeLines)
+	_, _ = m.Write(c.prev[:])
+	_, _ = m.Write(newline)
+	if !trailer {
+		_, _ = m.Write(emptyHashLine)
+	}
+	hex.Encode(c.hexDigest[:], digest)
+	_, _ = m.Write(c.hexDigest[:])
+	if !hmac.Equal(m.Sum(c.macSum[:0]), c.got[:]) {
+		return false
+	}
+	hex.Encode(c.prev[:], c.got[:])
+	return true
+}
+
+// readLine returns the next line without its LF or CRLF. eof reports that the
+// body ended cleanly before the line; a line cut by the end is an error.
+func (c *chunkedReader) readLine() (line []byte, eof bool, err error) {
+	line, err = c.br.ReadSlice('\n')
+	switch {
+	case err == nil:
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, false, errChunkedLineTooLong
+	case err == io.EOF && len(line) == 0:
+		return nil, true, nil
+	default:
+		return nil, false, bodyError(err, errChunkedTruncated)
+	}
+	if len(line) > maxChunkLine {
+		return nil, false, errChunkedLineTooLong
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, false, nil
+}
+
+// bodyError turns an error of the underlying body into an *Error: io.EOF
+// becomes eofErr, other causes are kept inside eofErr, *Errors pass as is.
+func bodyError(err error, eofErr *Error) error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return err
+	case err == io.EOF:
+		return eofErr
+	default:
+		return eofErr.with(err)
+	}
+}
+
+// trimOWS trims spaces and tabs.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// unhex returns the value of a hex digit.
+func unhex(ch byte) (byte, bool) {
+	switch {
+	case '0' <= ch && ch <= '9':
+		return ch - '0', true
+	case 'a' <= ch && ch <= 'f':
+		return ch - 'a' + 10, true
+	case 'A' <= ch && ch <= 'F':
+		return ch - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// isHex reports whether s is made of hex digits only.
+func isHex[T string | []byte](s T) bool {
+	for i := 0; i < len(s); i++ {
+		if _, ok := unhex(s[i]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// clip shortens client-supplied text quoted in messages.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// crc64NVMEPoly is the reversed CRC-64/NVME polynomial.
+const crc64NVMEPoly = 0x9a6c9329ac4bc9b5
+
+// crc64NVMETables are the slicing-by-8 tables of CRC-64/NVME. hash/crc64
+// rebuilds such tables on every large write for polynomials other than ISO
+// and ECMA, so the decoder keeps its own.
+var crc64NVMETables = sync.OnceValue(func() *[8][256]uint64 {
+	t := new([8][256]uint64)
+	for i := range 256 {
+		crc := uint64(i)
+		for range 8 {
+			if crc&1 == 1 {
+				crc = crc>>1 ^ crc64NVMEPoly
+			} else {
+				crc >>= 1
+			}
+		}
+		t[0][i] = crc
+	}
+	for i := range 256 {
+		crc := t[0][i]
+		for k := 1; k < 8; k++ {
+			crc = t[0][crc&0xff] ^ crc>>8
+			t[k][i] = crc
+		}
+	}
+	return t
+})
+
+// crc64NVME is a hash.Hash64 of CRC-64/NVME.
+type crc64NVME struct {
+	t   *[8][256]uint64
+	crc uint64
+}
+
+// newCRC64NVME returns a CRC-64/NVME hash.
+func newCRC64NVME() hash.Hash { return &crc64NVME{t: crc64NVMETables()} }
+
+// Write implements hash.Hash.
+func (d *crc64NVME) Write(p []byte) (int, error) {
+	t, crc := d.t, ^d.crc
+	n := len(p)
+	for len(p) >= 8 {
+		crc ^= binary.LittleEndian.Uint64(p)
+		crc = t[7][crc&0xff] ^ t[6][crc>>8&0xff] ^ t[5][crc>>16&0xff] ^ t[4][crc>>24&0xff] ^
+			t[3][crc>>32&0xff] ^ t[2][crc>>40&0xff] ^ t[1][crc>>48&0xff] ^ t[0][crc>>56]
+		p = p[8:]
+	}
+	for _, b := range p {
+		crc = t[0][byte(crc)^b] ^ crc>>8
+	}
+	d.crc = ^crc
+	return n, nil
+}
+
+// Sum implements hash.Hash: the big-endian CRC appended to b.
+func (d *crc64NVME) Sum(b []byte) []byte { return binary.BigEndian.AppendUint64(b, d.crc) }
+
+// Sum64 implements hash.Hash64.
+func (d *crc64NVME) Sum64() uint64 { return d.crc }
+
+// Reset implements hash.Hash.
+func (d *crc64NVME) Reset() { d.crc = 0 }
+
+// Size implements hash.Hash.
+func (d *crc64NVME) Size() int { return 8 }
+
+// BlockSize implements hash.Hash.
+func (d *crc64NVME) BlockSize() int { return 1 }

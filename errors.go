@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// Error is an S3 error: an HTTP status, an S3 error code and a message, as S3
+// itself answers them. Hooks may return an *Error (or wrap one with %w) to
+// answer the client with that exact S3 error; Err carries an internal cause that
+// is logged but never sent to the client.
+type Error struct {
+	StatusCode int    // HTTP status, e.g. 403
+	Code       string // S3 error code, e.g. "AccessDenied"
+	Message    string // human-readable message sent to the client
+	Err        error  // internal cause: logged, never sent
+
+	// extra holds additional XML elements some codes carry, such as ServerTime
+	// and MaxAllowedSkewMilliseconds on RequestTimeTooSkewed.
+	extra []xmlField
+}
+
+type xmlField struct {
+	XMLName xml.Name
+	Value   string `xml:",chardata"`
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	s := e.Code + ": " + e.Message
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the internal cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is an *Error with the same code and status, so that
+// errors.Is(err, ErrNoSuchBucket) holds for any NoSuchBucket error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.StatusCode == e.StatusCode
+}
+
+// with returns a copy of e carrying cause as its internal error.
+func (e *Error) with(cause error) *Error {
+	c := *e
+	c.Err = cause
+	return &c
+}
+
+// withMessage returns a copy of e with another client-facing message.
+func (e *Error) withMessage(msg string) *Error {
+	c := *e
+	c.Message = msg
+	return &c
+}
+
+// withField returns a copy of e with one more XML element in its body.
+func (e *Error) withField(name, value string) *Error {
+	c := *e
+	c.extra = append(append([]xmlField(nil), e.extra...), xmlField{XMLName: xml.Name{Local: name}, Value: value})
+	return &c
+}
+
+func s3Error(status int, code, msg string) *Error {
+	return &Error{StatusCode: status, Code: code, Message: msg}
+}
+
+// Sentinel errors. Hooks return (or wrap) these to give the client the matching
+// S3 answer; any other hook error is answered with 503 ServiceUnavailable.
+var (
+	// ErrNoSuchBucket answers 404 NoSuchBucket: the bucket is unknown.
+	ErrNoSuchBucket error = s3Error(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.")
+	// ErrAccessDenied answers 403 AccessDenied.
+	ErrAccessDenied error = s3Error(http.StatusForbidden, "AccessDenied", "Access Denied.")
+	// ErrInvalidAccessKeyID answers 403 InvalidAccessKeyId: the client's access
+	// key id is not known.
+	ErrInvalidAccessKeyID error = s3Error(http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+)
+
+// The errors the proxy itself answers with.
+var (
+	errInvalidBucketName     = s3Error(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
+	errInvalidURI            = s3Error(http.StatusBadRequest, "InvalidURI", "Couldn't parse the specified URI.")
+	errInvalidRequest        = s3Error(http.StatusBadRequest, "InvalidRequest", "Invalid Request.")
+	errInvalidArgument       = s3Error(http.StatusBadRequest, "InvalidArgument", "Invalid Argument.")
+	errMethodNotAllowed      = s3Error(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+	errMissingContentLength  = s3Error(http.StatusLengthRequired, "MissingContentLength", "You must provide the Content-Length HTTP header.")
+	errIncompleteBody        = s3Error(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+	errBadDigest             = s3Error(http.StatusBadRequest, "BadDigest", "The checksum you specified did not match the calculated checksum.")
+	errContentSHA256Mismatch = s3Error(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+	errSignatureMismatch     = s3Error(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+	errAuthHeaderMalformed   = s3Error(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed.")
+	errAuthQueryMalformed    = s3Error(http.StatusBadRequest, "AuthorizationQueryParametersError", "The authorization query parameters are malformed.")
+	errTimeTooSkewed         = s3Error(http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
+	errInternal              = s3Error(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+	errServiceUnavailable    = s3Error(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry.")
+	errBadGateway            = s3Error(http.StatusBadGateway, "BadGateway", "The upstream object store could not be reached.")
+	errGatewayTimeout        = s3Error(http.StatusGatewayTimeout, "GatewayTimeout", "The upstream object store did not answer in time.")
+	errNotImplemented        = s3Error(http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
+)
+
+type errorBody struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string
+	Message   string
+	Resource  string     `xml:",omitempty"`
+	RequestID string     `xml:"RequestId"`
+	Extra     []xmlField `xml:",any"`
+}
+
+// asS3Error turns any error into the *Error the client should see: the first
+// *Error in err's chain, or 500 InternalError.
+func asS3Error(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return errInternal.with(err)
+}
+
+// writeError is the single place where errors reach the wire: an S3 XML body
+// with the error's status, the request id and the resource. HEAD answers carry
+// no body.
+func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID string) {
+	body, err := xml.Marshal(errorBody{
+		Code:      e.Code,
+		Message:   e.Message,
+		Resource:  r.URL.Path,
+		RequestID: requestID,
+		Extra:     e.extra,
+	})
+	if err != nil { // cannot happen with these string fields
+		body = nil
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/xml")
+	h.Set("X-Amz-Request-Id", requestID)
+	h.Del("Content-Length")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(e.StatusCode)
+		return
+	}
+	payload := append([]byte(xml.Header), body...)
+	h.Set("Content-Length", strconv.Itoa(len(payload)))
+	w.WriteHeader(e.StatusCode)
+	_, _ = w.Write(payload)
+}

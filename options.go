@@ -1,0 +1,362 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Credentials are what the proxy uses to reach one bucket upstream: either an
+// HMAC key pair, with which it signs requests with SigV4, or an IBM Cloud IAM API
+// key, which it exchanges for a bearer token.
+type Credentials struct {
+	// AccessKeyID, SecretAccessKey and SessionToken are HMAC keys: the proxy
+	// signs upstream requests with SigV4.
+	AccessKeyID, SecretAccessKey, SessionToken string
+	// APIKey is an IBM Cloud IAM API key: the proxy sends a bearer token
+	// instead of a signature.
+	APIKey string
+	// ServiceInstanceID is IBM's ibm-service-instance-id, sent where IBM needs
+	// it (CreateBucket).
+	ServiceInstanceID string
+}
+
+// Endpoint is where one bucket lives upstream.
+type Endpoint struct {
+	// Host is the upstream S3 host without the bucket, e.g.
+	// "s3.eu-de.cloud-object-storage.appdomain.cloud".
+	Host string
+	// Port is the TCP port; 0 means the scheme's default.
+	Port int
+	// Scheme is "https" (the default when empty) or "http".
+	Scheme string
+	// Region is the SigV4 region for HMAC signing; "" means "us-east-1".
+	Region string
+	// PathStyle sends path-style requests upstream (for servers without
+	// virtual hosting); by default requests are virtual-hosted.
+	PathStyle bool
+}
+
+// Bucket is a static bucket entry: its name, where it lives and how to reach it.
+type Bucket struct {
+	Name        string
+	Endpoint    Endpoint
+	Credentials Credentials
+}
+
+// CredentialsFunc returns the upstream credentials of a bucket. It returns (or
+// wraps) ErrNoSuchBucket for an unknown bucket. It must be safe for concurrent use.
+type CredentialsFunc func(ctx context.Context, bucket string) (Credentials, error)
+
+// EndpointFunc returns the upstream endpoint of a bucket. It returns (or wraps)
+// ErrNoSuchBucket for an unknown bucket. It must be safe for concurrent use.
+type EndpointFunc func(ctx context.Context, bucket string) (Endpoint, error)
+
+// AuthorizeFunc reports whether the client identified by token may use bucket.
+// The token is the client's access key id: verified when client secrets are
+// configured (WithClientSecrets), taken on trust otherwise. It must be safe for
+// concurrent use.
+type AuthorizeFunc func(ctx context.Context, token, bucket string) (bool, error)
+
+// SecretFunc returns the secret access key of a client's access key id, or
+// (a wrapped) ErrInvalidAccessKeyID when the id is unknown. It must be safe for
+// concurrent use.
+type SecretFunc func(ctx context.Context, accessKeyID string) (secretAccessKey string, err error)
+
+// Option configures a Proxy. Options are created by the With functions of this
+// package.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Defaults.
+const (
+	DefaultAuthCacheTTL          = 5 * time.Minute
+	DefaultAuthCacheCapacity     = 100_000
+	DefaultHookCacheTTL          = time.Minute
+	DefaultIAMEndpoint           = "https://iam.cloud.ibm.com/identity/token"
+	DefaultIAMTimeout            = 10 * time.Second
+	DefaultMaxClockSkew          = 15 * time.Minute
+	DefaultResponseHeaderTimeout = 2 * time.Minute
+)
+
+type config struct {
+	buckets         map[string]Bucket
+	credentials     CredentialsFunc
+	endpoint        EndpointFunc
+	authorize       AuthorizeFunc
+	secrets         SecretFunc
+	authCacheTTL    time.Duration
+	authCacheCap    int
+	hookCacheTTL    time.Duration
+	iamEndpoint     string
+	iamTimeout      time.Duration
+	iamRefreshAhead float64
+	transport       http.RoundTripper
+	headerTimeout   time.Duration
+	logger          *slog.Logger
+	now             func() time.Time
+	vhostDomains    []string
+	pathPrefix      string
+	maxSkew         time.Duration
+	errs            []error
+}
+
+func defaultConfig() *config {
+	return &config{
+		buckets:         map[string]Bucket{},
+		authCacheTTL:    DefaultAuthCacheTTL,
+		authCacheCap:    DefaultAuthCacheCapacity,
+		hookCacheTTL:    DefaultHookCacheTTL,
+		iamEndpoint:     DefaultIAMEndpoint,
+		iamTimeout:      DefaultIAMTimeout,
+		iamRefreshAhead: 0.2,
+		headerTimeout:   DefaultResponseHeaderTimeout,
+		logger:          slog.New(slog.DiscardHandler),
+		now:             time.Now,
+		maxSkew:         DefaultMaxClockSkew,
+	}
+}
+
+// WithBuckets adds static buckets. They are consulted before the hooks, are
+// never cached (they already are in memory) and are what ListBuckets (GET /)
+// answers with. Names must be valid S3 bucket names and unique.
+func WithBuckets(b ...Bucket) Option {
+	return optionFunc(func(c *config) {
+		for _, bk := range b {
+			if _, dup := c.buckets[bk.Name]; dup {
+				c.errs = append(c.errs, fmt.Errorf("bucket %q: listed twice", bk.Name))
+				continue
+			}
+			c.buckets[bk.Name] = bk
+		}
+	})
+}
+
+// WithCredentials sets the hook that returns a bucket's upstream credentials
+// when the bucket is not static. It goes with WithEndpoint. By default only
+// static buckets are served.
+func WithCredentials(f CredentialsFunc) Option {
+	return optionFunc(func(c *config) { c.credentials = f })
+}
+
+// WithEndpoint sets the hook that returns a bucket's upstream endpoint when the
+// bucket is not static. It goes with WithCredentials.
+func WithEndpoint(f EndpointFunc) Option {
+	return optionFunc(func(c *config) { c.endpoint = f })
+}
+
+// WithAuthorizer sets the hook that decides whether a client token may use a
+// bucket. Its answers (true and false) are cached for WithAuthCacheTTL. By
+// default, with WithClientSecrets set, every verified client may use every
+// bucket; without either, New refuses the configuration.
+func WithAuthorizer(f AuthorizeFunc) Option {
+	return optionFunc(func(c *config) { c.authorize = f })
+}
+
+// WithClientSecrets makes the proxy verify every client request's SigV4
+// signature with the secret f returns for the request's access key id; the
+// verified access key id is then the token given to the authorizer. By
+// default (token mode) the access key id is passed to the authorizer
+// unverified: see the README's security model.
+func WithClientSecrets(f SecretFunc) Option {
+	return optionFunc(func(c *config) { c.secrets = f })
+}
+
+// WithClientKeys is WithClientSecrets for a fixed map of access key id to
+// secret access key. The map is copied.
+func WithClientKeys(keys map[string]string) Option {
+	m := make(map[string]string, len(keys))
+	for k, v := range keys {
+		m[k] = v
+	}
+	return WithClientSecrets(func(_ context.Context, id string) (string, error) {
+		if s, ok := m[id]; ok {
+			return s, nil
+		}
+		return "", ErrInvalidAccessKeyID
+	})
+}
+
+// WithAuthCacheTTL sets how long an authorizer answer is cached. By default,
+// DefaultAuthCacheTTL (5 minutes). It must be positive.
+func WithAuthCacheTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.authCacheTTL = d })
+}
+
+// WithAuthCacheCapacity bounds the number of cached authorizer answers. By
+// default, DefaultAuthCacheCapacity (100,000). It must be positive.
+func WithAuthCacheCapacity(n int) Option {
+	return optionFunc(func(c *config) { c.authCacheCap = n })
+}
+
+// WithHookCacheTTL sets how long the answers of the credentials and endpoint
+// hooks are cached per bucket. By default, DefaultHookCacheTTL (1 minute). It
+// must be positive.
+func WithHookCacheTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.hookCacheTTL = d })
+}
+
+// WithIAMEndpoint sets the IBM Cloud IAM token endpoint used for buckets with an
+// APIKey. By default, DefaultIAMEndpoint.
+func WithIAMEndpoint(u string) Option {
+	return optionFunc(func(c *config) { c.iamEndpoint = u })
+}
+
+// WithIAMTimeout bounds each IAM token exchange. By default, DefaultIAMTimeout
+// (10 seconds).
+func WithIAMTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.iamTimeout = d })
+}
+
+// WithIAMRefreshAhead sets the fraction of a token's lifetime, counted back from
+// its expiry, during which one background refresh runs while the current token
+// stays in use. By default 0.2 (the last fifth). It must be in (0, 1).
+func WithIAMRefreshAhead(fraction float64) Option {
+	return optionFunc(func(c *config) { c.iamRefreshAhead = fraction })
+}
+
+// WithTransport sets the transport for upstream requests (and IAM). By default a
+// transport like http.DefaultTransport with bounded dial, TLS handshake and
+// response header timeouts, compression off and more idle connections per host.
+// A custom transport brings its own timeouts.
+func WithTransport(rt http.RoundTripper) Option {
+	return optionFunc(func(c *config) { c.transport = rt })
+}
+
+// WithResponseHeaderTimeout bounds the wait for an upstream's response headers
+// after the request was sent; past it the client gets 504 GatewayTimeout. By
+// default, DefaultResponseHeaderTimeout (2 minutes). It applies to the default
+// transport only.
+func WithResponseHeaderTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.headerTimeout = d })
+}
+
+// WithLogger sets the structured logger. By default nothing is logged. Secrets,
+// tokens and Authorization headers are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// WithClock replaces time.Now, for tests: signing times, clock skew, token and
+// cache expiry.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	})
+}
+
+// WithVirtualHostDomains makes the proxy also accept virtual-hosted requests,
+// <bucket>.<domain>, for each domain given (e.g. "s3.example.com"). Path-style
+// requests are always accepted.
+func WithVirtualHostDomains(domains ...string) Option {
+	return optionFunc(func(c *config) {
+		for _, d := range domains {
+			c.vhostDomains = append(c.vhostDomains, strings.ToLower(strings.TrimSuffix(d, ".")))
+		}
+	})
+}
+
+// WithPathPrefix tells the proxy that it is mounted under prefix (e.g. "/s3")
+// by a router that does not strip it; the prefix is removed before the bucket
+// is read from the path. Not needed under http.StripPrefix. By default the
+// proxy serves from "/".
+func WithPathPrefix(prefix string) Option {
+	return optionFunc(func(c *config) { c.pathPrefix = strings.TrimSuffix(prefix, "/") })
+}
+
+// WithMaxClockSkew sets how far a signed request's date may be from the
+// proxy's clock. By default, DefaultMaxClockSkew (15 minutes), as S3.
+func WithMaxClockSkew(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxSkew = d })
+}
+
+func (c *config) validate() error {
+	errs := append([]error(nil), c.errs...)
+	for name, b := range c.buckets {
+		if err := validateBucket(b); err != nil {
+			errs = append(errs, fmt.Errorf("bucket %q: %w", name, err))
+		}
+	}
+	if (c.credentials == nil) != (c.endpoint == nil) {
+		errs = append(errs, errors.New("WithCredentials and WithEndpoint go together"))
+	}
+	if len(c.buckets) == 0 && c.endpoint == nil {
+		errs = append(errs, errors.New("no bucket can ever be routed: give WithBuckets or WithEndpoint and WithCredentials"))
+	}
+	if c.authorize == nil && c.secrets == nil {
+		errs = append(errs, errors.New("no client authentication: give WithClientSecrets, WithAuthorizer or both (the proxy is never open)"))
+	}
+	if c.authCacheTTL <= 0 || c.hookCacheTTL <= 0 || c.iamTimeout <= 0 || c.maxSkew <= 0 || c.headerTimeout <= 0 {
+		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.authCacheCap <= 0 {
+		errs = append(errs, errors.New("auth cache capacity must be positive"))
+	}
+	if c.iamRefreshAhead <= 0 || c.iamRefreshAhead >= 1 {
+		errs = append(errs, errors.New("IAM refresh-ahead fraction must be in (0, 1)"))
+	}
+	if u, err := url.Parse(c.iamEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("IAM endpoint %q is not an http(s) URL", c.iamEndpoint))
+	}
+	for _, d := range c.vhostDomains {
+		if d == "" || strings.ContainsAny(d, "/:@ ") {
+			errs = append(errs, fmt.Errorf("virtual host domain %q is not a host name", d))
+		}
+	}
+	if c.pathPrefix != "" && !strings.HasPrefix(c.pathPrefix, "/") {
+		errs = append(errs, fmt.Errorf("path prefix %q must start with /", c.pathPrefix))
+	}
+	return errors.Join(errs...)
+}
+
+func validateBucket(b Bucket) error {
+	if !validBucketName(b.Name) {
+		return errors.New("not a valid S3 bucket name")
+	}
+	if err := validateEndpoint(b.Endpoint); err != nil {
+		return err
+	}
+	return validateCredentials(b.Credentials)
+}
+
+func validateEndpoint(e Endpoint) error {
+	if e.Host == "" || strings.ContainsAny(e.Host, "/?#@ ") {
+		return fmt.Errorf("endpoint host %q is not a host name", e.Host)
+	}
+	if e.Port < 0 || e.Port > 65535 {
+		return fmt.Errorf("endpoint port %d out of range", e.Port)
+	}
+	if e.Scheme != "" && e.Scheme != "https" && e.Scheme != "http" {
+		return fmt.Errorf("endpoint scheme %q is not http or https", e.Scheme)
+	}
+	return nil
+}
+
+func validateCredentials(c Credentials) error {
+	hmac := c.AccessKeyID != "" || c.SecretAccessKey != ""
+	switch {
+	case hmac && c.APIKey != "":
+		return errors.New("credentials hold both HMAC keys and an API key")
+	case hmac && (c.AccessKeyID == "" || c.SecretAccessKey == ""):
+		return errors.New("HMAC credentials need both an access key id and a secret")
+	case !hmac && c.APIKey == "":
+		return errors.New("credentials hold neither HMAC keys nor an API key")
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// s3Request is what the proxy reads from a client request before anything else:
+// the bucket and the object key it addresses.
+type s3Request struct {
+	bucket string // "" for the service (ListBuckets)
+	key    string // decoded object key; "" for bucket operations
+}
+
+// parseRequest reads the bucket and key from a client request: from the Host
+// when it is <bucket>.<domain> for a configured domain, otherwise from the first
+// segment of the path (path style). The path is split on its raw, escaped form,
+// so an encoded slash can never move a request into another bucket.
+func parseRequest(r *http.Request, c *config) (s3Request, error) {
+	raw := r.URL.EscapedPath()
+	if c.pathPrefix != "" {
+		rest, ok := strings.CutPrefix(raw, c.pathPrefix)
+		if !ok || (rest != "" && rest[0] != '/') {
+			return s3Request{}, errInvalidURI.withMessage("The request path is outside the proxy's prefix.")
+		}
+		raw = rest
+	}
+	if raw == "" {
+		raw = "/"
+	}
+	if raw[0] != '/' {
+		return s3Request{}, errInvalidURI
+	}
+	raw = raw[1:]
+
+	if bucket, ok := hostBucket(r.Host, c.vhostDomains); ok {
+		if !validBucketName(bucket) {
+			return s3Request{}, errInvalidBucketName
+		}
+		key, err := url.PathUnescape(raw)
+		if err != nil {
+			return s3Request{}, errInvalidURI.with(err)
+		}
+		return s3Request{bucket: bucket, key: key}, nil
+	}
+
+	rawBucket, rawKey, _ := strings.Cut(raw, "/")
+	if rawBucket == "" {
+		if rawKey != "" {
+			return s3Request{}, errInvalidBucketName
+		}
+		return s3Request{}, nil
+	}
+	bucket, err := url.PathUnescape(rawBucket)
+	if err != nil || !validBucketName(bucket) {
+		return s3Request{}, errInvalidBucketName
+	}
+	key, err := url.PathUnescape(rawKey)
+	if err != nil {
+		return s3Request{}, errInvalidURI.with(err)
+	}
+	return s3Request{bucket: bucket, key: key}, nil
+}
+
+// hostBucket returns the bucket of a virtual-hosted request, <bucket>.<domain>.
+func hostBucket(host string, domains []string) (string, bool) {
+	if len(domains) == 0 {
+		return "", false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, d := range domains {
+		if b, ok := strings.CutSuffix(host, "."+d); ok && b != "" {
+			return b, true
+		}
+	}
+	return "", false
+}
+
+// validBucketName applies S3's bucket naming rules: 3 to 63 characters of
+// lowercase letters, digits, '.' and '-', starting and ending with a letter or
+// digit, no "..", ".-" or "-.", and not in the form of an IPv4 address.
+func validBucketName(name string) bool {
+	if len(name) < 3 || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '.' || c == '-':
+			if i == 0 || i == len(name)-1 {
+				return false
+			}
+			if p := name[i-1]; p == '.' || p == '-' && c == '.' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return net.ParseIP(name) == nil
+}
+
+// encodeKey is the one encoder of object keys for the upstream: it is used for
+// the URL sent and for the path signed. It percent-encodes every byte but the
+// RFC 3986 unreserved characters and '/', with uppercase hex, which is S3's
+// canonical URI encoding, so any S3 server decodes it to the same key and
+// computes the same canonical request.
+func encodeKey(key string) string {
+	n := 0
+	for i := 0; i < len(key); i++ {
+		if !keepInPath(key[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return key
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(key)+2*n)
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if keepInPath(c) {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	return string(b)
+}
+
+func keepInPath(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~' || c == '/'
+}
+
+// upstreamURL builds the URL of a request for bucket and key at endpoint e:
+// virtual-hosted https://<bucket>.<host>[:port]/<key> by default, or path-style
+// https://<host>[:port]/<bucket>/<key>. The query is set by the caller.
+func upstreamURL(e Endpoint, bucket, key string) *url.URL {
+	scheme := e.Scheme
+	if scheme == "" {
+		scheme = "https"
+	}
+	host := e.Host
+	if e.Port != 0 {
+		host = net.JoinHostPort(host, strconv.Itoa(e.Port))
+	}
+	u := &url.URL{Scheme: scheme}
+	var path string
+	if e.PathStyle {
+		u.Host = host
+		path = "/" + bucket
+		if key != "" {
+			path += "/" + key
+		}
+	} else {
+		u.Host = bucket + "." + host
+		path = "/" + key
+	}
+	u.Path = path
+	u.RawPath = "/" + encodeKey(path[1:])
+	return u
+}
+
+// forwardedHeader reports whether a client request header is an end-to-end
+// header passed to the upstream. Authentication headers, hop-by-hop headers and
+// the aws-chunked framing headers are never forwarded; the proxy sets its own.
+func forwardedHeader(canonicalName string) bool {
+	switch canonicalName {
+	case "Content-Type", "Content-Md5", "Content-Encoding", "Content-Language",
+		"Content-Disposition", "Cache-Control", "Expires", "Range",
+		"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since":
+		return true
+	case "X-Amz-Date", "X-Amz-Content-Sha256", "X-Amz-Security-Token",
+		"X-Amz-Decoded-Content-Length", "X-Amz-Trailer", "X-Amz-User-Agent":
+		return false
+	}
+	return strings.HasPrefix(canonicalName, "X-Amz-")
+}
+
+// stripAWSChunked removes the aws-chunked coding from a Content-Encoding value;
+// what remains (e.g. "gzip") describes the stored object.
+func stripAWSChunked(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if part != "" && !strings.EqualFold(part, "aws-chunked") {
+				out = append(out, part)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return []string{strings.Join(out, ",")}
+}
+
+// presignParams are the query parameters of a presigned request; they are
+// never forwarded upstream.
+var presignParams = map[string]bool{
+	"X-Amz-Algorithm": true, "X-Amz-Credential": true, "X-Amz-Date": true,
+	"X-Amz-Expires": true, "X-Amz-SignedHeaders": true, "X-Amz-Signature": true,
+	"X-Amz-Security-Token": true, "AWSAccessKeyId": true, "Signature": true, "Expires": true,
+}
+
+// upstreamQuery returns the client's raw query without presign parameters,
+// keeping the client's encoding of everything else.
+func upstreamQuery(rawQuery string) string {
+	if rawQuery == "" {
+		return ""
+	}
+	if !strings.Contains(rawQuery, "X-Amz-") && !strings.Contains(rawQuery, "Signature") && !strings.Contains(rawQuery, "Expires") {
+		return rawQuery
+	}
+	var b strings.Builder
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil && presignParams[n] {
+			continue
+		}
+		if part == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// copySourceBucket returns the bucket named by an x-amz-copy-source header value,
+// "[/]<bucket>/<key>[?versionId=…]", URL-encoded.
+func copySourceBucket(v string) (string, error) {
+	v = strings.TrimPrefix(v, "/")
+	rawBucket, rest, ok := strings.Cut(v, "/")
+	if !ok || rest == "" {
+		return "", errInvalidArgument.withMessage("Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
+	}
+	bucket, err := url.PathUnescape(rawBucket)
+	if err != nil || !validBucketName(bucket) {
+		return "", errInvalidBucketName.withMessage("The copy source bucket is not valid.")
+	}
+	return bucket, nil
+}

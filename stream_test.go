@@ -1,0 +1,266 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/osproxy/proxy"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The upload reaches the upstream while the client is still sending it: the
+// second half is only written after the upstream has read the first half.
+func TestUploadStreams(t *testing.T) {
+	for _, payload := range []string{"UNSIGNED-PAYLOAD", "hex"} {
+		t.Run(payload, func(t *testing.T) {
+			const half = 1 << 20
+			firstHalfSeen := make(chan struct{})
+			up := newFakeUpstream(t)
+			up.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }
+			// Replace the recording server with one that reads incrementally.
+			streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				buf := make([]byte, half/2) // the proxy holds back the last byte it has until the body ends
+				if _, err := io.ReadFull(r.Body, buf); !assert.NoError(t, err) {
+					return
+				}
+				close(firstHalfSeen)
+				rest, err := io.ReadAll(r.Body)
+				assert.NoError(t, err)
+				assert.Equal(t, half+half/2, len(rest))
+				w.WriteHeader(http.StatusOK)
+			}))
+			defer streamed.Close()
+			up.srv = streamed
+			p := newProxy(t, up)
+			srv := httptest.NewServer(p)
+			defer srv.Close()
+
+			body := bytes.Repeat([]byte("x"), 2*half)
+			pr, pw := io.Pipe()
+			go func() {
+				_, _ = pw.Write(body[:half])
+				select {
+				case <-firstHalfSeen:
+				case <-time.After(10 * time.Second):
+					pw.CloseWithError(io.ErrUnexpectedEOF)
+					return
+				}
+				_, _ = pw.Write(body[half:])
+				pw.Close()
+			}()
+			r, err := http.NewRequest(http.MethodPut, srv.URL+"/bucket/big", pr)
+			require.NoError(t, err)
+			r.ContentLength = int64(len(body))
+			hash := "UNSIGNED-PAYLOAD"
+			if payload == "hex" {
+				hash = sha256Hex(body)
+			}
+			clientSign(t, r, hash)
+			resp, err := http.DefaultClient.Do(r)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+		})
+	}
+}
+
+// The download reaches the client while the upstream is still sending it.
+func TestDownloadStreams(t *testing.T) {
+	clientGotFirst := make(chan struct{})
+	up := newFakeUpstream(t)
+	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(2<<20))
+		_, _ = w.Write(bytes.Repeat([]byte("a"), 1<<20))
+		w.(http.Flusher).Flush()
+		select {
+		case <-clientGotFirst:
+		case <-time.After(10 * time.Second):
+			return
+		}
+		_, _ = w.Write(bytes.Repeat([]byte("b"), 1<<20))
+	}))
+	defer streamed.Close()
+	up.srv = streamed
+	p := newProxy(t, up)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/big", nil)
+	require.NoError(t, err)
+	clientSign(t, r, sha256Hex(nil))
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, int64(2<<20), resp.ContentLength)
+	first := make([]byte, 1<<20)
+	_, err = io.ReadFull(resp.Body, first)
+	require.NoError(t, err)
+	close(clientGotFirst)
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, bytes.Repeat([]byte("b"), 1<<20), rest)
+}
+
+// A body whose SHA-256 is not the signed one never completes upstream: the
+// upstream sees a truncated request, the client gets XAmzContentSHA256Mismatch.
+func TestSHA256MismatchAbortsUpstream(t *testing.T) {
+	got := make(chan error, 1)
+	up := newFakeUpstream(t)
+	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err == nil && int64(len(b)) != r.ContentLength {
+			err = io.ErrShortBuffer
+		}
+		got <- err
+	}))
+	defer streamed.Close()
+	up.srv = streamed
+	p := newProxy(t, up)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	body := bytes.Repeat([]byte("z"), 256<<10)
+	r, err := http.NewRequest(http.MethodPut, srv.URL+"/bucket/k", bytes.NewReader(body))
+	require.NoError(t, err)
+	tampered := bytes.Clone(body)
+	tampered[len(tampered)-1] = 'y'
+	clientSign(t, r, sha256Hex(tampered))
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, "XAmzContentSHA256Mismatch", s3Code(string(b)))
+	select {
+	case err := <-got:
+		assert.Error(t, err, "the upstream must not receive a complete body")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream never saw the request")
+	}
+}
+
+// A client that goes away mid-upload aborts the upstream request.
+func TestClientDisconnectAbortsUpstream(t *testing.T) {
+	got := make(chan error, 1)
+	up := newFakeUpstream(t)
+	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		got <- err
+	}))
+	defer streamed.Close()
+	up.srv = streamed
+	p := newProxy(t, up)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	r, err := http.NewRequest(http.MethodPut, srv.URL+"/bucket/k", nil)
+	require.NoError(t, err)
+	r.ContentLength = 1 << 20
+	clientSign(t, r, "UNSIGNED-PAYLOAD")
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	var head bytes.Buffer
+	head.WriteString("PUT /bucket/k HTTP/1.1\r\nHost: " + r.Host + "\r\n")
+	require.NoError(t, r.Header.Write(&head))
+	head.WriteString("Content-Length: 1048576\r\n\r\n")
+	_, err = conn.Write(head.Bytes())
+	require.NoError(t, err)
+	_, err = conn.Write(bytes.Repeat([]byte("q"), 4096))
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	conn.Close()
+	select {
+	case err := <-got:
+		assert.Error(t, err, "the upstream body must end in an error, not a clean EOF")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not aborted")
+	}
+}
+
+func TestExpectContinue(t *testing.T) {
+	up := newFakeUpstream(t)
+	p := newProxy(t, up)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+	defer client.CloseIdleConnections()
+
+	body := strings.Repeat("e", 100_000)
+	r, err := http.NewRequest(http.MethodPut, srv.URL+"/bucket/k", strings.NewReader(body))
+	require.NoError(t, err)
+	r.Header.Set("Expect", "100-continue")
+	clientSign(t, r, sha256Hex([]byte(body))) // signs expect, as some clients do
+	resp, err := client.Do(r)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	assert.Equal(t, body, string(up.last(t).Body))
+
+	// Refused before the body is read: the client never has to send it.
+	r, err = http.NewRequest(http.MethodPut, srv.URL+"/nosuchbucket/k", strings.NewReader(body))
+	require.NoError(t, err)
+	r.Header.Set("Expect", "100-continue")
+	clientSign(t, r, sha256Hex([]byte(body)))
+	resp, err = client.Do(r)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestUpstreamDownOrHanging(t *testing.T) {
+	// A port nobody listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	deadPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	// A server that accepts and never answers.
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer hang.Close()
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	creds := proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}
+	p, err := proxy.New(
+		proxy.WithBuckets(
+			proxy.Bucket{Name: "dead", Endpoint: proxy.Endpoint{Host: "127.0.0.1", Port: deadPort, Scheme: "http", PathStyle: true}, Credentials: creds},
+			proxy.Bucket{Name: "hang", Endpoint: proxy.Endpoint{Host: "127.0.0.1", Port: hang.Addr().(*net.TCPAddr).Port, Scheme: "http", PathStyle: true}, Credentials: creds},
+		),
+		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
+		proxy.WithClock(func() time.Time { return fixedNow }),
+		proxy.WithResponseHeaderTimeout(300*time.Millisecond),
+	)
+	require.NoError(t, err)
+	defer p.Close()
+
+	for bucket, want := range map[string]struct {
+		status int
+		code   string
+	}{"dead": {502, "BadGateway"}, "hang": {504, "GatewayTimeout"}} {
+		r := httptest.NewRequest(http.MethodGet, "/"+bucket+"/k", nil)
+		clientSign(t, r, sha256Hex(nil))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		w := serve(p, r.WithContext(ctx))
+		cancel()
+		assert.Equal(t, want.status, w.Code, bucket)
+		assert.Equal(t, want.code, s3Code(w.Body.String()), bucket)
+		assert.NotEmpty(t, w.Header().Get("X-Amz-Request-Id"))
+	}
+}
