@@ -63,7 +63,7 @@ var (
 	chunkAlgoLine   = []byte("AWS4-HMAC-SHA256-PAYLOAD\n")
 	trailerAlgoLine = []byte("AWS4-HMAC-SHA256-TRAILER\n")
 	emptyHashLine   = []byte("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n") // hex(sha256(""))
-	emptyPayloadSum     = sha256.Sum256(nil)
+	emptyPayloadSum = sha256.Sum256(nil)
 	trailerSigName  = []byte("x-amz-trailer-signature")
 	chunkSigName    = []byte("chunk-signature")
 	newline         = []byte{'\n'}

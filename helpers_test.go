@@ -24,8 +24,8 @@ import (
 
 // Keys used across the unit tests.
 const (
-	unitKey      = "client-key"
-	unitSecret   = "client-secret"
+	unitKey        = "client-key"
+	unitSecret     = "client-secret"
 	upstreamKey    = "upstream-key"
 	upstreamSecret = "upstream-secret"
 	upstreamHost   = "s3.upstream.test"
