@@ -41,28 +41,35 @@ type entry[V any] struct {
 // key however many callers miss at once. Errors are not cached; each caller
 // stops waiting when its own context ends.
 type loadingCache[K comparable, V any] struct {
-	cache *ttlcache.Cache[K, entry[V]]
-	group singleflight.Group
-	ttl   time.Duration
-	now   func() time.Time
-	name  string
+	cache   *ttlcache.Cache[K, entry[V]]
+	group   singleflight.Group
+	ttl     time.Duration
+	now     func() time.Time
+	name    string
+	observe func(cache string, hit bool) // nil: not observed
 }
 
-func newLoadingCache[K comparable, V any](name string, ttl time.Duration, capacity int, now func() time.Time) *loadingCache[K, V] {
+func newLoadingCache[K comparable, V any](name string, ttl time.Duration, capacity int, cfg *config) *loadingCache[K, V] {
 	c := ttlcache.New(
 		ttlcache.WithTTL[K, entry[V]](ttl),
 		ttlcache.WithCapacity[K, entry[V]](uint64(capacity)),
 		ttlcache.WithDisableTouchOnHit[K, entry[V]](),
 	)
-	return &loadingCache[K, V]{cache: c, ttl: ttl, now: now, name: name}
+	return &loadingCache[K, V]{cache: c, ttl: ttl, now: cfg.now, name: name, observe: cfg.observer.Cache}
 }
 
 // lookup returns the cached value of key if it has not expired.
 func (c *loadingCache[K, V]) lookup(key K) (V, bool) {
 	if it := c.cache.Get(key); it != nil {
 		if e := it.Value(); c.now().Before(e.expires) {
+			if c.observe != nil {
+				c.observe(c.name, true)
+			}
 			return e.value, true
 		}
+	}
+	if c.observe != nil {
+		c.observe(c.name, false)
 	}
 	var zero V
 	return zero, false
@@ -125,7 +132,7 @@ type resolver struct {
 func newResolver(cfg *config) *resolver {
 	r := &resolver{static: cfg.buckets, cfg: cfg}
 	if cfg.endpoint != nil {
-		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.authCacheCap, cfg.now)
+		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.authCacheCap, cfg)
 	}
 	return r
 }
@@ -192,7 +199,7 @@ func newAuthCache(cfg *config) *authCache {
 	}
 	return &authCache{
 		f:     cfg.authorize,
-		cache: newLoadingCache[authKey, bool]("authorizer", cfg.authCacheTTL, cfg.authCacheCap, cfg.now),
+		cache: newLoadingCache[authKey, bool]("authorization", cfg.authCacheTTL, cfg.authCacheCap, cfg),
 	}
 }
 
@@ -205,7 +212,7 @@ func (a *authCache) allowed(ctx context.Context, token, bucket string) (bool, er
 		return a.f(ctx, token, bucket)
 	})
 	if err != nil {
-		return false, hookError("authorizer", err)
+		return false, hookError("authorization", err)
 	}
 	return ok, nil
 }

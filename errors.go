@@ -138,6 +138,9 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID stri
 	if err != nil { // cannot happen with these string fields
 		body = nil
 	}
+	if rec, ok := w.(*recorder); ok {
+		rec.code = e.Code
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/xml")
 	h.Set("X-Amz-Request-Id", requestID)

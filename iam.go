@@ -174,13 +174,21 @@ func (t *iamTokens) token(ctx context.Context, apiKey string) (string, error) {
 				if !now.Before(e.refreshAt) {
 					t.refreshAhead(ctx, st, d, apiKey, now)
 				}
+				t.observeCache(true)
 				return e.token, nil
 			}
 		}
 	} else {
 		st = t.add(d)
 	}
+	t.observeCache(false)
 	return t.wait(ctx, st, d, apiKey)
+}
+
+func (t *iamTokens) observeCache(hit bool) {
+	if obs := t.cfg.observer.Cache; obs != nil {
+		obs("iam-token", hit)
+	}
 }
 
 // close cancels the running exchanges and waits for every goroutine the cache
@@ -289,7 +297,15 @@ func (t *iamTokens) exchangeShared(ctx context.Context, st *iamKey, d [sha256.Si
 	defer stop()
 
 	log := t.cfg.logger.With(slog.String("key_digest", hex.EncodeToString(d[:6])))
+	start := time.Now()
 	e, err := t.exchange(xctx, apiKey, log)
+	if obs := t.cfg.observer.IAMExchange; obs != nil {
+		var oerr error // not a nil *Error inside an interface
+		if err != nil {
+			oerr = err
+		}
+		obs(time.Since(start), oerr)
+	}
 	if err != nil {
 		if t.life.Err() != nil { // closing: not IAM's fault
 			return nil, errServiceUnavailable.with(errIAMClosed)

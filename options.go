@@ -89,7 +89,37 @@ const (
 	DefaultResponseHeaderTimeout = 2 * time.Minute
 )
 
+// Observer receives what the proxy does, for metrics and tracing. Every field
+// is optional. The functions are called synchronously on the request path:
+// they must be fast and safe for concurrent use.
+type Observer struct {
+	// Request is called once per request, after its response was written.
+	Request func(RequestInfo)
+	// Cache is called on each cache lookup with the cache's name
+	// ("authorization", "bucket" or "iam-token") and whether a valid entry was
+	// found.
+	Cache func(cache string, hit bool)
+	// IAMExchange is called after each token exchange with IBM Cloud IAM, with
+	// its duration and its error (nil on success).
+	IAMExchange func(d time.Duration, err error)
+}
+
+// RequestInfo describes one proxied request for an Observer.
+type RequestInfo struct {
+	RequestID string
+	Operation string        // S3 operation, e.g. "GetObject", "PutObject", "ListObjectsV2"; "" if unparsable
+	Method    string        // HTTP method
+	Bucket    string        // "" for ListBuckets and unparsable requests
+	Status    int           // HTTP status sent to the client
+	Code      string        // S3 error code, when the proxy itself answered with an error
+	Duration  time.Duration // from the request's arrival to the end of its response
+	Upstream  time.Duration // from sending upstream to the upstream's response headers; 0 if not forwarded
+	BytesIn   int64         // request body bytes read from the client
+	BytesOut  int64         // response body bytes written to the client
+}
+
 type config struct {
+	observer        Observer
 	buckets         map[string]Bucket
 	credentials     CredentialsFunc
 	endpoint        EndpointFunc
@@ -278,6 +308,13 @@ func WithVirtualHostDomains(domains ...string) Option {
 // proxy serves from "/".
 func WithPathPrefix(prefix string) Option {
 	return optionFunc(func(c *config) { c.pathPrefix = strings.TrimSuffix(prefix, "/") })
+}
+
+// WithObserver sets the hooks that observe requests, caches and IAM
+// exchanges, for metrics. By default nothing is observed and nothing is
+// measured.
+func WithObserver(o Observer) Option {
+	return optionFunc(func(c *config) { c.observer = o })
 }
 
 // WithMaxClockSkew sets how far a signed request's date may be from the

@@ -128,15 +128,48 @@ func defaultTransport(headerTimeout time.Duration) *http.Transport {
 // forward. Every failure is answered as an S3 XML error.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := p.requestID()
-	if err := p.serve(w, r, id); err != nil {
+	if p.cfg.observer.Request != nil {
+		p.serveObserved(w, r, id)
+		return
+	}
+	if err := p.serve(w, r, id, nil); err != nil {
 		p.fail(w, r, id, err)
 	}
 }
 
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id string) error {
+// serveObserved serves a request while measuring it for the Observer.
+func (p *Proxy) serveObserved(w http.ResponseWriter, r *http.Request, id string) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	var in *countingBody
+	if r.Body != nil && r.Body != http.NoBody {
+		r2 := *r // a handler must not modify the request it was given
+		in = &countingBody{ReadCloser: r.Body}
+		r2.Body = in
+		r = &r2
+	}
+	info := RequestInfo{RequestID: id, Method: r.Method}
+	if err := p.serve(rec, r, id, &info); err != nil {
+		p.fail(rec, r, id, err)
+	}
+	info.Status, info.Code, info.BytesOut = rec.status, rec.code, rec.written
+	if info.Status == 0 {
+		info.Status = http.StatusOK
+	}
+	if in != nil {
+		info.BytesIn = in.n.Load()
+	}
+	info.Duration = time.Since(start)
+	p.cfg.observer.Request(info)
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id string, info *RequestInfo) error {
 	req, err := parseRequest(r, p.cfg)
 	if err != nil {
 		return err
+	}
+	if info != nil {
+		info.Bucket, info.Operation = req.bucket, operationName(r, req)
 	}
 	in, err := p.authenticate(r)
 	if err != nil {
@@ -162,7 +195,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id string) error {
 	p.log.LogAttrs(r.Context(), slog.LevelDebug, "forward",
 		slog.String("request_id", id), slog.String("method", r.Method),
 		slog.String("bucket", req.bucket), slog.String("upstream", out.url.Host))
+	out.sent = time.Now()
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, out)))
+	if info != nil {
+		info.Upstream = out.upstream
+	}
 	return nil
 }
 
@@ -239,6 +276,9 @@ type outbound struct {
 	header http.Header
 	body   io.ReadCloser
 	length int64
+
+	sent     time.Time     // when it was handed to the reverse proxy
+	upstream time.Duration // until the upstream's response headers
 }
 
 type outboundKey struct{}
@@ -313,6 +353,9 @@ func rewriteOutbound(pr *httputil.ProxyRequest) {
 // modifyResponse makes sure every answer carries an x-amz-request-id: the
 // upstream's when it sent one.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if o, _ := resp.Request.Context().Value(outboundKey{}).(*outbound); o != nil {
+		o.upstream = time.Since(o.sent)
+	}
 	if resp.Header.Get("X-Amz-Request-Id") == "" {
 		resp.Header.Set("X-Amz-Request-Id", p.requestID())
 	}
@@ -395,6 +438,47 @@ type owner struct {
 type bucketEntry struct {
 	Name         string `xml:"Name"`
 	CreationDate string `xml:"CreationDate"`
+}
+
+// recorder remembers what a response was, for the Observer.
+type recorder struct {
+	http.ResponseWriter
+	status  int
+	code    string
+	written int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
+}
+
+// Flush and Unwrap keep streaming and http.ResponseController working.
+func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countingBody counts the bytes read from a client's body.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64 // the transport may still read while the handler returns
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 // bufferPool recycles the 32 KiB buffers used to copy bodies.
