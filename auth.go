@@ -40,6 +40,12 @@ type inbound struct {
 	payloadHash string        // x-amz-content-sha256 for the upstream signature
 	decoded     bool          // aws-chunked framing was removed from the body
 	signed      map[string]bool
+
+	// An aws-chunked client body: its decoder, its verified trailer's name
+	// ("" for none) and whether its chunks were signed.
+	chunked      *chunkedReader
+	trailer      string
+	signedChunks bool
 }
 
 // mayForward reports whether a client header may go upstream: in token mode
@@ -192,12 +198,15 @@ func prepareChunked(r *http.Request, in *inbound, payloadHash string, cs *chunkS
 	in.decoded = true
 	in.payloadHash = unsignedPayload
 	in.length = n
-	in.body = readCloser{newHoldback(newChunkedReader(in.body, chunkedOptions{
-		signed:        payloadHash != streamingUnsigned,
+	in.trailer = trailer
+	in.signedChunks = payloadHash != streamingUnsigned
+	in.chunked = newChunkedReader(in.body, chunkedOptions{
+		signed:        in.signedChunks,
 		sig:           cs,
 		trailer:       trailer,
 		decodedLength: n,
-	}))}
+	})
+	in.body = readCloser{newHoldback(in.chunked)} // the plain form; outbound may frame it again
 	return nil
 }
 
@@ -467,11 +476,15 @@ func canonicalRequests(r *http.Request, sig *sigV4, payloadHash string) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	rest := "\n" + query + "\n" + canonicalHeaders(r, sig.signedHeaders) + "\n" + strings.Join(sig.signedHeaders, ";") + "\n" + payloadHash
-	uris := canonicalURIs(rawPath)
-	creqs := make([]string, len(uris))
-	for i, uri := range uris {
-		creqs[i] = r.Method + "\n" + uri + rest
+	headerBlocks := []string{canonicalHeaders(r, sig.signedHeaders, false)}
+	if folded := canonicalHeaders(r, sig.signedHeaders, true); folded != headerBlocks[0] {
+		headerBlocks = append(headerBlocks, folded)
+	}
+	var creqs []string
+	for _, uri := range canonicalURIs(rawPath) {
+		for _, headers := range headerBlocks {
+			creqs = append(creqs, r.Method+"\n"+uri+"\n"+query+"\n"+headers+"\n"+strings.Join(sig.signedHeaders, ";")+"\n"+payloadHash)
+		}
 	}
 	return creqs, nil
 }
@@ -557,8 +570,10 @@ func uriEncode(s string) string {
 // canonicalHeaders returns the canonical headers block for the signed header
 // names: each value trimmed with inner runs of spaces folded, several values
 // joined by commas. Headers that net/http keeps outside r.Header (Host,
-// Content-Length, Transfer-Encoding) are put back.
-func canonicalHeaders(r *http.Request, names []string) string {
+// Content-Length, Transfer-Encoding) are put back. SDKs differ on inner tabs:
+// the Go and Java SDKs fold runs of spaces only, botocore folds all white
+// space; foldAll selects the latter.
+func canonicalHeaders(r *http.Request, names []string, foldAll bool) string {
 	var b strings.Builder
 	for _, name := range names {
 		b.WriteString(name)
@@ -567,7 +582,7 @@ func canonicalHeaders(r *http.Request, names []string) string {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(trimAll(v))
+			b.WriteString(trimAll(v, foldAll))
 		}
 		b.WriteByte('\n')
 	}
@@ -594,18 +609,19 @@ func headerValues(r *http.Request, name string) []string {
 	return r.Header.Values(name)
 }
 
-// trimAll trims a header value and folds each inner run of spaces (and of the
-// line breaks of obsolete folding) into one space.
-func trimAll(v string) string {
+// trimAll trims a header value and folds each inner run of spaces into one
+// space; with foldAll, runs of any white space (tabs, line breaks).
+func trimAll(v string, foldAll bool) string {
 	v = strings.TrimSpace(v)
-	if !strings.Contains(v, "  ") && !strings.ContainsAny(v, "\t\r\n") {
+	isSpace := func(c byte) bool { return c == ' ' || foldAll && (c == '\t' || c == '\r' || c == '\n') }
+	if !strings.Contains(v, "  ") && (!foldAll || !strings.ContainsAny(v, "\t\r\n")) {
 		return v
 	}
 	var b strings.Builder
 	space := false
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+		if isSpace(c) {
 			space = true
 			continue
 		}

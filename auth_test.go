@@ -270,3 +270,31 @@ func TestRotatedSecretStopsAtOnce(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, get(unitSecret))
 	assert.Equal(t, http.StatusOK, get("rotated"))
 }
+
+// SDKs disagree on tabs inside header values: the Go SDK keeps them, botocore
+// folds them into a space. Both signatures verify.
+func TestTabsInSignedHeaderValues(t *testing.T) {
+	up := newFakeUpstream(t)
+	p := newProxy(t, up)
+	r := httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("x"))
+	r.Header.Set("X-Amz-Meta-Note", "tab\there")
+	clientSign(t, r, sha256Hex([]byte("x"))) // the Go SDK signer: the tab stays
+	w := serve(p, r)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	assert.Equal(t, "tab\there", up.last(t).Header.Get("X-Amz-Meta-Note"))
+
+	// botocore's form: signed as "tab here", sent with the tab.
+	r = httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("x"))
+	r.Header.Set("X-Amz-Meta-Note", "tab here")
+	clientSign(t, r, sha256Hex([]byte("x")))
+	r.Header.Set("X-Amz-Meta-Note", "tab\there")
+	w = serve(p, r)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+
+	// Any other change still fails.
+	r = httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("x"))
+	r.Header.Set("X-Amz-Meta-Note", "tab here")
+	clientSign(t, r, sha256Hex([]byte("x")))
+	r.Header.Set("X-Amz-Meta-Note", "tab\tthere")
+	assert.Equal(t, http.StatusForbidden, serve(p, r).Code)
+}

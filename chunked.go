@@ -15,6 +15,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -131,7 +132,7 @@ type chunkedReader struct {
 // data is released. It returns io.EOF only once the final chunk, the trailer
 // (checksum and signature) and the decoded length are all verified; any other
 // failure is an *Error, returned again on every later Read.
-func newChunkedReader(body io.Reader, o chunkedOptions) io.Reader {
+func newChunkedReader(body io.Reader, o chunkedOptions) *chunkedReader {
 	c := &chunkedReader{
 		br:     bufio.NewReaderSize(body, chunkedBufSize),
 		signed: o.signed,
@@ -589,3 +590,169 @@ func (d *crc64NVME) Size() int { return 8 }
 
 // BlockSize implements hash.Hash.
 func (d *crc64NVME) BlockSize() int { return 1 }
+
+// trailerLine returns the verified trailer, "name:base64-value", once Read has
+// returned io.EOF; "" when the body had no trailer.
+func (c *chunkedReader) trailerLine() string {
+	if c.algo == nil || c.err != io.EOF {
+		return ""
+	}
+	return c.algo.header + ":" + base64.StdEncoding.EncodeToString(c.trailerVal[:c.algo.size])
+}
+
+// upstreamChunkSize is the size of the chunks the proxy frames upstream bodies
+// in: the data of one chunk is buffered to frame (and sign) it.
+const upstreamChunkSize = 64 << 10
+
+var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, upstreamChunkSize); return &b }}
+
+// chunkEncoder frames a verified payload as an aws-chunked body for the
+// upstream, so that the upstream itself can tell a complete body from a cut
+// one: STREAMING-UNSIGNED-PAYLOAD-TRAILER carrying the client's verified
+// checksum trailer, or STREAMING-AWS4-HMAC-SHA256-PAYLOAD with every chunk
+// signed for the upstream's keys. The final chunk and the trailer are only
+// produced once src has returned io.EOF, that is once the client's body
+// verified; any failure before is returned as is, and the upstream request is
+// aborted without its final chunk.
+type chunkEncoder struct {
+	src     *chunkedReader
+	trailer string       // trailer header name; "" for none
+	sig     *chunkSigner // upstream chunk signing; nil for unsigned chunks
+	mac     hash.Hash
+	buf     *[]byte
+	out     []byte // framed bytes not yet returned
+	data    []byte // chunk data not yet returned, after out
+	tail    []byte // CRLF after data
+	done    bool
+	err     error
+}
+
+func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner) *chunkEncoder {
+	e := &chunkEncoder{src: src, trailer: trailer, sig: sig, buf: chunkBuffers.Get().(*[]byte)}
+	if sig != nil {
+		e.mac = hmac.New(sha256.New, sig.key)
+	}
+	return e
+}
+
+// encodedLength is the length of the aws-chunked encoding of n payload bytes
+// framed by a chunkEncoder; trailerLen is the length of the trailer line
+// without its CRLF (0 for none).
+func encodedLength(n int64, signed bool, trailerLen int) int64 {
+	const sigExt = len(";chunk-signature=") + 64
+	chunk := func(size int64) int64 {
+		l := int64(len(strconv.FormatInt(size, 16))) + 2 + size + 2
+		if signed {
+			l += int64(sigExt)
+		}
+		return l
+	}
+	full := n / upstreamChunkSize
+	total := full * chunk(upstreamChunkSize)
+	if rest := n % upstreamChunkSize; rest > 0 {
+		total += chunk(rest)
+	}
+	total += chunk(0) // the final chunk: "0[;chunk-signature=…]\r\n" and, without trailer, "\r\n"
+	if trailerLen > 0 {
+		total += int64(trailerLen) + 2
+	}
+	return total
+}
+
+// trailerLength is the length of "name:base64-value" for a checksum trailer.
+func trailerLength(name string) int {
+	a := lookupChecksum(name)
+	if a == nil {
+		return 0
+	}
+	return len(name) + 1 + base64.StdEncoding.EncodedLen(a.size)
+}
+
+func (e *chunkEncoder) Read(p []byte) (int, error) {
+	for len(e.out) == 0 && len(e.data) == 0 && len(e.tail) == 0 {
+		if e.err != nil {
+			return 0, e.err
+		}
+		if e.done {
+			e.err = io.EOF
+			chunkBuffers.Put(e.buf)
+			continue
+		}
+		e.err = e.frame()
+	}
+	n := 0
+	for _, seg := range []*[]byte{&e.out, &e.data, &e.tail} {
+		c := copy(p[n:], *seg)
+		*seg = (*seg)[c:]
+		n += c
+		if n == len(p) {
+			break
+		}
+	}
+	return n, nil
+}
+
+// frame reads the next chunk of payload and frames it, or the final chunk and
+// trailer once the payload has ended and verified.
+func (e *chunkEncoder) frame() error {
+	buf := *e.buf
+	k, err := io.ReadFull(e.src, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if k > 0 {
+			e.chunk(buf[:k])
+			return nil // the final chunk comes on the next call
+		}
+	case err != nil:
+		return err
+	default:
+		e.chunk(buf[:k])
+		return nil
+	}
+	// The payload ended and verified (src returns io.EOF only then).
+	e.chunk(nil)
+	if e.trailer != "" {
+		line := e.src.trailerLine()
+		if line == "" || !strings.HasPrefix(line, e.trailer+":") {
+			return errInternal.with(errors.New("aws-chunked: verified trailer missing"))
+		}
+		e.out = append(e.out, line...)
+		e.out = append(e.out, "\r\n"...)
+	}
+	e.out = append(e.out, "\r\n"...)
+	e.tail = nil
+	e.done = true
+	return nil
+}
+
+// chunk frames one chunk: its size line (signed when e.sig is set), its data
+// and CRLF; a nil data is the final chunk, whose CRLF the caller writes.
+func (e *chunkEncoder) chunk(data []byte) {
+	e.out = strconv.AppendInt(e.out[:0], int64(len(data)), 16)
+	if e.sig != nil {
+		e.out = append(e.out, ";chunk-signature="...)
+		e.out = append(e.out, e.sign(data)...)
+	}
+	e.out = append(e.out, "\r\n"...)
+	e.data = data
+	if data != nil {
+		e.tail = crlf
+	}
+}
+
+var crlf = []byte("\r\n")
+
+// sign returns the hex signature of a chunk, chained from the previous one.
+func (e *chunkEncoder) sign(data []byte) string {
+	sum := sha256.Sum256(data)
+	m := e.mac
+	m.Reset()
+	m.Write(chunkAlgoLine)
+	io.WriteString(m, e.sig.amzDate+"\n"+e.sig.scope+"\n"+e.sig.prev+"\n")
+	m.Write(emptyHashLine)
+	var h [64]byte
+	hex.Encode(h[:], sum[:])
+	m.Write(h[:])
+	e.sig.prev = hex.EncodeToString(m.Sum(nil))
+	return e.sig.prev
+}

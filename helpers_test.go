@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -40,7 +42,8 @@ type seen struct {
 	Host       string
 	RequestURI string
 	Header     http.Header
-	Body       []byte
+	Body       []byte // the payload: an aws-chunked body is decoded (and its chunk signatures checked)
+	Trailer    string // the aws-chunked trailer line, if any
 	SigOK      bool   // the upstream signature verified with the upstream keys
 	SigErr     string // why not
 }
@@ -71,6 +74,12 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		s.SigErr = "body: " + err.Error()
 	} else {
 		s.SigOK, s.SigErr = checkUpstreamSignature(r, body)
+		if s.SigOK && strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-") {
+			s.Body, s.Trailer, err = decodeUpstreamChunked(r, body)
+			if err != nil {
+				s.SigOK, s.SigErr = false, "aws-chunked: "+err.Error()
+			}
+		}
 	}
 	f.mu.Lock()
 	f.reqs = append(f.reqs, s)
@@ -139,7 +148,7 @@ func checkUpstreamSignature(r *http.Request, body []byte) (bool, string) {
 		return false, "x-amz-date: " + err.Error()
 	}
 	payload := r.Header.Get("X-Amz-Content-Sha256")
-	if payload != "UNSIGNED-PAYLOAD" {
+	if payload != "UNSIGNED-PAYLOAD" && !strings.HasPrefix(payload, "STREAMING-") {
 		sum := sha256.Sum256(body)
 		if hex.EncodeToString(sum[:]) != payload {
 			return false, "payload hash does not match the body"
@@ -240,4 +249,74 @@ func presign(t *testing.T, method, rawURL string, at time.Time, expires time.Dur
 	out, err := url.Parse(signed)
 	require.NoError(t, err)
 	return out
+}
+
+// decodeUpstreamChunked decodes an aws-chunked body the proxy sent upstream,
+// independently of the proxy's decoder: it checks the framing, the decoded
+// length and, for signed chunks, each chunk signature with the AWS SDK's
+// stream signer and the upstream keys.
+func decodeUpstreamChunked(r *http.Request, body []byte) ([]byte, string, error) {
+	signed := r.Header.Get("X-Amz-Content-Sha256") == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	var ss *v4.StreamSigner
+	var when time.Time
+	if signed {
+		auth := r.Header.Get("Authorization")
+		seed, err := hex.DecodeString(auth[strings.LastIndex(auth, "=")+1:])
+		if err != nil {
+			return nil, "", err
+		}
+		m := authRE.FindStringSubmatch(auth)
+		when, _ = time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+		ss = v4.NewStreamSigner(aws.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}, "s3", m[3], seed)
+	}
+	var payload []byte
+	rest := body
+	for {
+		line, after, ok := bytes.Cut(rest, []byte("\r\n"))
+		if !ok {
+			return nil, "", fmt.Errorf("no chunk header in %q", clipBytes(rest))
+		}
+		sizeHex, ext, _ := strings.Cut(string(line), ";")
+		size, err := strconv.ParseInt(sizeHex, 16, 64)
+		if err != nil || int64(len(after)) < size+2 || string(after[size:size+2]) != "\r\n" && size > 0 {
+			return nil, "", fmt.Errorf("bad chunk %q", clipBytes(line))
+		}
+		data := after[:size]
+		if signed {
+			want, err := ss.GetSignature(context.Background(), nil, data, when)
+			if err != nil || ext != "chunk-signature="+hex.EncodeToString(want) {
+				return nil, "", fmt.Errorf("chunk signature %q, want %x", ext, want)
+			}
+		} else if ext != "" {
+			return nil, "", fmt.Errorf("unsigned chunk with extension %q", ext)
+		}
+		payload = append(payload, data...)
+		if size == 0 {
+			rest = after
+			break
+		}
+		rest = after[size+2:]
+	}
+	var trailer string
+	if t := r.Header.Get("X-Amz-Trailer"); t != "" {
+		line, after, ok := bytes.Cut(rest, []byte("\r\n"))
+		if !ok || !strings.HasPrefix(string(line), t+":") {
+			return nil, "", fmt.Errorf("trailer %q missing in %q", t, clipBytes(rest))
+		}
+		trailer, rest = string(line), after
+	}
+	if string(rest) != "\r\n" {
+		return nil, "", fmt.Errorf("body ends in %q", clipBytes(rest))
+	}
+	if dl := r.Header.Get("X-Amz-Decoded-Content-Length"); dl != strconv.Itoa(len(payload)) {
+		return nil, "", fmt.Errorf("decoded %d bytes, header says %s", len(payload), dl)
+	}
+	return payload, trailer, nil
+}
+
+func clipBytes(b []byte) string {
+	if len(b) > 80 {
+		b = b[:80]
+	}
+	return string(b)
 }

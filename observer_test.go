@@ -78,6 +78,10 @@ func TestObserver(t *testing.T) {
 	assert.Equal(t, int64(2), infos[1].BytesOut, `the fake upstream answers "ok"`)
 	assert.Positive(t, infos[1].Upstream)
 	assert.Zero(t, infos[3].Upstream, "not forwarded")
+	assert.Equal(t, unitKey, infos[1].AccessKeyID)
+	assert.NotEmpty(t, infos[1].RemoteAddr)
+	assert.Equal(t, "UPSTREAM-ID", infos[1].UpstreamRequestID)
+	assert.Empty(t, infos[3].UpstreamRequestID)
 	assert.Equal(t, 2, cache["authorization miss"], "bucket and nosuchbucket")
 	assert.Equal(t, 3, cache["authorization hit"])
 }

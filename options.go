@@ -106,16 +106,19 @@ type Observer struct {
 
 // RequestInfo describes one proxied request for an Observer.
 type RequestInfo struct {
-	RequestID string
-	Operation string        // S3 operation, e.g. "GetObject", "PutObject", "ListObjectsV2"; "" if unparsable
-	Method    string        // HTTP method
-	Bucket    string        // "" for ListBuckets and unparsable requests
-	Status    int           // HTTP status sent to the client
-	Code      string        // S3 error code, when the proxy itself answered with an error
-	Duration  time.Duration // from the request's arrival to the end of its response
-	Upstream  time.Duration // from sending upstream to the upstream's response headers; 0 if not forwarded
-	BytesIn   int64         // request body bytes read from the client
-	BytesOut  int64         // response body bytes written to the client
+	RequestID         string        // the proxy's id of the request, in its error bodies and logs
+	UpstreamRequestID string        // the upstream's x-amz-request-id, which the client sees on forwarded answers
+	Operation         string        // S3 operation, e.g. "GetObject", "PutObject", "ListObjectsV2"; "" if unparsable
+	Method            string        // HTTP method
+	RemoteAddr        string        // the client's address, as http.Request.RemoteAddr
+	AccessKeyID       string        // the client's access key id (its token); verified unless in token mode
+	Bucket            string        // "" for ListBuckets and unparsable requests
+	Status            int           // HTTP status sent to the client
+	Code              string        // S3 error code, when the proxy itself answered with an error
+	Duration          time.Duration // from the request's arrival to the end of its response
+	Upstream          time.Duration // from sending upstream to the upstream's response headers; 0 if not forwarded
+	BytesIn           int64         // request body bytes read from the client
+	BytesOut          int64         // response body bytes written to the client
 }
 
 type config struct {

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,7 +149,7 @@ func (p *Proxy) serveObserved(w http.ResponseWriter, r *http.Request, id string)
 		r2.Body = in
 		r = &r2
 	}
-	info := RequestInfo{RequestID: id, Method: r.Method}
+	info := RequestInfo{RequestID: id, Method: r.Method, RemoteAddr: r.RemoteAddr}
 	if err := p.serve(rec, r, id, &info); err != nil {
 		p.fail(rec, r, id, err)
 	}
@@ -175,6 +176,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id string, info *R
 	if err != nil {
 		return err
 	}
+	if info != nil {
+		info.AccessKeyID = in.token
+	}
 	if req.bucket == "" {
 		return p.listBuckets(w, r, id, in.token)
 	}
@@ -195,10 +199,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id string, info *R
 	p.log.LogAttrs(r.Context(), slog.LevelDebug, "forward",
 		slog.String("request_id", id), slog.String("method", r.Method),
 		slog.String("bucket", req.bucket), slog.String("upstream", out.url.Host))
-	out.sent = time.Now()
+	out.id, out.sent = id, time.Now()
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, out)))
 	if info != nil {
-		info.Upstream = out.upstream
+		info.Upstream, info.UpstreamRequestID = out.upstream, out.upstreamID
 	}
 	return nil
 }
@@ -277,8 +281,10 @@ type outbound struct {
 	body   io.ReadCloser
 	length int64
 
-	sent     time.Time     // when it was handed to the reverse proxy
-	upstream time.Duration // until the upstream's response headers
+	id         string        // the request's id
+	sent       time.Time     // when it was handed to the reverse proxy
+	upstream   time.Duration // until the upstream's response headers
+	upstreamID string        // the upstream's x-amz-request-id
 }
 
 type outboundKey struct{}
@@ -287,19 +293,25 @@ type outboundKey struct{}
 func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target) (*outbound, error) {
 	u := upstreamURL(t.endpoint, req.bucket, req.key)
 	u.RawQuery = upstreamQuery(r.URL.RawQuery)
+	bearer := t.creds.APIKey != ""
+	reframe := reframeChunked(in, bearer)
 
 	h := make(http.Header, len(r.Header))
 	for name, values := range r.Header {
 		if !forwardedHeader(name) || !in.mayForward(name) {
 			continue
 		}
-		if name == "Content-Encoding" && in.decoded {
-			if values = stripAWSChunked(values); values == nil {
+		if in.decoded && name == "Content-Encoding" {
+			values = stripAWSChunked(values)
+			if reframe {
+				values = []string{strings.Join(append([]string{"aws-chunked"}, values...), ",")}
+			}
+			if values == nil {
 				continue
 			}
 		}
-		if in.decoded && name == "X-Amz-Sdk-Checksum-Algorithm" {
-			continue // the checksum travelled in the trailer, verified here
+		if in.decoded && !reframe && name == "X-Amz-Sdk-Checksum-Algorithm" {
+			continue // the checksum travelled in the trailer and was verified here
 		}
 		h[name] = values
 	}
@@ -308,21 +320,52 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 	}
 
 	out := &outbound{url: u, header: h, body: in.body, length: in.length}
+	payloadHash := in.payloadHash
+	if reframe {
+		h.Set("Content-Encoding", strings.Join(append([]string{"aws-chunked"}, stripAWSChunked(r.Header.Values("Content-Encoding"))...), ","))
+		h.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(in.length, 10))
+		payloadHash = streamingUnsigned
+		if in.trailer != "" {
+			h.Set("X-Amz-Trailer", in.trailer)
+		} else {
+			payloadHash = streamingSigned
+		}
+		out.length = encodedLength(in.length, payloadHash == streamingSigned, trailerLength(in.trailer))
+	}
 	if out.length == 0 {
 		out.body = nil
 	}
-	if t.creds.APIKey != "" {
+	if bearer {
 		tok, err := p.iam.token(r.Context(), t.creds.APIKey)
 		if err != nil {
 			return nil, err
 		}
 		h.Set("Authorization", "Bearer "+tok)
+		if reframe {
+			h.Set("X-Amz-Content-Sha256", payloadHash)
+			out.body = readCloser{newChunkEncoder(in.chunked, in.trailer, nil)}
+		}
 	} else {
-		h.Set("X-Amz-Content-Sha256", in.payloadHash)
+		h.Set("X-Amz-Content-Sha256", payloadHash)
 		sr := &http.Request{Method: r.Method, URL: u, Header: h, ContentLength: max(out.length, 0)}
 		creds := aws.Credentials{AccessKeyID: t.creds.AccessKeyID, SecretAccessKey: t.creds.SecretAccessKey, SessionToken: t.creds.SessionToken}
-		if err := p.signer.SignHTTP(r.Context(), creds, sr, in.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
+		now := p.cfg.now()
+		if err := p.signer.SignHTTP(r.Context(), creds, sr, payloadHash, "s3", t.region(), now); err != nil {
 			return nil, errInternal.with(err)
+		}
+		if reframe {
+			var cs *chunkSigner
+			if payloadHash == streamingSigned {
+				auth := h.Get("Authorization")
+				date := now.UTC().Format("20060102")
+				cs = &chunkSigner{
+					key:     p.keys.signingKey(t.creds.SecretAccessKey, date, t.region(), "s3"),
+					amzDate: h.Get("X-Amz-Date"),
+					scope:   date + "/" + t.region() + "/s3/aws4_request",
+					prev:    auth[len(auth)-64:],
+				}
+			}
+			out.body = readCloser{newChunkEncoder(in.chunked, in.trailer, cs)}
 		}
 	}
 	// Added after signing: a hop in between may change it.
@@ -332,6 +375,19 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 		h.Set("Accept-Encoding", "identity")
 	}
 	return out, nil
+}
+
+// reframeChunked reports whether an aws-chunked client body goes upstream
+// framed again as aws-chunked rather than plain: when it carried a checksum
+// trailer (which the upstream then stores, as it would from the client) or
+// signed chunks (signed again for the upstream's keys; a bearer upstream has
+// no key, so it gets the plain body). Either way the upstream itself can tell
+// a cut body from a complete one.
+func reframeChunked(in *inbound, bearer bool) bool {
+	if in.chunked == nil {
+		return false
+	}
+	return in.trailer != "" || (in.signedChunks && !bearer)
 }
 
 // rewriteOutbound hands the prepared request to the reverse proxy.
@@ -351,13 +407,17 @@ func rewriteOutbound(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse makes sure every answer carries an x-amz-request-id: the
-// upstream's when it sent one.
+// upstream's when it sent one (the client may need it with the upstream's
+// support), the proxy's otherwise.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
-	if o, _ := resp.Request.Context().Value(outboundKey{}).(*outbound); o != nil {
-		o.upstream = time.Since(o.sent)
+	o, _ := resp.Request.Context().Value(outboundKey{}).(*outbound)
+	if o == nil {
+		return nil
 	}
-	if resp.Header.Get("X-Amz-Request-Id") == "" {
-		resp.Header.Set("X-Amz-Request-Id", p.requestID())
+	o.upstream = time.Since(o.sent)
+	o.upstreamID = resp.Header.Get("X-Amz-Request-Id")
+	if o.upstreamID == "" {
+		resp.Header.Set("X-Amz-Request-Id", o.id)
 	}
 	return nil
 }
@@ -366,6 +426,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // raised, 504 on timeouts, 502 otherwise. A client that went away gets nothing.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	id := p.requestID()
+	if o, _ := r.Context().Value(outboundKey{}).(*outbound); o != nil {
+		id = o.id
+	}
 	var e *Error
 	switch {
 	case errors.As(err, &e):

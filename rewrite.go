@@ -252,7 +252,8 @@ func copySourceBucket(v string) (string, error) {
 	return bucket, nil
 }
 
-// operationName names the S3 operation of a request, for observers.
+// operationName names the S3 operation of a request, for observers: one of a
+// fixed set of names, "Unknown" for anything else, so metric labels stay few.
 func operationName(r *http.Request, req s3Request) string {
 	if req.bucket == "" {
 		return "ListBuckets"
@@ -308,7 +309,7 @@ func operationName(r *http.Request, req s3Request) string {
 			}
 			return "DeleteObject"
 		}
-		return r.Method + "Object"
+		return "Unknown"
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -340,7 +341,7 @@ func operationName(r *http.Request, req s3Request) string {
 			return "DeleteObjects"
 		}
 	}
-	return r.Method + "Bucket"
+	return "Unknown"
 }
 
 // subresource names a bucket subresource query ("acl" → "Acl") for
