@@ -90,7 +90,7 @@ func versityBinary() (string, error) {
 func startVersity() (*versityGW, error) {
 	bin, err := versityBinary()
 	if err != nil {
-		vgwMissing = true
+		vgwMissing = os.Getenv("VERSITYGW") == "" // a wrong VERSITYGW is a mistake, not an absence
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "osp-versitygw-")
