@@ -32,18 +32,35 @@ func testLogger(t *testing.T) *slog.Logger {
 // never clash with a demo already running, and stops it when the test ends.
 func startTestDemo(t *testing.T) string {
 	t.Helper()
-	d, err := startDemo(config{Listen: "127.0.0.1:0"}, testLogger(t))
+	return startTestServer(t, demoConfig(t)).Addr()
+}
+
+// demoConfig is the demo's configuration with every listener on a port of
+// the OS's choosing.
+func demoConfig(t *testing.T) config {
+	t.Helper()
+	cfg, err := parseConfig([]string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}, t.Output())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startTestServer starts a server and shuts it down when the test ends.
+func startTestServer(t *testing.T, cfg config) *server {
+	t.Helper()
+	s, err := start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := d.shutdown(ctx); err != nil {
+		if err := s.shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return d.Addr()
+	return s
 }
 
 // newClient returns an S3 client of the proxy at addr, signing with the given
@@ -170,7 +187,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	stdout, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-log-level", "debug"}, pw, t.Output())
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-level", "debug"}, pw, t.Output())
 		pw.Close()
 	}()
 	addr := readAddr(t, stdout)

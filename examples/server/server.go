@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/osproxy/proxy"
+)
+
+// server is a running proxy: its listener, its admin listener and, for the
+// demo, the in-memory S3 behind it.
+type server struct {
+	cfg     config
+	log     *slog.Logger
+	proxy   *proxy.Proxy
+	metrics *metrics
+
+	front  *http.Server // the proxy
+	frontL net.Listener
+	admin  *http.Server // health and metrics; nil when turned off
+	adminL net.Listener
+	s3     *http.Server // the demo's in-memory S3; nil otherwise
+	s3L    net.Listener
+
+	// ready is true from the moment the listeners are up until shutdown
+	// begins: /readyz answers 503 when it is false.
+	ready atomic.Bool
+	// errc receives the first error of any of the servers.
+	errc chan error
+}
+
+// start starts the proxy as cfg says: the demo when cfg has no file, else the
+// buckets and clients of the file. cfg must be validated.
+func start(cfg config, log *slog.Logger) (_ *server, err error) {
+	s := &server{cfg: cfg, log: log, metrics: newMetrics(), errc: make(chan error, 3)}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	var opts []proxy.Option
+	if cfg.path == "" {
+		if err := checkLoopback(cfg.Server.Listen.Value); err != nil {
+			return nil, err
+		}
+		var port int
+		if s.s3, s.s3L, port, err = listenFakeS3(log.With(slog.String("component", "fake-s3"))); err != nil {
+			return nil, err
+		}
+		opts = demoOptions(port)
+	} else {
+		opts = cfg.proxyOptions()
+	}
+	opts = append(opts,
+		proxy.WithLogger(log.With(slog.String("component", "proxy"))),
+		proxy.WithObserver(s.metrics.observer(log.With(slog.String("component", "access")))))
+	if s.proxy, err = proxy.New(opts...); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+
+	s.front = newHTTPServer(s.metrics.instrument(s.proxy), cfg, log)
+	if cfg.cert != nil {
+		s.front.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.cert}, MinVersion: tls.VersionTLS12}
+	}
+	if s.frontL, err = net.Listen("tcp", cfg.Server.Listen.Value); err != nil {
+		return nil, err
+	}
+	if cfg.path == "" {
+		// "localhost" could resolve to anything: check what was actually bound.
+		if ip := s.frontL.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+			return nil, fmt.Errorf("listen address %s is not loopback; the demo's keys are public", s.frontL.Addr())
+		}
+	}
+	if addr := cfg.Admin.Listen.Value; addr != "" {
+		s.admin = newHTTPServer(s.adminHandler(), cfg, log)
+		if s.adminL, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+	}
+
+	if s.s3 != nil {
+		go s.serve(s.s3, s.s3L, false)
+	}
+	if s.admin != nil {
+		go s.serve(s.admin, s.adminL, false)
+	}
+	go s.serve(s.front, s.frontL, cfg.cert != nil)
+	s.ready.Store(true)
+	return s, nil
+}
+
+// newHTTPServer returns a server for h with the timeouts every listener here
+// uses. There is no ReadTimeout or WriteTimeout: bodies of any size stream
+// through, and the proxy bounds its waits on the upstream itself.
+func newHTTPServer(h http.Handler, cfg config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.Value,
+		IdleTimeout:       cfg.Server.IdleTimeout.Value,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+func (s *server) serve(srv *http.Server, l net.Listener, withTLS bool) {
+	var err error
+	if withTLS {
+		err = srv.ServeTLS(l, "", "") // the certificate is in srv.TLSConfig
+	} else {
+		err = srv.Serve(l)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
+		s.errc <- err
+	}
+}
+
+// adminHandler serves /healthz (the process is alive), /readyz (it serves
+// requests; 503 once shutdown began) and /metrics (Prometheus).
+func (s *server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !s.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("shutting down\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return mux
+}
+
+// Addr is the proxy's listen address.
+func (s *server) Addr() string { return s.frontL.Addr().String() }
+
+// AdminAddr is the admin listener's address, "" when it is off.
+func (s *server) AdminAddr() string {
+	if s.adminL == nil {
+		return ""
+	}
+	return s.adminL.Addr().String()
+}
+
+// URL is the proxy's endpoint URL.
+func (s *server) URL() string {
+	if s.cfg.cert != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// shutdown stops the server gracefully: /readyz turns 503 at once; after the
+// shutdown delay (during which requests are still served, so that load
+// balancers notice) the proxy stops accepting connections and waits for the
+// requests in flight until they are done or ctx is. Past ctx, connections
+// still open are closed. The admin listener stops last.
+func (s *server) shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	if d := s.cfg.Server.ShutdownDelay.Value; d > 0 {
+		s.log.Info("not ready; still serving during the shutdown delay", slog.Duration("delay", d))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	err := s.front.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("draining requests: %w", err), s.front.Close())
+	}
+	_ = s.proxy.Close()
+	if s.s3 != nil {
+		// The upstream is ours alone: nothing is in flight there any more.
+		err = errors.Join(err, s.s3.Close())
+	}
+	if s.admin != nil {
+		if s.admin.Shutdown(ctx) != nil {
+			_ = s.admin.Close()
+		}
+	}
+	return err
+}
+
+// close releases whatever start had set up before it failed.
+func (s *server) close() {
+	for _, l := range []net.Listener{s.frontL, s.adminL, s.s3L} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	if s.proxy != nil {
+		_ = s.proxy.Close()
+	}
+}
