@@ -291,6 +291,9 @@ type outboundKey struct{}
 
 // outbound builds and signs the upstream request.
 func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target) (*outbound, error) {
+	if t.endpoint.PathStyle && leavesBucket(req.key) {
+		return nil, errInvalidURI.withMessage("The key's dot segments would leave the bucket on this bucket's path-style upstream.")
+	}
 	u := upstreamURL(t.endpoint, req.bucket, req.key)
 	u.RawQuery = upstreamQuery(r.URL.RawQuery)
 	bearer := t.creds.APIKey != ""

@@ -112,6 +112,9 @@ func TestPathStyleUpstream(t *testing.T) {
 		{"/bucket", "/bucket"},
 		{"/bucket/", "/bucket"},
 		{"/bucket/dir//x", "/bucket/dir//x"},
+		{"/bucket/./dot", "/bucket/./dot"},
+		{"/bucket/a/../b/..", "/bucket/a/../b/.."},
+		{"/bucket/..x/.y", "/bucket/..x/.y"},
 	} {
 		r := httptest.NewRequest(http.MethodGet, c.path+"?list-type=2&prefix=a%20b", nil)
 		clientSign(t, r, sha256Hex(nil))
@@ -122,6 +125,32 @@ func TestPathStyleUpstream(t *testing.T) {
 		assert.Equal(t, c.want+"?list-type=2&prefix=a%20b", got.RequestURI)
 		assert.True(t, got.SigOK, got.SigErr)
 	}
+}
+
+// On a path-style upstream a key whose dot segments climb out of the bucket is
+// refused: an upstream resolving them would serve another bucket.
+func TestPathStyleDotSegmentsNeverLeaveBucket(t *testing.T) {
+	up := newFakeUpstream(t)
+	ep := up.endpoint()
+	ep.PathStyle = true
+	p := newProxy(t, up, proxy.WithBuckets(proxy.Bucket{Name: "pathstyle", Endpoint: ep,
+		Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}}))
+	for _, path := range []string{"/pathstyle/../other/secret", "/pathstyle/a/../../other", "/pathstyle/..", "/pathstyle/a//../../x"} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		clientSign(t, r, sha256Hex(nil))
+		w := serve(p, r)
+		assert.Equal(t, http.StatusBadRequest, w.Code, path)
+		assert.Equal(t, "InvalidURI", s3Code(w.Body.String()), path)
+	}
+	assert.Empty(t, up.requests())
+
+	// A copy source may not climb out of its bucket either.
+	r := httptest.NewRequest(http.MethodPut, "/bucket/copy", nil)
+	r.Header.Set("X-Amz-Copy-Source", "/bucket/../forbidden/k")
+	clientSign(t, r, sha256Hex(nil))
+	w := serve(p, r)
+	assert.Equal(t, "InvalidArgument", s3Code(w.Body.String()))
+	assert.Empty(t, up.requests())
 }
 
 func TestInvalidBucketNamesRefusedBeforeHooks(t *testing.T) {

@@ -153,20 +153,40 @@ func upstreamURL(e Endpoint, bucket, key string) *url.URL {
 		host = net.JoinHostPort(host, strconv.Itoa(e.Port))
 	}
 	u := &url.URL{Scheme: scheme}
-	var path string
-	if e.PathStyle {
-		u.Host = host
-		path = "/" + bucket
-		if key != "" {
-			path += "/" + key
-		}
-	} else {
+	if !e.PathStyle {
 		u.Host = bucket + "." + host
-		path = "/" + key
+		u.Path = "/" + key
+		u.RawPath = "/" + encodeKey(key)
+		return u
 	}
-	u.Path = path
-	u.RawPath = "/" + encodeKey(path[1:])
+	u.Host = host
+	u.Path = "/" + bucket
+	if key != "" {
+		u.Path += "/" + key
+	}
+	u.RawPath = "/" + encodeKey(u.Path[1:])
 	return u
+}
+
+// leavesBucket reports whether resolving the dot segments of key, as a path
+// below its bucket, would climb out of it: in a path-style URL or a copy
+// source, /bucket/../other/key reaches another bucket on an upstream (or hop)
+// that resolves dot segments. Empty segments are not counted, in case a hop
+// also merges slashes.
+func leavesBucket(key string) bool {
+	depth := 0
+	for seg := range strings.SplitSeq(key, "/") {
+		switch seg {
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		case ".", "":
+		default:
+			depth++
+		}
+	}
+	return false
 }
 
 // forwardedHeader reports whether a client request header is an end-to-end
@@ -248,6 +268,10 @@ func copySourceBucket(v string) (string, error) {
 	bucket, err := url.PathUnescape(rawBucket)
 	if err != nil || !validBucketName(bucket) {
 		return "", errInvalidBucketName.withMessage("The copy source bucket is not valid.")
+	}
+	key, _, _ := strings.Cut(rest, "?")
+	if key, err = url.PathUnescape(key); err != nil || leavesBucket(key) {
+		return "", errInvalidArgument.withMessage("The copy source key is not valid or leaves its bucket.")
 	}
 	return bucket, nil
 }
