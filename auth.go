@@ -39,7 +39,7 @@ type inbound struct {
 	length      int64         // the payload's length; -1 when unknown
 	payloadHash string        // x-amz-content-sha256 for the upstream signature
 	decoded     bool          // aws-chunked framing was removed from the body
-	signed      map[string]bool
+	signed      []string      // the header names the client signed, lower case; nil in token mode
 
 	// An aws-chunked client body: its decoder, its verified trailer's name
 	// ("" for none) and whether its chunks were signed.
@@ -54,7 +54,17 @@ func (in *inbound) mayForward(canonicalName string) bool {
 	if in.signed == nil || !strings.HasPrefix(canonicalName, "X-Amz-") {
 		return true
 	}
-	return in.signed[strings.ToLower(canonicalName)]
+	return containsFold(in.signed, canonicalName)
+}
+
+// containsFold reports whether list holds s, ignoring case.
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // sigV4 is a parsed SigV4 signature, from the Authorization header or from
@@ -113,11 +123,7 @@ func (p *Proxy) authenticate(r *http.Request) (*inbound, error) {
 	if err := verifySignature(r, sig, payloadHash, key); err != nil {
 		return nil, err
 	}
-	signed := make(map[string]bool, len(sig.signedHeaders))
-	for _, h := range sig.signedHeaders {
-		signed[h] = true
-	}
-	in := &inbound{token: sig.accessKeyID, signed: signed}
+	in := &inbound{token: sig.accessKeyID, signed: sig.signedHeaders}
 	var cs *chunkSigner
 	if payloadHash == streamingSigned || payloadHash == streamingSignedTrailer {
 		cs = &chunkSigner{key: key, amzDate: sig.amzDate, scope: sig.scope(), prev: sig.signature}
@@ -282,7 +288,10 @@ func errAccessDenied(msg string) error {
 // query), or the access key id of a SigV2 one, or neither (anonymous).
 func parseAuth(r *http.Request) (*sigV4, string, error) {
 	auth := r.Header.Get("Authorization")
-	q := r.URL.Query()
+	var q url.Values
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	presignV4 := q.Has("X-Amz-Algorithm") || q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential")
 	presignV2 := q.Has("AWSAccessKeyId") && q.Has("Signature")
 	if auth != "" && (presignV4 || presignV2) {
@@ -439,7 +448,7 @@ func checkSignedHeaders(r *http.Request, sig *sigV4) error {
 		return nil
 	}
 	for name := range r.Header {
-		if strings.HasPrefix(name, "X-Amz-") && !containsString(sig.signedHeaders, strings.ToLower(name)) {
+		if strings.HasPrefix(name, "X-Amz-") && !containsFold(sig.signedHeaders, name) {
 			return errAccessDenied("There were headers present in the request which were not signed: " + strings.ToLower(name) + ".")
 		}
 	}
@@ -477,8 +486,8 @@ func canonicalRequests(r *http.Request, sig *sigV4, payloadHash string) ([]strin
 		return nil, err
 	}
 	headerBlocks := []string{canonicalHeaders(r, sig.signedHeaders, false)}
-	if folded := canonicalHeaders(r, sig.signedHeaders, true); folded != headerBlocks[0] {
-		headerBlocks = append(headerBlocks, folded)
+	if strings.ContainsAny(headerBlocks[0], "\t\r") { // rare: only then build botocore's form too
+		headerBlocks = append(headerBlocks, canonicalHeaders(r, sig.signedHeaders, true))
 	}
 	var creqs []string
 	for _, uri := range canonicalURIs(rawPath) {

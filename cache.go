@@ -124,13 +124,16 @@ func hookError(name string, err error) error {
 // resolver finds a bucket's endpoint and credentials: static buckets first,
 // then the (cached) hooks.
 type resolver struct {
-	static map[string]Bucket
+	static map[string]*target
 	hooks  *loadingCache[string, *target]
 	cfg    *config
 }
 
 func newResolver(cfg *config) *resolver {
-	r := &resolver{static: cfg.buckets, cfg: cfg}
+	r := &resolver{static: make(map[string]*target, len(cfg.buckets)), cfg: cfg}
+	for name, b := range cfg.buckets {
+		r.static[name] = &target{bucket: name, endpoint: b.Endpoint, creds: b.Credentials}
+	}
 	if cfg.endpoint != nil {
 		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.authCacheCap, cfg)
 	}
@@ -138,8 +141,8 @@ func newResolver(cfg *config) *resolver {
 }
 
 func (r *resolver) resolve(ctx context.Context, bucket string) (*target, error) {
-	if b, ok := r.static[bucket]; ok {
-		return &target{bucket: bucket, endpoint: b.Endpoint, creds: b.Credentials}, nil
+	if t, ok := r.static[bucket]; ok {
+		return t, nil
 	}
 	if r.hooks == nil {
 		return nil, ErrNoSuchBucket

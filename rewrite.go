@@ -104,6 +104,9 @@ func validBucketName(name string) bool {
 			return false
 		}
 	}
+	if strings.Trim(name, "0123456789.") != "" {
+		return true // not all digits and dots: cannot be an IP address
+	}
 	return net.ParseIP(name) == nil
 }
 
