@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/osproxy/proxy"
+)
+
+// The harness runs as one binary in several modes: the orchestrator (no
+// -mode) re-executes itself as the origin, the bare proxy and this proxy, each
+// its own process. A child listens on 127.0.0.1, prints "listening <addr>" on
+// its standard output and exits when its standard input closes, so that it
+// never outlives the orchestrator.
+
+// Credentials shared by the orchestrator and the proxy child.
+const (
+	clientKey      = "harness-client"
+	clientSecret   = "harness-client-secret"
+	upstreamKey    = "harness-upstream"
+	upstreamSecret = "harness-upstream-secret"
+	warmAPIKey     = "harness-api-key-warm" // the IAM bucket of the load test
+	coldAPIKey     = "harness-api-key-cold" // used only by the cold IAM test
+	region         = "us-east-1"
+	bucket         = "bench"
+	iamBucket      = "bench-iam"
+	coldBucket     = "bench-cold"
+	smallSize      = 1 << 10
+	blockSize      = 64 << 10 // the origin's and the generators' repeated block
+)
+
+// block is the content every generated body repeats: 64 KiB of random bytes.
+var block = func() []byte {
+	b := make([]byte, blockSize)
+	_, _ = rand.Read(b)
+	return b
+}()
+
+func runChild(mode string, args []string) error {
+	fs := flag.NewFlagSet(mode, flag.ExitOnError)
+	origin := fs.String("origin", "", "origin address (bare, proxy)")
+	iam := fs.String("iam", "", "IAM token endpoint URL (proxy)")
+	_ = fs.Parse(args)
+
+	var h http.Handler
+	switch mode {
+	case "origin":
+		h = http.HandlerFunc(serveOrigin)
+	case "bare":
+		h = bareProxy(*origin)
+	case "proxy":
+		p, err := newProxy(*origin, *iam)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		h = p
+	default:
+		return fmt.Errorf("unknown mode %q", mode)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = srv.Close()
+	}()
+	fmt.Printf("listening %s\n", ln.Addr())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// serveOrigin is a minimal S3 origin without storage: GET answers the number
+// of bytes the key names ("size-<n>", or 1 KiB for any other key) by repeating
+// block; PUT reads the body to its end, discards it and answers the payload
+// length in X-Origin-Payload.
+func serveOrigin(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	switch r.Method {
+	case http.MethodGet:
+		n := int64(smallSize)
+		if v, ok := strings.CutPrefix(key, "size-"); ok {
+			var err error
+			if n, err = strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
+				http.Error(w, "bad size", http.StatusBadRequest)
+				return
+			}
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for n > 0 {
+			k := min(n, int64(len(block)))
+			if _, err := w.Write(block[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	case http.MethodPut:
+		buf := make([]byte, 256<<10)
+		var total int64
+		for {
+			n, err := r.Body.Read(buf)
+			total += int64(n)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+		if r.ContentLength >= 0 && total != r.ContentLength {
+			http.Error(w, "short body", http.StatusBadRequest)
+			return
+		}
+		// The proxy may send an aws-chunked body on framed again: its payload
+		// is what x-amz-decoded-content-length says.
+		payload := strconv.FormatInt(total, 10)
+		if v := r.Header.Get("X-Amz-Decoded-Content-Length"); v != "" {
+			payload = v
+		}
+		w.Header().Set("X-Origin-Payload", payload)
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+// upstreamTransport is what both proxies use towards the origin: the settings
+// of the proxy's default transport.
+func upstreamTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 128,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// bareProxy is Go's httputil.ReverseProxy doing nothing but forwarding: the
+// baseline.
+func bareProxy(origin string) http.Handler {
+	target := &url.URL{Scheme: "http", Host: origin}
+	return &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport: upstreamTransport(),
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+}
+
+// newProxy is this proxy in front of the origin: one HMAC bucket, two IAM
+// buckets, verified client signatures, an authorizer that allows everything
+// (cached), the default transport and the real clock.
+func newProxy(origin, iam string) (*proxy.Proxy, error) {
+	host, portStr, err := net.SplitHostPort(origin)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, err
+	}
+	ep := proxy.Endpoint{Host: host, Port: port, Scheme: "http", Region: region, PathStyle: true}
+	return proxy.New(
+		proxy.WithBuckets(
+			proxy.Bucket{Name: bucket, Endpoint: ep,
+				Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}},
+			proxy.Bucket{Name: iamBucket, Endpoint: ep, Credentials: proxy.Credentials{APIKey: warmAPIKey}},
+			proxy.Bucket{Name: coldBucket, Endpoint: ep, Credentials: proxy.Credentials{APIKey: coldAPIKey}},
+		),
+		proxy.WithClientKeys(map[string]string{clientKey: clientSecret}),
+		proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
+		proxy.WithIAMEndpoint(iam),
+	)
+}

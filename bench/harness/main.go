@@ -1,0 +1,536 @@
+// Command harness is the load harness of the proxy: it starts a minimal S3
+// origin, Go's bare httputil.ReverseProxy and this proxy as separate processes
+// (the proxies pinned to one CPU, the origin and the load generator to the
+// other, with taskset where there is one), then measures, each figure as a
+// ratio to the bare proxy measured in the same run:
+//
+//   - 1 KiB GETs under load (wrk, or a Go generator without wrk): req/s,
+//     p50/p99 latency, and the target's CPU time per request;
+//   - large PUTs and GETs (100 MiB and 1 GiB by default) streamed through each
+//     target: MiB/s, the target's CPU time per GiB and its peak RSS (VmHWM);
+//   - n concurrent cold requests for one IAM bucket: the IAM exchanges they
+//     caused (one is right).
+//
+// Loopback only, bounded in time (about 1.5 minutes with the defaults):
+//
+//	go run ./bench/harness
+//	go run ./bench/harness -duration 10s -rounds 5 -sizes 100MiB,1GiB,4GiB
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+type options struct {
+	duration     time.Duration
+	rounds       int
+	conns        int
+	sizes        []int64
+	streamRounds int
+	iamRequests  int
+	iamDelay     time.Duration
+	loadgen      string
+	pin          bool
+	skipLoad     bool
+	skipStream   bool
+	skipIAM      bool
+	chunked      bool
+}
+
+func main() {
+	// Children: harness -mode origin|bare|proxy [flags].
+	if len(os.Args) > 2 && os.Args[1] == "-mode" {
+		if err := runChild(os.Args[2], os.Args[3:]); err != nil {
+			log.Fatalf("%s: %v", os.Args[2], err)
+		}
+		return
+	}
+	var o options
+	var sizes string
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of one load run (wrk counts whole seconds)")
+	flag.IntVar(&o.rounds, "rounds", 3, "load runs per target, interleaved; the median is reported")
+	flag.IntVar(&o.conns, "conns", 64, "connections of the load generator")
+	flag.StringVar(&sizes, "sizes", "100MiB,1GiB", "sizes of the streamed objects")
+	flag.IntVar(&o.streamRounds, "stream-rounds", 2, "transfers per size, target and operation; the fastest is reported")
+	flag.IntVar(&o.iamRequests, "iam-requests", 1000, "concurrent cold requests for one IAM bucket")
+	flag.DurationVar(&o.iamDelay, "iam-delay", 200*time.Millisecond, "how long the fake IAM takes to answer")
+	flag.StringVar(&o.loadgen, "loadgen", "auto", "load generator: wrk, go or auto (wrk when installed)")
+	flag.BoolVar(&o.pin, "pin", true, "pin processes to CPUs with taskset (needs 2 CPUs)")
+	flag.BoolVar(&o.skipLoad, "skip-load", false, "skip the 1 KiB GET load test")
+	flag.BoolVar(&o.skipStream, "skip-stream", false, "skip the streaming test")
+	flag.BoolVar(&o.skipIAM, "skip-iam", false, "skip the cold IAM test")
+	flag.BoolVar(&o.chunked, "chunked", true, "also stream signed aws-chunked uploads")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := parseSize(s)
+		if err != nil {
+			log.Fatal(err)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	if err := run(o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want e.g. 100MiB or 1GiB", s)
+	}
+	return n * mult, nil
+}
+
+func sizeName(n int64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// env holds the running processes.
+type env struct {
+	origin, bare, proxy *child
+	iam                 *fakeIAM
+}
+
+func (e *env) stop() {
+	for _, c := range []*child{e.proxy, e.bare, e.origin} {
+		if c != nil {
+			c.stop()
+		}
+	}
+	if e.iam != nil {
+		e.iam.close()
+	}
+}
+
+// checks collects the targets of the issue and whether they were met.
+type checks []string
+
+func (c *checks) add(ok bool, format string, args ...any) {
+	mark := "PASS"
+	if !ok {
+		mark = "FAIL"
+	}
+	*c = append(*c, mark+"  "+fmt.Sprintf(format, args...))
+}
+
+func run(o options) error {
+	loadCPU, targetCPU := "", ""
+	_, err := exec.LookPath("taskset")
+	switch {
+	case !o.pin:
+	case err != nil:
+		fmt.Println("note: taskset not found: processes are not pinned")
+	case runtime.NumCPU() < 2:
+		fmt.Println("note: fewer than 2 CPUs: processes are not pinned")
+	default:
+		loadCPU, targetCPU = "0", "1"
+		if err := pinSelf(loadCPU); err != nil {
+			return err
+		}
+	}
+	gen, genName, err := pickLoadGen(o.loadgen)
+	if err != nil {
+		return err
+	}
+	one := []string{"GOMAXPROCS=1"}
+
+	e := &env{}
+	defer e.stop()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sig; e.stop(); os.Exit(130) }()
+
+	if e.iam, err = startFakeIAM(o.iamDelay); err != nil {
+		return err
+	}
+	if e.origin, err = startChild("origin", "origin", loadCPU, one); err != nil {
+		return err
+	}
+	if e.bare, err = startChild("bare", "bare", targetCPU, one, "-origin", e.origin.addr); err != nil {
+		return err
+	}
+	if e.proxy, err = startChild("proxy", "proxy", targetCPU, one, "-origin", e.origin.addr, "-iam", e.iam.url); err != nil {
+		return err
+	}
+	pinning := "not pinned"
+	if targetCPU != "" {
+		pinning = fmt.Sprintf("bare and proxy on CPU %s (GOMAXPROCS=1), origin, load generator and clients on CPU %s", targetCPU, loadCPU)
+	}
+	fmt.Printf("harness: %s, %s, %d CPUs, %s\n", runtime.Version(), genName, runtime.NumCPU(), pinning)
+
+	var c checks
+	if !o.skipLoad {
+		if err := loadPhase(o, e, gen, genName, &c); err != nil {
+			return err
+		}
+	}
+	if !o.skipStream {
+		if err := streamPhase(o, e, &c); err != nil {
+			return err
+		}
+	}
+	if !o.skipIAM {
+		if err := iamPhase(o, e, &c); err != nil {
+			return err
+		}
+	}
+	fmt.Println("\n== targets")
+	for _, l := range c {
+		fmt.Println(l)
+	}
+	return nil
+}
+
+func pickLoadGen(name string) (loadGen, string, error) {
+	_, err := exec.LookPath("wrk")
+	switch {
+	case name == "go" || (name == "auto" && err != nil):
+		return goLoad, "Go load generator", nil
+	case name == "wrk" || name == "auto":
+		if err != nil {
+			return nil, "", fmt.Errorf("wrk not found (apt-get install -y wrk, or -loadgen go)")
+		}
+		return wrkLoad, "wrk", nil
+	}
+	return nil, "", fmt.Errorf("-loadgen %q: want wrk, go or auto", name)
+}
+
+// loadTarget is one thing to load: a URL and the headers to send, computed
+// again before each run (signatures carry the time).
+type loadTarget struct {
+	name    string
+	proc    *child
+	request func() (string, http.Header, error)
+}
+
+func loadTargets(e *env) []loadTarget {
+	bareURL := "http://" + e.bare.addr + "/" + bucket + "/small"
+	proxyURL := "http://" + e.proxy.addr + "/" + bucket + "/small"
+	iamURL := "http://" + e.proxy.addr + "/" + iamBucket + "/small"
+	signed := func(u string) func() (string, http.Header, error) {
+		return func() (string, http.Header, error) {
+			h, err := signedHeaders(http.MethodGet, u, emptySHA256, 0, nil)
+			return u, h, err
+		}
+	}
+	return []loadTarget{
+		// The bare proxy gets the same signed requests (and forwards them as
+		// they are): both servers parse the same headers.
+		{"bare", e.bare, func() (string, http.Header, error) {
+			h, err := signedHeaders(http.MethodGet, proxyURL, emptySHA256, 0, nil)
+			return bareURL, h, err
+		}},
+		{"proxy SigV4 header", e.proxy, signed(proxyURL)},
+		{"proxy presigned URL", e.proxy, func() (string, http.Header, error) {
+			u, err := presignedURL(proxyURL)
+			return u, nil, err
+		}},
+		{"proxy IAM bucket", e.proxy, signed(iamURL)},
+	}
+}
+
+func loadPhase(o options, e *env, gen loadGen, genName string, c *checks) error {
+	targets := loadTargets(e)
+	fmt.Printf("\n== 1 KiB GET under load: %s, %d connections, %d interleaved runs of %s per target (medians)\n",
+		genName, o.conns, o.rounds, o.duration)
+	for _, t := range targets { // warm up: connections, caches, the IAM token
+		u, h, err := t.request()
+		if err != nil {
+			return err
+		}
+		res, err := gen(u, h, o.conns, time.Second)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		if res.bad > 0 || res.requests == 0 && res.rps == 0 {
+			return fmt.Errorf("%s: %d failed requests while warming up (is the request signed right?)", t.name, res.bad)
+		}
+	}
+	results := make([][]loadResult, len(targets))
+	for range o.rounds {
+		for i, t := range targets {
+			u, h, err := t.request()
+			if err != nil {
+				return err
+			}
+			cpu0, err := cpuTime(t.proc.pid())
+			if err != nil {
+				return err
+			}
+			t0 := time.Now()
+			res, err := gen(u, h, o.conns, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			if res.bad > 0 {
+				return fmt.Errorf("%s: %d failed requests", t.name, res.bad)
+			}
+			res.elapsed = time.Since(t0)
+			cpu1, _ := cpuTime(t.proc.pid())
+			res.cpu = cpu1 - cpu0
+			results[i] = append(results[i], res)
+		}
+	}
+	med := make([]loadResult, len(targets))
+	for i := range targets {
+		med[i] = medianLoad(results[i])
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "target\treq/s\t×bare\tp50\t×bare\tp99\t×bare\tCPU µs/req\t×bare\ttarget CPU busy\t")
+	base := med[0]
+	for i, t := range targets {
+		m := med[i]
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%s\t%.2f\t%s\t%.2f\t%.1f\t%.2f\t%.0f%%\t\n", t.name,
+			m.rps, m.rps/base.rps, round(m.p50), ratio(m.p50, base.p50), round(m.p99), ratio(m.p99, base.p99),
+			cpuPerReq(m), cpuPerReq(m)/cpuPerReq(base), 100*m.cpu.Seconds()/m.elapsed.Seconds())
+	}
+	_ = w.Flush()
+	for i := 1; i < len(targets); i++ {
+		c.add(med[i].rps >= 0.85*base.rps, "1 KiB GET, %s: %.2f× bare req/s (target ≥ 0.85)", targets[i].name, med[i].rps/base.rps)
+	}
+	return nil
+}
+
+func medianLoad(rs []loadResult) loadResult {
+	slices.SortFunc(rs, func(a, b loadResult) int {
+		switch {
+		case a.rps < b.rps:
+			return -1
+		case a.rps > b.rps:
+			return 1
+		}
+		return 0
+	})
+	return rs[len(rs)/2]
+}
+
+func cpuPerReq(r loadResult) float64 {
+	n := r.rps * r.elapsed.Seconds()
+	if n == 0 {
+		return 0
+	}
+	return float64(r.cpu.Microseconds()) / n
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d > 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d > 100*time.Microsecond:
+		return d.Round(time.Microsecond)
+	}
+	return d
+}
+
+// transfer is one streamed operation through one target.
+type transfer struct {
+	name string // e.g. "PUT UNSIGNED-PAYLOAD"
+	op   string // "PUT" or "GET": the bare baseline it is compared with
+	proc *child
+	bare bool
+	run  func(c *http.Client) (int64, error)
+}
+
+func transfers(o options, e *env, size int64) ([]transfer, error) {
+	key := "/" + bucket + "/size-" + strconv.FormatInt(size, 10)
+	bareURL := "http://" + e.bare.addr + key
+	proxyURL := "http://" + e.proxy.addr + key
+	fmt.Printf("   preparing %s: hashing the body, signing its chunks…\n", sizeName(size))
+	sum := bodySHA256(size)
+	var chunked *chunkedUpload
+	if o.chunked {
+		var err error
+		if chunked, err = newChunkedUpload(proxyURL, size); err != nil {
+			return nil, err
+		}
+	}
+	signedPut := func(payloadHash string) func(c *http.Client) (int64, error) {
+		return func(c *http.Client) (int64, error) {
+			h, err := signedHeaders(http.MethodPut, proxyURL, payloadHash, size, nil)
+			if err != nil {
+				return 0, err
+			}
+			return put(c, proxyURL, h, newGenerator(size), size, size)
+		}
+	}
+	ts := []transfer{
+		{"PUT", "PUT", e.bare, true, func(c *http.Client) (int64, error) {
+			h, err := signedHeaders(http.MethodPut, proxyURL, unsignedPayload, size, nil)
+			if err != nil {
+				return 0, err
+			}
+			return put(c, bareURL, h, newGenerator(size), size, size)
+		}},
+		{"PUT UNSIGNED-PAYLOAD", "PUT", e.proxy, false, signedPut(unsignedPayload)},
+		{"PUT hex SHA-256", "PUT", e.proxy, false, signedPut(sum)},
+	}
+	if chunked != nil {
+		ts = append(ts, transfer{"PUT aws-chunked signed", "PUT", e.proxy, false, func(c *http.Client) (int64, error) {
+			// The chunk signatures chain from the seed signed at preparation;
+			// the proxy accepts them for the skew window (15 minutes).
+			return put(c, proxyURL, chunked.header, chunked.body(), chunked.length, size)
+		}})
+	}
+	ts = append(ts,
+		transfer{"GET", "GET", e.bare, true, func(c *http.Client) (int64, error) {
+			h, err := signedHeaders(http.MethodGet, proxyURL, emptySHA256, 0, nil)
+			if err != nil {
+				return 0, err
+			}
+			return get(c, bareURL, h, size)
+		}},
+		transfer{"GET SigV4 header", "GET", e.proxy, false, func(c *http.Client) (int64, error) {
+			h, err := signedHeaders(http.MethodGet, proxyURL, emptySHA256, 0, nil)
+			if err != nil {
+				return 0, err
+			}
+			return get(c, proxyURL, h, size)
+		}},
+	)
+	return ts, nil
+}
+
+func streamPhase(o options, e *env, c *checks) error {
+	fmt.Printf("\n== streaming: one connection, best of %d per row; CPU and peak RSS (VmHWM) of the bare or proxy process\n", o.streamRounds)
+	client := streamClient()
+	type row struct {
+		size int64
+		t    transfer
+		best streamResult
+	}
+	var rows []row
+	for _, size := range o.sizes {
+		ts, err := transfers(o, e, size)
+		if err != nil {
+			return err
+		}
+		best := make([]streamResult, len(ts))
+		failed := make([]bool, len(ts))
+		for r := range o.streamRounds {
+			for i, t := range ts {
+				if failed[i] {
+					continue
+				}
+				res, err := measure(t.proc.pid(), func() (int64, error) { return t.run(client) })
+				if err != nil {
+					failed[i] = true
+					c.add(false, "%s %s through %s: %v", sizeName(size), t.name, t.proc.name, err)
+					continue
+				}
+				if r == 0 || res.mibps() > best[i].mibps() {
+					peak := max(res.peak, best[i].peak)
+					best[i] = res
+					best[i].peak = peak
+				} else {
+					best[i].peak = max(best[i].peak, res.peak)
+				}
+			}
+		}
+		for i, t := range ts {
+			if !failed[i] {
+				rows = append(rows, row{size, t, best[i]})
+			}
+		}
+	}
+	client.CloseIdleConnections()
+
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "size\ttarget\toperation\tMiB/s\t×bare\tCPU s/GiB\t×bare\tpeak RSS MiB\t")
+	baseOf := func(size int64, op string) streamResult {
+		for _, r := range rows {
+			if r.size == size && r.t.bare && r.t.op == op {
+				return r.best
+			}
+		}
+		return streamResult{}
+	}
+	peaks := map[string][]int64{} // operation → peak per size, proxy only
+	for _, r := range rows {
+		b := baseOf(r.size, r.t.op)
+		peak := fmt.Sprintf("%.1f", float64(r.best.peak)/(1<<20))
+		if !r.best.peakOK {
+			peak += " (since start)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t\n", sizeName(r.size), r.t.proc.name, r.t.name,
+			r.best.mibps(), r.best.mibps()/b.mibps(), r.best.cpuPerGiB().Seconds(),
+			ratio(r.best.cpuPerGiB(), b.cpuPerGiB()), peak)
+		if !r.t.bare {
+			peaks[r.t.name] = append(peaks[r.t.name], r.best.peak)
+			if r.size == 1<<30 {
+				c.add(r.best.mibps() >= 0.9*b.mibps(), "1 GiB %s: %.2f× bare MiB/s (target ≥ 0.9)", r.t.name, r.best.mibps()/b.mibps())
+			}
+			c.add(r.best.peak <= 64<<20, "%s %s: peak RSS %.1f MiB (target ≤ 64)", sizeName(r.size), r.t.name, float64(r.best.peak)/(1<<20))
+		}
+	}
+	_ = w.Flush()
+	if len(o.sizes) > 1 {
+		for _, r := range rows {
+			p := peaks[r.t.name]
+			if r.t.bare || r.size != o.sizes[0] || len(p) < 2 {
+				continue
+			}
+			spread := slices.Max(p) - slices.Min(p)
+			c.add(spread <= 10<<20, "%s: peak RSS spread %.1f MiB across %s (target ≤ 10)", r.t.name,
+				float64(spread)/(1<<20), sizeNames(o.sizes))
+		}
+	}
+	return nil
+}
+
+func sizeNames(sizes []int64) string {
+	var s []string
+	for _, n := range sizes {
+		s = append(s, sizeName(n))
+	}
+	return strings.Join(s, ", ")
+}
+
+func iamPhase(o options, e *env, c *checks) error {
+	fmt.Printf("\n== %d concurrent cold requests for one IAM bucket (fake IAM answers in %s)\n", o.iamRequests, o.iamDelay)
+	res, err := coldIAM(e.proxy.addr, e.iam, o.iamRequests)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("IAM exchanges: %d; answers: %v; client errors: %d; latency p50 %s, p99 %s\n",
+		res.exchanges, res.statuses, res.errs, round(res.p50), round(res.p99))
+	c.add(res.exchanges == 1 && res.ok == res.n, "%d concurrent cold IAM requests: %d exchange(s), %d of %d answered 200 (target: 1 exchange)",
+		res.n, res.exchanges, res.ok, res.n)
+	return nil
+}
