@@ -25,9 +25,10 @@ func (t *target) region() string {
 	return t.endpoint.Region
 }
 
-// hookCallTimeout bounds one call of a caller's hook when the request that
-// triggered it has no earlier deadline. The call runs detached from that
-// request, so that one client giving up does not fail the others waiting on it.
+// hookCallTimeout bounds one call of a caller's hook. The call runs detached
+// from the request that triggered it (and from its deadline), so that one
+// client giving up does not fail the others waiting on it; each client still
+// stops waiting at its own deadline.
 const hookCallTimeout = 30 * time.Second
 
 // entry is a cached value with its expiry on the proxy's clock (WithClock); the

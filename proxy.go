@@ -111,9 +111,10 @@ func (p *Proxy) Close() error {
 const janitorInterval = time.Minute
 
 func defaultTransport(headerTimeout time.Duration) *http.Transport {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           resetOnClose(dialer.DialContext),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   128,
@@ -122,6 +123,22 @@ func defaultTransport(headerTimeout time.Duration) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: headerTimeout,
 		DisableCompression:    true,
+	}
+}
+
+// resetOnClose makes the proxy's side close upstream connections with a TCP
+// reset instead of a FIN. The transport closes a connection with a request
+// in flight only to abort it (a client that went away, a body that failed
+// verification): with a FIN, an upstream may take the cut body for a complete
+// one and store it (versitygw does with UNSIGNED-PAYLOAD); a reset is an
+// unmistakable abort. Idle connections closed this way lose nothing.
+func resetOnClose(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		return c, err
 	}
 }
 
