@@ -1,0 +1,37 @@
+// Package conformance is the proxy's conformance and failure suite: real S3
+// clients (aws-cli, s3cmd, rclone, boto3, aws-sdk-go-v2, minio-go) driven as
+// users drive them, straight against versitygw and through the proxy (the
+// client matrix, TestMatrix); upstream, hook, IAM and client faults (TestFault*);
+// two proxies behind one round-robin listener (TestScaleOut); and a bounded
+// mixed-load run (TestSoak).
+//
+// It needs versitygw (VERSITYGW or PATH) and the Debian clients (awscli,
+// s3cmd, rclone, python3-boto3). Without them the tests skip, or fail when
+// OSP_REQUIRE_INTEGRATION=1.
+package conformance
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain runs the tests, stops the versitygw processes and then fails the
+// run if any goroutine was left behind: every proxy, server, transport and
+// client subprocess a test starts is stopped by that test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopVersity()
+	if certDir != "" {
+		_ = os.RemoveAll(certDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("os/signal.signal_recv")); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests:\n%v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
