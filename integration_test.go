@@ -107,7 +107,7 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 		e.proxy.buckets = append(e.proxy.buckets, itgBucketName(t, "p"))
 	}
 
-	ep := proxy.Endpoint{Host: vgwDomain, Port: v.port, Scheme: "http", PathStyle: cfg.pathStyle}
+	ep := proxy.Endpoint{Host: vgwDomain, Port: v.Port, Scheme: "http", PathStyle: cfg.pathStyle}
 	var buckets []proxy.Bucket
 	for _, name := range e.proxy.buckets {
 		buckets = append(buckets, proxy.Bucket{Name: name, Endpoint: ep,
@@ -195,7 +195,7 @@ func itgPassThrough(v *versityGW) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		conn, err := net.DialTimeout("tcp", v.addr, 5*time.Second)
+		conn, err := net.DialTimeout("tcp", v.Addr, 5*time.Second)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return

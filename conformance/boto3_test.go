@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/osproxy/proxy/internal/vgwtest"
 )
 
 // boto3Ops drives boto3 through testdata/boto3_ops.py, a long-running Python
@@ -53,7 +55,7 @@ func startBoto3(python string, tg target, work string) (*boto3Ops, error) {
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(work, "no-credentials"))
 	b.cmd.Stderr = b.stderr
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{}
-	killWithParent(b.cmd.SysProcAttr)
+	vgwtest.KillWithParent(b.cmd.SysProcAttr)
 	var err error
 	if b.stdin, err = b.cmd.StdinPipe(); err != nil {
 		return nil, err

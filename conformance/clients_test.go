@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/osproxy/proxy/internal/vgwtest"
 )
 
 // clientSpec is one client of the matrix.
@@ -155,7 +157,7 @@ func (c *cli) run(ctx context.Context, args ...string) ([]byte, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 2 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	killWithParent(cmd.SysProcAttr)
+	vgwtest.KillWithParent(cmd.SysProcAttr)
 	if err := cmd.Run(); err != nil {
 		return stdout.Bytes(), fmt.Errorf("`%s %s`: %v: %s", filepath.Base(c.bin), strings.Join(args, " "), err,
 			truncate(stderr.String()+" "+stdout.String(), 600))

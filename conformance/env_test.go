@@ -218,10 +218,10 @@ var vgwCreds = proxy.Credentials{AccessKeyID: vgwAccessKey, SecretAccessKey: vgw
 // names under s3.osp.test, which v.transport dials to v.
 func vgwEndpoint(v *versityGW) proxy.Endpoint {
 	scheme := "http"
-	if v.tls {
+	if v.TLS {
 		scheme = "https"
 	}
-	return proxy.Endpoint{Host: vgwDomain, Port: v.port, Scheme: scheme}
+	return proxy.Endpoint{Host: vgwDomain, Port: v.Port, Scheme: scheme}
 }
 
 // newVGWProxy is the proxy of the matrix, the scale-out test and the soak:

@@ -234,7 +234,7 @@ func TestFaultClientDisconnectMidUpload(t *testing.T) {
 			}
 			t.Run(c.name+", cut with a "+how, func(t *testing.T) {
 				key := strings.ReplaceAll(strings.ToLower(c.name+"-"+how), " ", "-")
-				direct := cut(t, c, v.addr, vgwAccessKey, vgwSecretKey, key+"-direct", reset, false)
+				direct := cut(t, c, v.Addr, vgwAccessKey, vgwSecretKey, key+"-direct", reset, false)
 				viaProxy := cut(t, c, srv.addr(), clientKey, clientSecret, key+"-proxy", reset, true)
 				switch {
 				case viaProxy == "":

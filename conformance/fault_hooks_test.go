@@ -22,6 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
+
+	"github.com/osproxy/proxy/internal/vgwtest"
 )
 
 // hookMode is what a test hook does on its next calls.
@@ -524,7 +526,7 @@ func TestFaultIAM(t *testing.T) {
 
 	t.Run("unreachable", func(t *testing.T) {
 		t.Parallel()
-		port, err := freePort()
+		port, err := vgwtest.FreePort()
 		require.NoError(t, err)
 		iam := newFakeIAM(t, apiKey) // for the upstream's token check only
 		up, c, _ := setup(t, fmt.Sprintf("http://127.0.0.1:%d/identity/token", port), iam)

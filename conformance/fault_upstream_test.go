@@ -20,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
+
+	"github.com/osproxy/proxy/internal/vgwtest"
 )
 
 // faultBucket is the static bucket of the proxies in front of fake upstreams.
@@ -81,7 +83,7 @@ func TestFaultUpstream(t *testing.T) {
 		hangs bool
 	}{
 		{"down (nothing listening)", func(t *testing.T) upstream {
-			port, err := freePort()
+			port, err := vgwtest.FreePort()
 			require.NoError(t, err)
 			return upstream{port: port}
 		}, "502 BadGateway", false},
