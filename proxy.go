@@ -322,12 +322,8 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 			continue
 		}
 		if in.decoded && name == "Content-Encoding" {
-			values = stripAWSChunked(values)
-			if reframe {
-				values = []string{strings.Join(append([]string{"aws-chunked"}, values...), ",")}
-			}
-			if values == nil {
-				continue
+			if values = stripAWSChunked(values); values == nil {
+				continue // set below when the body is framed again
 			}
 		}
 		if in.decoded && !reframe && name == "X-Amz-Sdk-Checksum-Algorithm" {
