@@ -441,24 +441,7 @@ func TestReadyzDuringDrain(t *testing.T) {
 	}
 	admin := "http://" + s.AdminAddr()
 
-	body, bw := io.Pipe()
-	firstRead := make(chan struct{})
-	req := signedPut(t, s.Addr(), "draining", &signalReader{r: body, first: firstRead}, 6)
-	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
-	resp := make(chan *http.Response, 1)
-	go func() {
-		r, err := client.Do(req)
-		if err != nil {
-			t.Errorf("upload: %v", err)
-		}
-		resp <- r
-	}()
-	go bw.Write([]byte("abc"))
-	select {
-	case <-firstRead:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upload never reached the proxy")
-	}
+	up := startUpload(t, s.Addr(), "draining")
 
 	done := make(chan error, 1)
 	go func() { done <- s.shutdown(context.Background()) }()
@@ -471,15 +454,7 @@ func TestReadyzDuringDrain(t *testing.T) {
 	default:
 	}
 
-	bw.Write([]byte("def"))
-	bw.Close()
-	if r := <-resp; r != nil {
-		b, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		if r.StatusCode != http.StatusOK {
-			t.Errorf("upload during shutdown: %s\n%s", r.Status, b)
-		}
-	}
+	up.finish(t)
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
 	}

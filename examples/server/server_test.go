@@ -193,27 +193,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	addr := readAddr(t, stdout)
 	go io.Copy(io.Discard, stdout)
 
-	// An upload whose body the test writes itself. With Expect: 100-continue
-	// the client sends the body only once the proxy's handler reads it, so
-	// the first read below means the request is in flight.
-	body, bw := io.Pipe()
-	firstRead := make(chan struct{})
-	req := signedPut(t, addr, "slow", &signalReader{r: body, first: firstRead}, 6)
-	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
-	resp := make(chan *http.Response, 1)
-	go func() {
-		r, err := client.Do(req)
-		if err != nil {
-			t.Errorf("upload: %v", err)
-		}
-		resp <- r
-	}()
-	go bw.Write([]byte("abc"))
-	select {
-	case <-firstRead:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upload never reached the proxy")
-	}
+	up := startUpload(t, addr, "slow")
 
 	cancel()
 	time.Sleep(100 * time.Millisecond) // let Shutdown start: it must wait for the upload
@@ -222,16 +202,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 		t.Fatalf("run returned %v with an upload in flight", err)
 	default:
 	}
-	bw.Write([]byte("def"))
-	bw.Close()
-
-	if r := <-resp; r != nil {
-		b, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		if r.StatusCode != http.StatusOK {
-			t.Errorf("upload during shutdown: %s\n%s", r.Status, b)
-		}
-	}
+	up.finish(t)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -240,7 +211,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after the context was cancelled")
 	}
-	if _, err := client.Get("http://" + addr + "/"); err == nil {
+	if _, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/"); err == nil {
 		t.Error("the proxy still answers after run returned")
 	}
 }
@@ -287,6 +258,52 @@ func signedPut(t *testing.T, addr, key string, body io.Reader, size int64) *http
 }
 
 // signalReader closes first on its first Read.
+// inFlightUpload is a 6-byte PUT whose body the test writes itself: 3 bytes
+// at once, 3 more on finish. With Expect: 100-continue the client sends the
+// body only once the proxy's handler reads it, so once startUpload returns the
+// request is in flight.
+type inFlightUpload struct {
+	bw   *io.PipeWriter
+	resp chan *http.Response
+}
+
+func startUpload(t *testing.T, addr, key string) *inFlightUpload {
+	t.Helper()
+	body, bw := io.Pipe()
+	firstRead := make(chan struct{})
+	req := signedPut(t, addr, key, &signalReader{r: body, first: firstRead}, 6)
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	up := &inFlightUpload{bw: bw, resp: make(chan *http.Response, 1)}
+	go func() {
+		r, err := client.Do(req)
+		if err != nil {
+			t.Errorf("upload: %v", err)
+		}
+		up.resp <- r
+	}()
+	go bw.Write([]byte("abc"))
+	select {
+	case <-firstRead:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upload never reached the proxy")
+	}
+	return up
+}
+
+// finish sends the rest of the body and expects the upload to succeed.
+func (up *inFlightUpload) finish(t *testing.T) {
+	t.Helper()
+	up.bw.Write([]byte("def"))
+	up.bw.Close()
+	if r := <-up.resp; r != nil {
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("upload during shutdown: %s\n%s", r.Status, b)
+		}
+	}
+}
+
 type signalReader struct {
 	r     io.Reader
 	first chan struct{}
