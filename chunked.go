@@ -106,6 +106,7 @@ type chunkedReader struct {
 	want      int64         // decoded length, < 0 when unknown
 	total     int64         // data bytes returned so far
 	remaining int64         // data bytes left in the current chunk
+	start     int64         // payload offset of the current chunk's data
 	chunks    int           // chunks read, for error causes
 	err       error         // sticky error, io.EOF once all is valid
 	algo      *checksumAlgo // trailer checksum; nil without trailer
@@ -120,6 +121,11 @@ type chunkedReader struct {
 	digest     [32]byte  // scratch for SHA-256 sums
 	macSum     [32]byte  // scratch for the HMAC
 	hexDigest  [64]byte  // scratch for hex(digest)
+
+	// The last chunk whose signature verified: its payload offsets [from, to)
+	// and the SHA-256 of its data, which the upstream chunk encoder reuses.
+	verifiedFrom, verifiedTo int64
+	verifiedSum              [32]byte
 
 	trailerHash [32]byte // SHA-256 of the canonical trailer line
 	trailerVal  [64]byte // decoded checksum value of the trailer
@@ -224,6 +230,7 @@ func (c *chunkedReader) nextChunk() error {
 		return errChunkedTooMuch
 	}
 	c.remaining = size
+	c.start = c.total
 	if c.verify {
 		c.dataHash.Reset()
 	}
@@ -241,10 +248,23 @@ func (c *chunkedReader) endChunk() error {
 	}
 	_, _ = c.br.Discard(2)
 	c.chunks++
-	if c.verify && !c.checkSignature(false, c.dataHash.Sum(c.digest[:0])) {
-		return errSignatureMismatch.with(fmt.Errorf("aws-chunked: signature of chunk %d does not match", c.chunks))
+	if c.verify {
+		if !c.checkSignature(false, c.dataHash.Sum(c.digest[:0])) {
+			return errSignatureMismatch.with(fmt.Errorf("aws-chunked: signature of chunk %d does not match", c.chunks))
+		}
+		c.verifiedFrom, c.verifiedTo, c.verifiedSum = c.start, c.total, c.digest
 	}
 	return nil
+}
+
+// verifiedDigest returns the SHA-256 of the payload bytes [from, to) when they
+// are exactly the data of the last chunk whose signature verified: a chunk
+// framed upstream on the client's chunk boundaries is then hashed only once.
+func (c *chunkedReader) verifiedDigest(from, to int64) (sum [32]byte, ok bool) {
+	if !c.verify || from != c.verifiedFrom || to != c.verifiedTo || to == from {
+		return sum, false
+	}
+	return c.verifiedSum, true
 }
 
 // finish handles the final chunk: its signature, the decoded length and the
@@ -619,6 +639,8 @@ type chunkEncoder struct {
 	trailer string       // trailer header name; "" for none
 	sig     *chunkSigner // upstream chunk signing; nil for unsigned chunks
 	mac     hash.Hash
+	prev    [64]byte // hex of the previous upstream chunk signature
+	pos     int64    // payload offset of the next chunk
 	buf     *[]byte
 	out     []byte // framed bytes not yet returned
 	data    []byte // chunk data not yet returned, after out
@@ -631,6 +653,7 @@ func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner) *chun
 	e := &chunkEncoder{src: src, trailer: trailer, sig: sig, buf: chunkBuffers.Get().(*[]byte)}
 	if sig != nil {
 		e.mac = hmac.New(sha256.New, sig.key)
+		copy(e.prev[:], sig.prev)
 	}
 	return e
 }
@@ -730,9 +753,11 @@ func (e *chunkEncoder) frame() error {
 func (e *chunkEncoder) chunk(data []byte) {
 	e.out = strconv.AppendInt(e.out[:0], int64(len(data)), 16)
 	if e.sig != nil {
+		e.sign(data)
 		e.out = append(e.out, ";chunk-signature="...)
-		e.out = append(e.out, e.sign(data)...)
+		e.out = append(e.out, e.prev[:]...)
 	}
+	e.pos += int64(len(data))
 	e.out = append(e.out, "\r\n"...)
 	e.data = data
 	if data != nil {
@@ -742,17 +767,27 @@ func (e *chunkEncoder) chunk(data []byte) {
 
 var crlf = []byte("\r\n")
 
-// sign returns the hex signature of a chunk, chained from the previous one.
-func (e *chunkEncoder) sign(data []byte) string {
-	sum := sha256.Sum256(data)
+// sign computes the signature of a chunk, chained from the previous one, into
+// e.prev. The data's SHA-256 is the one the client's chunk signature was
+// checked with when the chunk has the client's boundaries.
+func (e *chunkEncoder) sign(data []byte) {
+	sum, ok := e.src.verifiedDigest(e.pos, e.pos+int64(len(data)))
+	if !ok {
+		sum = sha256.Sum256(data)
+	}
 	m := e.mac
 	m.Reset()
 	m.Write(chunkAlgoLine)
-	io.WriteString(m, e.sig.amzDate+"\n"+e.sig.scope+"\n"+e.sig.prev+"\n")
+	io.WriteString(m, e.sig.amzDate)
+	m.Write(newline)
+	io.WriteString(m, e.sig.scope)
+	m.Write(newline)
+	m.Write(e.prev[:])
+	m.Write(newline)
 	m.Write(emptyHashLine)
 	var h [64]byte
 	hex.Encode(h[:], sum[:])
 	m.Write(h[:])
-	e.sig.prev = hex.EncodeToString(m.Sum(nil))
-	return e.sig.prev
+	var mac [32]byte
+	hex.Encode(e.prev[:], m.Sum(mac[:0]))
 }

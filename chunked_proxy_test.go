@@ -109,8 +109,16 @@ func TestChunkedBodiesFramedAgainForUpstream(t *testing.T) {
 		name, mode, trailer string
 		req                 func(t *testing.T) *http.Request
 	}{
+		// The upstream chunks are 64 KiB: client chunks of that size share
+		// their SHA-256 with the upstream's, the others are hashed again.
 		{"signed chunks are signed again for the upstream keys", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
 			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 64<<10, nil) }},
+		{"signed 8 KiB chunks are signed again in 64 KiB chunks", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
+			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 8<<10, nil) }},
+		{"signed chunks off the upstream's boundaries", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
+			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 100_000, nil) }},
+		{"signed chunks larger than the upstream's", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
+			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 200_000, nil) }},
 		{"an unsigned trailer goes on with its verified checksum", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-checksum-crc32:" + crc,
 			func(t *testing.T) *http.Request {
 				return unsignedTrailerPut(t, "/bucket/chunked", payload, 100_000, nil)
