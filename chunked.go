@@ -639,8 +639,12 @@ type chunkEncoder struct {
 	trailer string       // trailer header name; "" for none
 	sig     *chunkSigner // upstream chunk signing; nil for unsigned chunks
 	mac     hash.Hash
-	prev    [64]byte // hex of the previous upstream chunk signature
-	pos     int64    // payload offset of the next chunk
+	lines   []byte    // amzDate + "\n" + scope + "\n" of the upstream signature
+	prev    [64]byte  // hex of the previous upstream chunk signature
+	pos     int64     // payload offset of the next chunk
+	hexSum  [64]byte  // scratch for hex(SHA-256 of a chunk)
+	macSum  [32]byte  // scratch for a chunk's HMAC
+	head    [160]byte // backing array of out: a chunk's size line, or the final chunk and trailer
 	buf     *[]byte
 	out     []byte // framed bytes not yet returned
 	data    []byte // chunk data not yet returned, after out
@@ -654,6 +658,7 @@ func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner) *chun
 	if sig != nil {
 		e.mac = hmac.New(sha256.New, sig.key)
 		copy(e.prev[:], sig.prev)
+		e.lines = []byte(sig.amzDate + "\n" + sig.scope + "\n")
 	}
 	return e
 }
@@ -751,7 +756,7 @@ func (e *chunkEncoder) frame() error {
 // chunk frames one chunk: its size line (signed when e.sig is set), its data
 // and CRLF; a nil data is the final chunk, whose CRLF the caller writes.
 func (e *chunkEncoder) chunk(data []byte) {
-	e.out = strconv.AppendInt(e.out[:0], int64(len(data)), 16)
+	e.out = strconv.AppendInt(e.head[:0], int64(len(data)), 16)
 	if e.sig != nil {
 		e.sign(data)
 		e.out = append(e.out, ";chunk-signature="...)
@@ -778,16 +783,11 @@ func (e *chunkEncoder) sign(data []byte) {
 	m := e.mac
 	m.Reset()
 	m.Write(chunkAlgoLine)
-	io.WriteString(m, e.sig.amzDate)
-	m.Write(newline)
-	io.WriteString(m, e.sig.scope)
-	m.Write(newline)
+	m.Write(e.lines)
 	m.Write(e.prev[:])
 	m.Write(newline)
 	m.Write(emptyHashLine)
-	var h [64]byte
-	hex.Encode(h[:], sum[:])
-	m.Write(h[:])
-	var mac [32]byte
-	hex.Encode(e.prev[:], m.Sum(mac[:0]))
+	hex.Encode(e.hexSum[:], sum[:])
+	m.Write(e.hexSum[:])
+	hex.Encode(e.prev[:], m.Sum(e.macSum[:0]))
 }
