@@ -1,17 +1,20 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"hash"
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jellydator/ttlcache/v3"
@@ -81,8 +84,16 @@ type sigV4 struct {
 	expires       time.Duration
 }
 
-func (s *sigV4) scope() string {
-	return s.date + "/" + s.region + "/" + s.service + "/aws4_request"
+func (s *sigV4) scope() string { return string(appendScope(nil, s)) }
+
+// appendScope appends the credential scope: date/region/service/aws4_request.
+func appendScope(b []byte, s *sigV4) []byte {
+	b = append(b, s.date...)
+	b = append(b, '/')
+	b = append(b, s.region...)
+	b = append(b, '/')
+	b = append(b, s.service...)
+	return append(b, "/aws4_request"...)
 }
 
 // authenticate identifies the client and prepares the body to forward. With
@@ -459,174 +470,323 @@ func checkSignedHeaders(r *http.Request, sig *sigV4) error {
 }
 
 // verifySignature rebuilds the canonical request from exactly what the client
-// sent and compares signatures in constant time.
+// sent and compares signatures in constant time. It works in pooled buffers:
+// verifying a common request allocates nothing.
 func verifySignature(r *http.Request, sig *sigV4, payloadHash string, key []byte) error {
-	creqs, err := canonicalRequests(r, sig, payloadHash)
+	v := verifiers.Get().(*verifier)
+	defer v.release()
+	creqs, err := v.canonicalRequests(r, sig, payloadHash)
 	if err != nil {
 		return err
 	}
 	for _, creq := range creqs {
-		if hmac.Equal(signatureOf(key, sig.amzDate, sig.scope(), creq), []byte(sig.signature)) {
+		if v.matches(key, sig, creq) {
 			return nil
 		}
 	}
 	return errSignatureMismatch
 }
 
-// canonicalRequests returns the SigV4 canonical requests the client may have
-// signed: one per candidate canonical URI (see canonicalURIs). The raw path and
-// query come from RequestURI, so a proxy mounted under a prefix still verifies.
-func canonicalRequests(r *http.Request, sig *sigV4, payloadHash string) ([]string, error) {
+// verifier holds the buffers of one signature verification.
+type verifier struct {
+	buf    []byte    // the canonical requests, one after the other
+	query  []byte    // the encoded query parameters
+	sts    []byte    // the string to sign
+	parts  []byte    // the encoded query names and values
+	params []param   // the query parameters, slices of parts
+	ends   [4]int    // where each canonical request ends in buf
+	creqs  [4][]byte // the canonical requests, slices of buf
+	h      hash.Hash // SHA-256
+	pad    [64]byte  // HMAC key pad
+	sum    [32]byte  // scratch digest
+	hex    [64]byte  // scratch hex
+}
+
+type param struct{ k, v []byte }
+
+var verifiers = sync.Pool{New: func() any { return &verifier{h: sha256.New()} }}
+
+// maxPooledBuf bounds the buffers a verifier keeps for the next request: a
+// request with huge headers or query leaves its buffers to the collector.
+const maxPooledBuf = 16 << 10
+
+func (v *verifier) release() {
+	if cap(v.buf) > maxPooledBuf || cap(v.query) > maxPooledBuf || cap(v.parts) > maxPooledBuf || cap(v.sts) > maxPooledBuf {
+		return
+	}
+	v.creqs = [4][]byte{}
+	verifiers.Put(v)
+}
+
+// canonicalRequests builds the SigV4 canonical requests the client may have
+// signed: one per candidate canonical URI (see canonicalURIs) and, when a
+// signed header value holds a tab or line break, one per way SDKs fold them.
+// The raw path and query come from RequestURI, so a proxy mounted under a
+// prefix still verifies. The results are valid until v is released.
+func (v *verifier) canonicalRequests(r *http.Request, sig *sigV4, payloadHash string) ([][]byte, error) {
 	rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
 	if r.RequestURI == "" || strings.HasPrefix(rawPath, "http://") || strings.HasPrefix(rawPath, "https://") {
 		rawPath, rawQuery = r.URL.EscapedPath(), r.URL.RawQuery
 	}
-	query, err := canonicalQuery(rawQuery, sig.presigned)
+	query, err := v.canonicalQuery(rawQuery, sig.presigned)
 	if err != nil {
 		return nil, err
 	}
-	headerBlocks := []string{canonicalHeaders(r, sig.signedHeaders, false)}
-	if strings.ContainsAny(headerBlocks[0], "\t\r") { // rare: only then build botocore's form too
-		headerBlocks = append(headerBlocks, canonicalHeaders(r, sig.signedHeaders, true))
-	}
-	var creqs []string
-	for _, uri := range canonicalURIs(rawPath) {
-		for _, headers := range headerBlocks {
-			creqs = append(creqs, r.Method+"\n"+uri+"\n"+query+"\n"+headers+"\n"+strings.Join(sig.signedHeaders, ";")+"\n"+payloadHash)
+	uris, nuris := canonicalURIs(rawPath)
+	b := v.buf[:0]
+	n := 0
+	for _, uri := range uris[:nuris] {
+		for _, foldAll := range [2]bool{false, true} {
+			b = append(b, r.Method...)
+			b = append(b, '\n')
+			b = append(b, uri...)
+			b = append(b, '\n')
+			b = append(b, query...)
+			b = append(b, '\n')
+			headers := len(b)
+			b = appendCanonicalHeaders(b, r, sig.signedHeaders, foldAll)
+			tabs := bytes.ContainsAny(b[headers:], "\t\r") // inside a value, as the Go SDK signs it
+			b = append(b, '\n')
+			for i, name := range sig.signedHeaders {
+				if i > 0 {
+					b = append(b, ';')
+				}
+				b = append(b, name...)
+			}
+			b = append(b, '\n')
+			b = append(b, payloadHash...)
+			v.ends[n] = len(b)
+			n++
+			if !tabs { // rare: only then build botocore's form too
+				break
+			}
 		}
 	}
-	return creqs, nil
+	v.buf = b
+	start := 0
+	for i := range n {
+		v.creqs[i] = b[start:v.ends[i]]
+		start = v.ends[i]
+	}
+	return v.creqs[:n], nil
+}
+
+// matches reports whether creq, signed with key, gives the client's signature;
+// the comparison takes constant time.
+func (v *verifier) matches(key []byte, sig *sigV4, creq []byte) bool {
+	v.h.Reset()
+	v.h.Write(creq)
+	hex.Encode(v.hex[:], v.h.Sum(v.sum[:0]))
+	b := append(v.sts[:0], algorithmV4...)
+	b = append(b, '\n')
+	b = append(b, sig.amzDate...)
+	b = append(b, '\n')
+	b = appendScope(b, sig)
+	b = append(b, '\n')
+	b = append(b, v.hex[:]...)
+	v.sts = b
+	hex.Encode(v.hex[:], v.hmac(key, b))
+	return equalConstantTime(v.hex[:], sig.signature)
+}
+
+// equalConstantTime reports whether b and s hold the same bytes, in a time
+// that depends on their lengths only.
+func equalConstantTime(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	var d byte
+	for i := range b {
+		d |= b[i] ^ s[i]
+	}
+	return subtle.ConstantTimeByteEq(d, 0) == 1
+}
+
+// hmac computes HMAC-SHA256 (RFC 2104) of msg with a key of at most one block
+// (a SigV4 signing key is 32 bytes) into v.sum.
+func (v *verifier) hmac(key, msg []byte) []byte {
+	v.pad = [64]byte{}
+	copy(v.pad[:], key)
+	for i := range v.pad {
+		v.pad[i] ^= 0x36
+	}
+	v.h.Reset()
+	v.h.Write(v.pad[:])
+	v.h.Write(msg)
+	inner := v.h.Sum(v.sum[:0])
+	for i := range v.pad {
+		v.pad[i] ^= 0x36 ^ 0x5c
+	}
+	v.h.Reset()
+	v.h.Write(v.pad[:])
+	v.h.Write(inner)
+	return v.h.Sum(v.sum[:0])
 }
 
 // canonicalURIs returns the canonical URIs a client may have signed for a raw
-// path: the path exactly as sent, and S3's canonical encoding of the decoded
-// path when it differs (a client that sent a character raw but signed it
-// encoded). Neither is normalized: S3 does not remove dot segments.
-func canonicalURIs(rawPath string) []string {
+// path (n of them): the path exactly as sent, and S3's canonical encoding of
+// the decoded path when it differs (a client that sent a character raw but
+// signed it encoded). Neither is normalized: S3 does not remove dot segments.
+func canonicalURIs(rawPath string) (uris [2]string, n int) {
 	if rawPath == "" {
 		rawPath = "/"
 	}
-	uris := []string{rawPath}
+	uris[0], n = rawPath, 1
 	if dec, err := url.PathUnescape(rawPath); err == nil {
 		if enc := encodeKey(dec); enc != rawPath {
-			uris = append(uris, enc)
+			uris[1], n = enc, 2
 		}
 	}
-	return uris
+	return uris, n
 }
 
-// signatureOf returns the hex SigV4 signature of a canonical request.
-func signatureOf(key []byte, amzDate, scope, canonicalRequest string) []byte {
-	sum := sha256.Sum256([]byte(canonicalRequest))
-	var hexSum [64]byte
-	hex.Encode(hexSum[:], sum[:])
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(algorithmV4 + "\n" + amzDate + "\n" + scope + "\n"))
-	m.Write(hexSum[:])
-	var out [64]byte
-	hex.Encode(out[:], m.Sum(nil))
-	return out[:]
-}
-
-// canonicalQuery builds SigV4's canonical query string from the raw query:
-// every parameter decoded and re-encoded (space as %20), sorted by encoded name
-// then value. X-Amz-Signature is left out of presigned requests.
-func canonicalQuery(raw string, presigned bool) (string, error) {
+// canonicalQuery builds SigV4's canonical query string of the raw query into
+// v.query: every parameter decoded and re-encoded (space as %20), sorted by
+// encoded name then value. X-Amz-Signature is left out of presigned requests.
+func (v *verifier) canonicalQuery(raw string, presigned bool) ([]byte, error) {
+	v.query = v.query[:0]
 	if raw == "" {
-		return "", nil
+		return v.query, nil
 	}
-	type param struct{ k, v string }
-	var params []param
+	parts := v.parts[:0] // the encoded names and values, one after the other
+	params := v.params[:0]
 	for part := range strings.SplitSeq(raw, "&") {
 		if part == "" {
 			continue
 		}
-		k, v, _ := strings.Cut(part, "=")
+		k, val, _ := strings.Cut(part, "=")
 		dk, err1 := url.QueryUnescape(k)
-		dv, err2 := url.QueryUnescape(v)
+		dv, err2 := url.QueryUnescape(val)
 		if err1 != nil || err2 != nil {
-			return "", errInvalidArgument.withMessage("The query string is not validly encoded.")
+			return nil, errInvalidArgument.withMessage("The query string is not validly encoded.")
 		}
 		if presigned && dk == "X-Amz-Signature" {
 			continue
 		}
-		params = append(params, param{uriEncode(dk), uriEncode(dv)})
+		ks := len(parts)
+		parts = appendURIEncoded(parts, dk)
+		vs := len(parts)
+		parts = appendURIEncoded(parts, dv)
+		// Slices of the array parts has now; a later growth copies parts
+		// elsewhere and leaves these intact.
+		params = append(params, param{parts[ks:vs:vs], parts[vs:len(parts):len(parts)]})
 	}
-	sort.Slice(params, func(i, j int) bool {
-		if params[i].k != params[j].k {
-			return params[i].k < params[j].k
+	v.parts = parts
+	slices.SortFunc(params, func(x, y param) int {
+		if c := bytes.Compare(x.k, y.k); c != 0 {
+			return c
 		}
-		return params[i].v < params[j].v
+		return bytes.Compare(x.v, y.v)
 	})
-	var b strings.Builder
+	b := v.query
 	for i, p := range params {
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
-		b.WriteString(p.k)
-		b.WriteByte('=')
-		b.WriteString(p.v)
+		b = append(b, p.k...)
+		b = append(b, '=')
+		b = append(b, p.v...)
 	}
-	return b.String(), nil
+	clear(params) // no references into parts stay in the pooled array
+	v.params, v.query = params[:0], b
+	return b, nil
 }
 
-// uriEncode is SigV4's UriEncode for query components: everything but the
-// unreserved characters is percent-encoded, '/' included.
-func uriEncode(s string) string {
-	return strings.ReplaceAll(encodeKey(s), "/", "%2F")
+// appendURIEncoded appends SigV4's UriEncode of a query component: everything
+// but the unreserved characters is percent-encoded, '/' included.
+func appendURIEncoded(b []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if keepInPath(c) && c != '/' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+	}
+	return b
 }
 
-// canonicalHeaders returns the canonical headers block for the signed header
-// names: each value trimmed with inner runs of spaces folded, several values
-// joined by commas. Headers that net/http keeps outside r.Header (Host,
-// Content-Length, Transfer-Encoding) are put back. SDKs differ on inner tabs:
-// the Go and Java SDKs fold runs of spaces only, botocore folds all white
-// space; foldAll selects the latter.
-func canonicalHeaders(r *http.Request, names []string, foldAll bool) string {
-	var b strings.Builder
+// appendCanonicalHeaders appends the canonical headers block for the signed
+// header names: each value trimmed with inner runs of spaces folded, several
+// values joined by commas. Headers that net/http keeps outside r.Header
+// (Host, Content-Length, Transfer-Encoding) are put back. SDKs differ on
+// inner tabs: the Go and Java SDKs fold runs of spaces only, botocore folds
+// all white space; foldAll selects the latter.
+func appendCanonicalHeaders(b []byte, r *http.Request, names []string, foldAll bool) []byte {
 	for _, name := range names {
-		b.WriteString(name)
-		b.WriteByte(':')
-		for i, v := range headerValues(r, name) {
-			if i > 0 {
-				b.WriteByte(',')
+		b = append(b, name...)
+		b = append(b, ':')
+		switch name {
+		case "host":
+			b = appendTrimmed(b, r.Host, foldAll)
+		case "content-length":
+			if v := r.Header["Content-Length"]; len(v) > 0 {
+				b = appendValues(b, v, foldAll)
+			} else if r.ContentLength >= 0 && !(r.ContentLength == 0 && len(r.TransferEncoding) > 0) {
+				b = strconv.AppendInt(b, r.ContentLength, 10)
 			}
-			b.WriteString(trimAll(v, foldAll))
+		case "transfer-encoding":
+			if len(r.TransferEncoding) > 0 {
+				for i, v := range r.TransferEncoding {
+					if i > 0 {
+						b = append(b, ',')
+					}
+					b = append(b, v...)
+				}
+				break
+			}
+			b = appendValues(b, lookupHeader(r.Header, name), foldAll)
+		default:
+			b = appendValues(b, lookupHeader(r.Header, name), foldAll)
 		}
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
-	return b.String()
+	return b
 }
 
-func headerValues(r *http.Request, name string) []string {
-	switch name {
-	case "host":
-		return []string{r.Host}
-	case "content-length":
-		if v := r.Header.Values("Content-Length"); len(v) > 0 {
-			return v
+// appendValues appends a header's values, trimmed, joined by commas.
+func appendValues(b []byte, values []string, foldAll bool) []byte {
+	for i, v := range values {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		if r.ContentLength >= 0 && !(r.ContentLength == 0 && len(r.TransferEncoding) > 0) {
-			return []string{strconv.FormatInt(r.ContentLength, 10)}
-		}
-		return nil
-	case "transfer-encoding":
-		if len(r.TransferEncoding) > 0 {
-			return []string{strings.Join(r.TransferEncoding, ",")}
-		}
+		b = appendTrimmed(b, v, foldAll)
 	}
-	return r.Header.Values(name)
+	return b
 }
 
-// trimAll trims a header value and folds each inner run of spaces into one
-// space; with foldAll, runs of any white space (tabs, line breaks).
-func trimAll(v string, foldAll bool) string {
+// lookupHeader returns the values of a header by its lowercase name without
+// allocating its canonical form (http.Header.Values would).
+func lookupHeader(h http.Header, lower string) []string {
+	var buf [64]byte
+	if len(lower) > len(buf) {
+		return h.Values(lower)
+	}
+	upper := true
+	for i := 0; i < len(lower); i++ {
+		c := lower[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			if upper {
+				c -= 'a' - 'A'
+			}
+		case '0' <= c && c <= '9', c == '-':
+		default: // not a plain token: let textproto decide its canonical form
+			return h.Values(lower)
+		}
+		buf[i] = c
+		upper = c == '-'
+	}
+	return h[string(buf[:len(lower)])]
+}
+
+// appendTrimmed appends a header value trimmed, each inner run of spaces
+// folded into one space; with foldAll, runs of any white space (tabs, line
+// breaks).
+func appendTrimmed(b []byte, v string, foldAll bool) []byte {
 	v = strings.TrimSpace(v)
 	isSpace := func(c byte) bool { return c == ' ' || foldAll && (c == '\t' || c == '\r' || c == '\n') }
-	if !strings.Contains(v, "  ") && (!foldAll || !strings.ContainsAny(v, "\t\r\n")) {
-		return v
-	}
-	var b strings.Builder
 	space := false
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -635,12 +795,12 @@ func trimAll(v string, foldAll bool) string {
 			continue
 		}
 		if space {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 			space = false
 		}
-		b.WriteByte(c)
+		b = append(b, c)
 	}
-	return b.String()
+	return b
 }
 
 // signingKeys caches derived SigV4 signing keys by (secret digest, date,

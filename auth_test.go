@@ -225,6 +225,16 @@ func TestValidRequestsAccepted(t *testing.T) {
 			u := presign(t, "PUT", "http://example.com/bucket/a%20b", fixedNow, time.Hour)
 			return httptest.NewRequest(http.MethodPut, u.RequestURI(), strings.NewReader("body"))
 		},
+		"signed headers of every shape": func(t *testing.T) *http.Request {
+			q := "list-type=2&prefix=a%20b/c&delimiter=%2F&start-after=%7Ez&encoding-type=url&max-keys=5&fetch-owner=true"
+			r := httptest.NewRequest(http.MethodGet, "/bucket/?"+q+"&a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11", nil)
+			r.Header.Set("X-Amz-Meta-Under_score", "v")
+			r.Header.Set("X-Amz-Meta-"+strings.Repeat("long-", 14), "a name longer than 64 bytes")
+			r.Header["X-Amz-Meta-Multi"] = []string{"  one  two ", "three"}
+			r.Header.Set("Range", "bytes=0-9")
+			clientSign(t, r, sha256Hex(nil))
+			return r
+		},
 		"key sent raw, signed encoded": func(t *testing.T) *http.Request {
 			r := httptest.NewRequest(http.MethodGet, "/bucket/a%2Bb%3Dc", nil)
 			clientSign(t, r, sha256Hex(nil))
