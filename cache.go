@@ -13,9 +13,16 @@ import (
 
 // target is a resolved bucket: where it lives and how to reach it.
 type target struct {
-	bucket   string
-	endpoint Endpoint
-	creds    Credentials
+	bucket       string
+	endpoint     Endpoint
+	creds        Credentials
+	scheme, host string // of the upstream URLs (see upstreamHost)
+}
+
+func newTarget(bucket string, e Endpoint, c Credentials) *target {
+	t := &target{bucket: bucket, endpoint: e, creds: c}
+	t.scheme, t.host = upstreamHost(e, bucket)
+	return t
 }
 
 func (t *target) region() string {
@@ -133,7 +140,7 @@ type resolver struct {
 func newResolver(cfg *config) *resolver {
 	r := &resolver{static: make(map[string]*target, len(cfg.buckets)), cfg: cfg}
 	for name, b := range cfg.buckets {
-		r.static[name] = &target{bucket: name, endpoint: b.Endpoint, creds: b.Credentials}
+		r.static[name] = newTarget(name, b.Endpoint, b.Credentials)
 	}
 	if cfg.endpoint != nil {
 		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.authCacheCap, cfg)
@@ -175,7 +182,7 @@ func (r *resolver) load(ctx context.Context, bucket string) (*target, error) {
 	if err := validateCredentials(creds); err != nil {
 		return nil, fmt.Errorf("credentials hook for %q: %w", bucket, err)
 	}
-	return &target{bucket: bucket, endpoint: ep, creds: creds}, nil
+	return newTarget(bucket, ep, creds), nil
 }
 
 func (r *resolver) sweep() {

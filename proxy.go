@@ -311,7 +311,7 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 	if t.endpoint.PathStyle && leavesBucket(req.key) {
 		return nil, errInvalidURI.withMessage("The key's dot segments would leave the bucket on this bucket's path-style upstream.")
 	}
-	u := upstreamURL(t.endpoint, req.bucket, req.key)
+	u := upstreamURL(t, req.key)
 	u.RawQuery = upstreamQuery(r.URL.RawQuery)
 	bearer := t.creds.APIKey != ""
 	reframe := reframeChunked(in, bearer)

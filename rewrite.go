@@ -143,32 +143,38 @@ func keepInPath(c byte) bool {
 		c == '-' || c == '_' || c == '.' || c == '~' || c == '/'
 }
 
-// upstreamURL builds the URL of a request for bucket and key at endpoint e:
+// upstreamURL builds the URL of a request for key in t's bucket:
 // virtual-hosted https://<bucket>.<host>[:port]/<key> by default, or path-style
 // https://<host>[:port]/<bucket>/<key>. The query is set by the caller.
-func upstreamURL(e Endpoint, bucket, key string) *url.URL {
-	scheme := e.Scheme
+func upstreamURL(t *target, key string) *url.URL {
+	u := &url.URL{Scheme: t.scheme, Host: t.host, Path: "/" + key}
+	if t.endpoint.PathStyle {
+		u.Path = "/" + t.bucket
+		if key != "" {
+			u.Path = "/" + t.bucket + "/" + key
+		}
+	}
+	u.RawPath = u.Path
+	if enc := encodeKey(u.Path[1:]); enc != u.Path[1:] {
+		u.RawPath = "/" + enc
+	}
+	return u
+}
+
+// upstreamHost returns the scheme and host of the upstream URLs of a bucket
+// at endpoint e; see upstreamURL.
+func upstreamHost(e Endpoint, bucket string) (scheme, host string) {
+	scheme, host = e.Scheme, e.Host
 	if scheme == "" {
 		scheme = "https"
 	}
-	host := e.Host
 	if e.Port != 0 {
 		host = net.JoinHostPort(host, strconv.Itoa(e.Port))
 	}
-	u := &url.URL{Scheme: scheme}
 	if !e.PathStyle {
-		u.Host = bucket + "." + host
-		u.Path = "/" + key
-		u.RawPath = "/" + encodeKey(key)
-		return u
+		host = bucket + "." + host
 	}
-	u.Host = host
-	u.Path = "/" + bucket
-	if key != "" {
-		u.Path += "/" + key
-	}
-	u.RawPath = "/" + encodeKey(u.Path[1:])
-	return u
+	return scheme, host
 }
 
 // leavesBucket reports whether resolving the dot segments of key, as a path
