@@ -41,6 +41,7 @@ type inbound struct {
 	body        io.ReadCloser // the payload to forward; nil when there is none
 	length      int64         // the payload's length; -1 when unknown
 	payloadHash string        // x-amz-content-sha256 for the upstream signature
+	unchecked   io.ReadCloser // a hex-signed body as received, for an upstream that checks its hash (body checks it here)
 	decoded     bool          // aws-chunked framing was removed from the body
 	signed      []string      // the header names the client signed, lower case; nil in token mode
 
@@ -190,6 +191,7 @@ func prepareBody(r *http.Request, in *inbound, payloadHash string, cs *chunkSign
 		}
 		return nil
 	}
+	in.unchecked = in.body
 	want, _ := hex.DecodeString(payloadHash)
 	in.body = readCloser{newHoldback(&sha256Reader{r: in.body, h: sha256.New(), want: want})}
 	return nil

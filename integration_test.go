@@ -67,10 +67,11 @@ const (
 )
 
 type itgConfig struct {
-	buckets   int      // buckets per side (default 1)
-	pathStyle bool     // path-style upstream requests instead of virtual-hosted
-	mount     itgMount // how the proxy is mounted
-	tls       bool     // clients speak https: to the proxy, and to versitygw through a TLS-terminating pass-through
+	buckets   int            // buckets per side (default 1)
+	pathStyle bool           // path-style upstream requests instead of virtual-hosted
+	mount     itgMount       // how the proxy is mounted
+	tls       bool           // clients speak https: to the proxy, and to versitygw through a TLS-terminating pass-through
+	opts      []proxy.Option // more proxy options
 }
 
 // itgSide is one way to reach versitygw: directly or through the proxy.
@@ -124,6 +125,7 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 	if cfg.mount == itgMountPathPrefix {
 		opts = append(opts, proxy.WithPathPrefix(itgMountPath))
 	}
+	opts = append(opts, cfg.opts...)
 	p, err := proxy.New(opts...)
 	require.NoError(t, err)
 
@@ -1545,11 +1547,30 @@ func TestIntegrationKeyStaysInBucket(t *testing.T) {
 // request so that versitygw stores nothing, and answer as versitygw does.
 func TestIntegrationCorruptUploadsStoreNothing(t *testing.T) {
 	t.Parallel()
-	e := newItgEnv(t, itgConfig{})
+	t.Run("checked by the proxy", func(t *testing.T) {
+		t.Parallel()
+		itgCorruptUploads(t, newItgEnv(t, itgConfig{}))
+	})
+	// The hex SHA-256 cases are left to versitygw's own check.
+	t.Run("payload hash checked upstream", func(t *testing.T) {
+		t.Parallel()
+		itgCorruptUploads(t, newItgEnv(t, itgConfig{opts: []proxy.Option{proxy.WithUpstreamPayloadCheck(true)}}))
+	})
+}
+
+func itgCorruptUploads(t *testing.T, e *itgEnv) {
 	ctx := t.Context()
 	e.createBuckets(t)
 	data := itgRandom(1<<20, 7)
 	other := itgRandom(1<<20, 8)
+
+	// The control: the same request with an intact body is stored.
+	intact := e.both(t, "intact put", "", func(s *itgSide) string {
+		o := itgRawPut(ctx, s, s.buckets[0], "intact", itgSHA256(data), nil, data, false)
+		defer itgDelete(ctx, s.c, s.buckets[0], "intact")
+		return o + "; then head: " + itgHead(ctx, s.c, s.buckets[0], "intact")
+	})
+	require.True(t, strings.HasPrefix(intact, "200; then head: ok size 1048576"), intact)
 
 	cases := []struct {
 		name        string

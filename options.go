@@ -141,6 +141,7 @@ type config struct {
 	vhostDomains    []string
 	pathPrefix      string
 	maxSkew         time.Duration
+	upstreamHashes  bool // HMAC upstreams check hex payload hashes themselves
 	errs            []error
 }
 
@@ -324,6 +325,23 @@ func WithObserver(o Observer) Option {
 // proxy's clock. By default, DefaultMaxClockSkew (15 minutes), as S3.
 func WithMaxClockSkew(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxSkew = d })
+}
+
+// WithUpstreamPayloadCheck leaves the check of a hex SHA-256 payload
+// (x-amz-content-sha256) to upstreams reached with HMAC keys. The proxy still
+// verifies the client's signature, which covers the hash; it signs the
+// upstream request with that same hash and streams the body without hashing
+// it, and the upstream refuses a body that does not match it
+// (XAmzContentSHA256Mismatch) and stores nothing. Turn it on only for
+// upstreams that check the hash, as AWS S3, IBM COS with HMAC keys, MinIO and
+// versitygw do: it saves the proxy a SHA-256 of every uploaded byte, which on
+// one core costs more than the rest of the transfer. Bearer (IAM) upstreams
+// and aws-chunked bodies are verified by the proxy either way.
+//
+// By default the proxy hashes every hex-signed body itself and withholds its
+// last byte until the hash matches.
+func WithUpstreamPayloadCheck(on bool) Option {
+	return optionFunc(func(c *config) { c.upstreamHashes = on })
 }
 
 func (c *config) validate() error {

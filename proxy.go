@@ -336,6 +336,9 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 	}
 
 	out := &outbound{url: u, header: h, body: in.body, length: in.length}
+	if p.cfg.upstreamHashes && !bearer && in.unchecked != nil {
+		out.body = in.unchecked // the upstream signature carries the client's hash: the upstream checks it
+	}
 	payloadHash := in.payloadHash
 	if reframe {
 		h.Set("Content-Encoding", strings.Join(append([]string{"aws-chunked"}, stripAWSChunked(r.Header.Values("Content-Encoding"))...), ","))

@@ -264,3 +264,57 @@ func TestUpstreamDownOrHanging(t *testing.T) {
 		assert.NotEmpty(t, w.Header().Get("X-Amz-Request-Id"))
 	}
 }
+
+// WithUpstreamPayloadCheck: a hex-signed body goes to an HMAC upstream as
+// received, with the client's hash in the upstream signature, and the upstream's
+// own check refuses a body that does not match; a bearer upstream still gets
+// the body only once the proxy has checked it.
+func TestUpstreamPayloadCheck(t *testing.T) {
+	body := bytes.Repeat([]byte("z"), 256<<10)
+	other := bytes.Clone(body)
+	other[len(other)-1] = 'y'
+	// An upstream that checks the hash as S3 does.
+	checking := func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if want := r.Header.Get("X-Amz-Content-Sha256"); !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") && sha256Hex(b) != want {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, "<Error><Code>XAmzContentSHA256Mismatch</Code></Error>")
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}
+	put := func(bucket string, signedFor []byte) *http.Request {
+		r := httptest.NewRequest(http.MethodPut, "/"+bucket+"/k", bytes.NewReader(body))
+		clientSign(t, r, sha256Hex(signedFor))
+		return r
+	}
+	up := newFakeUpstream(t)
+	up.handler = checking
+	iam := newFakeIAM(t, newClock())
+	p := newProxy(t, up, proxy.WithUpstreamPayloadCheck(true),
+		proxy.WithBuckets(proxy.Bucket{Name: "ibm-bucket", Endpoint: up.endpoint(), Credentials: proxy.Credentials{APIKey: "the-api-key"}}),
+		proxy.WithIAMEndpoint("http://iam.test/identity/token"),
+		proxy.WithTransport(routes(up, iam)),
+	)
+
+	w := serve(p, put("bucket", body))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	got := up.last(t)
+	assert.True(t, got.SigOK, got.SigErr)
+	assert.Equal(t, sha256Hex(body), got.Header.Get("X-Amz-Content-Sha256"))
+
+	w = serve(p, put("bucket", other))
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Equal(t, "XAmzContentSHA256Mismatch", s3Code(w.Body.String()), "the upstream's answer")
+	got = up.last(t)
+	assert.Len(t, got.Body, len(body), "the upstream received the whole body and refused it itself")
+	assert.Equal(t, sha256Hex(other), got.Header.Get("X-Amz-Content-Sha256"))
+
+	n := len(up.requests())
+	w = serve(p, put("ibm-bucket", other))
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Equal(t, "XAmzContentSHA256Mismatch", s3Code(w.Body.String()))
+	for _, r := range up.requests()[n:] {
+		assert.Less(t, len(r.Body), len(body), "a bearer upstream never receives a whole unchecked body")
+	}
+}
