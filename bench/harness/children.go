@@ -39,7 +39,10 @@ const (
 	iamBucket      = "bench-iam"
 	coldBucket     = "bench-cold"
 	smallSize      = 1 << 10
-	blockSize      = 64 << 10 // the origin's and the generators' repeated block
+	// upstreamCheckPrefix is where the proxy child serves its instance with
+	// WithUpstreamPayloadCheck(true).
+	upstreamCheckPrefix = "/upstream-check"
+	blockSize           = 64 << 10 // the origin's and the generators' repeated block
 )
 
 // block is the content every generated body repeats: 64 KiB of random bytes.
@@ -67,7 +70,19 @@ func runChild(mode string, args []string) error {
 			return err
 		}
 		defer p.Close()
-		h = p
+		// A second instance leaves hex payload hashes to the upstream.
+		checked, err := newProxy(*origin, *iam, proxy.WithUpstreamPayloadCheck(true), proxy.WithPathPrefix(upstreamCheckPrefix))
+		if err != nil {
+			return err
+		}
+		defer checked.Close()
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, upstreamCheckPrefix+"/") {
+				checked.ServeHTTP(w, r)
+				return
+			}
+			p.ServeHTTP(w, r)
+		})
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
@@ -170,7 +185,7 @@ func bareProxy(origin string) http.Handler {
 // newProxy is this proxy in front of the origin: one HMAC bucket, two IAM
 // buckets, verified client signatures, an authorizer that allows everything
 // (cached), the default transport and the real clock.
-func newProxy(origin, iam string) (*proxy.Proxy, error) {
+func newProxy(origin, iam string, more ...proxy.Option) (*proxy.Proxy, error) {
 	host, portStr, err := net.SplitHostPort(origin)
 	if err != nil {
 		return nil, err
@@ -180,7 +195,7 @@ func newProxy(origin, iam string) (*proxy.Proxy, error) {
 		return nil, err
 	}
 	ep := proxy.Endpoint{Host: host, Port: port, Scheme: "http", Region: region, PathStyle: true}
-	return proxy.New(
+	return proxy.New(append([]proxy.Option{
 		proxy.WithBuckets(
 			proxy.Bucket{Name: bucket, Endpoint: ep,
 				Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}},
@@ -190,5 +205,5 @@ func newProxy(origin, iam string) (*proxy.Proxy, error) {
 		proxy.WithClientKeys(map[string]string{clientKey: clientSecret}),
 		proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
 		proxy.WithIAMEndpoint(iam),
-	)
+	}, more...)...)
 }

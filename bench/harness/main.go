@@ -381,13 +381,13 @@ func transfers(o options, e *env, size int64) ([]transfer, error) {
 			return nil, err
 		}
 	}
-	signedPut := func(payloadHash string) func(c *http.Client) (int64, error) {
+	signedPut := func(rawURL, payloadHash string) func(c *http.Client) (int64, error) {
 		return func(c *http.Client) (int64, error) {
-			h, err := signedHeaders(http.MethodPut, proxyURL, payloadHash, size, nil)
+			h, err := signedHeaders(http.MethodPut, rawURL, payloadHash, size, nil)
 			if err != nil {
 				return 0, err
 			}
-			return put(c, proxyURL, h, newGenerator(size), size, size)
+			return put(c, rawURL, h, newGenerator(size), size, size)
 		}
 	}
 	ts := []transfer{
@@ -398,8 +398,12 @@ func transfers(o options, e *env, size int64) ([]transfer, error) {
 			}
 			return put(c, bareURL, h, newGenerator(size), size, size)
 		}},
-		{"PUT UNSIGNED-PAYLOAD", "PUT", e.proxy, false, signedPut(unsignedPayload)},
-		{"PUT hex SHA-256", "PUT", e.proxy, false, signedPut(sum)},
+		{"PUT UNSIGNED-PAYLOAD", "PUT", e.proxy, false, signedPut(proxyURL, unsignedPayload)},
+		{"PUT hex SHA-256", "PUT", e.proxy, false, signedPut(proxyURL, sum)},
+		// The same proxy process, configured WithUpstreamPayloadCheck(true)
+		// under upstreamCheckPrefix.
+		{"PUT hex SHA-256, checked upstream", "PUT", e.proxy, false,
+			signedPut("http://"+e.proxy.addr+upstreamCheckPrefix+key, sum)},
 	}
 	if chunked != nil {
 		ts = append(ts, transfer{"PUT aws-chunked signed", "PUT", e.proxy, false, func(c *http.Client) (int64, error) {
