@@ -424,8 +424,15 @@ func parsePresign(q url.Values) (*sigV4, error) {
 
 // parseCredential parses "<key id>/<yyyymmdd>/<region>/s3/aws4_request".
 func (s *sigV4) parseCredential(v string, malformed *Error) error {
-	parts := strings.Split(v, "/")
-	if len(parts) != 5 || parts[0] == "" || parts[2] == "" || parts[4] != "aws4_request" {
+	var parts [5]string // split without allocating: four slashes, five parts
+	if strings.Count(v, "/") == len(parts)-1 {
+		rest := v
+		for i := range len(parts) - 1 {
+			parts[i], rest, _ = strings.Cut(rest, "/")
+		}
+		parts[len(parts)-1] = rest
+	}
+	if parts[0] == "" || parts[2] == "" || parts[4] != "aws4_request" {
 		return malformed.withMessage("The credential is not of the form <key id>/<date>/<region>/s3/aws4_request.")
 	}
 	if _, err := time.Parse("20060102", parts[1]); err != nil || len(parts[1]) != 8 {

@@ -32,6 +32,10 @@ func FuzzParseAuthHeader(f *testing.F) {
 		if sig.service != "s3" || len(sig.date) != 8 || sig.region == "" || sig.accessKeyID == "" {
 			t.Fatalf("accepted a bad scope: %+v", sig)
 		}
+		if cred := sig.accessKeyID + "/" + sig.scope(); !strings.Contains(v, "Credential="+cred) ||
+			strings.Count(cred, "/") != 4 {
+			t.Fatalf("the credential %q is not the one in %q", cred, v)
+		}
 		if !isHexSHA256(sig.signature) {
 			t.Fatalf("accepted signature %q", sig.signature)
 		}
