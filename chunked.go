@@ -257,6 +257,26 @@ func (c *chunkedReader) endChunk() error {
 	return nil
 }
 
+// firstChunkSize returns the size of the client's first chunk when the
+// upstream body can be framed on the client's chunk boundaries, so that each
+// chunk is hashed once: from minFollowedChunk to maxFollowedChunk; otherwise
+// upstreamChunkSize. It reads the first chunk-size line if no Read has yet,
+// waiting for the client's first body bytes; an error is the body's.
+func (c *chunkedReader) firstChunkSize() (int, error) {
+	if c.err == nil && c.total == 0 && c.remaining == 0 && c.chunks == 0 {
+		if err := c.nextChunk(); err != nil {
+			c.err = err
+			if err != io.EOF {
+				return 0, err
+			}
+		}
+	}
+	if c.total == 0 && c.remaining >= minFollowedChunk && c.remaining <= maxFollowedChunk {
+		return int(c.remaining), nil
+	}
+	return upstreamChunkSize, nil
+}
+
 // verifiedDigest returns the SHA-256 of the payload bytes [from, to) when they
 // are exactly the data of the last chunk whose signature verified: a chunk
 // framed upstream on the client's chunk boundaries is then hashed only once.
@@ -621,8 +641,14 @@ func (c *chunkedReader) trailerLine() string {
 }
 
 // upstreamChunkSize is the size of the chunks the proxy frames upstream bodies
-// in: the data of one chunk is buffered to frame (and sign) it.
-const upstreamChunkSize = 64 << 10
+// in: the data of one chunk is buffered to frame (and sign) it. Signed chunks
+// follow the client's chunk size instead when it is from minFollowedChunk to
+// maxFollowedChunk (see firstChunkSize).
+const (
+	upstreamChunkSize = 64 << 10
+	minFollowedChunk  = 8 << 10
+	maxFollowedChunk  = 256 << 10
+)
 
 var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, upstreamChunkSize); return &b }}
 
@@ -653,8 +679,15 @@ type chunkEncoder struct {
 	err     error
 }
 
-func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner) *chunkEncoder {
-	e := &chunkEncoder{src: src, trailer: trailer, sig: sig, buf: chunkBuffers.Get().(*[]byte)}
+// newChunkEncoder frames the payload src decodes in chunks of size bytes.
+func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner, size int) *chunkEncoder {
+	e := &chunkEncoder{src: src, trailer: trailer, sig: sig}
+	if size == upstreamChunkSize {
+		e.buf = chunkBuffers.Get().(*[]byte)
+	} else {
+		b := make([]byte, size)
+		e.buf = &b
+	}
 	if sig != nil {
 		e.mac = hmac.New(sha256.New, sig.key)
 		copy(e.prev[:], sig.prev)
@@ -664,9 +697,9 @@ func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner) *chun
 }
 
 // encodedLength is the length of the aws-chunked encoding of n payload bytes
-// framed by a chunkEncoder; trailerLen is the length of the trailer line
-// without its CRLF (0 for none).
-func encodedLength(n int64, signed bool, trailerLen int) int64 {
+// framed by a chunkEncoder in chunks of size bytes; trailerLen is the length of
+// the trailer line without its CRLF (0 for none).
+func encodedLength(n int64, size int, signed bool, trailerLen int) int64 {
 	const sigExt = len(";chunk-signature=") + 64
 	chunk := func(size int64) int64 {
 		l := int64(len(strconv.FormatInt(size, 16))) + 2 + size + 2
@@ -675,9 +708,9 @@ func encodedLength(n int64, signed bool, trailerLen int) int64 {
 		}
 		return l
 	}
-	full := n / upstreamChunkSize
-	total := full * chunk(upstreamChunkSize)
-	if rest := n % upstreamChunkSize; rest > 0 {
+	full := n / int64(size)
+	total := full * chunk(int64(size))
+	if rest := n % int64(size); rest > 0 {
 		total += chunk(rest)
 	}
 	total += chunk(0) // the final chunk: "0[;chunk-signature=…]\r\n" and, without trailer, "\r\n"
@@ -703,7 +736,9 @@ func (e *chunkEncoder) Read(p []byte) (int, error) {
 		}
 		if e.done {
 			e.err = io.EOF
-			chunkBuffers.Put(e.buf)
+			if len(*e.buf) == upstreamChunkSize {
+				chunkBuffers.Put(e.buf)
+			}
 			continue
 		}
 		e.err = e.frame()

@@ -105,24 +105,27 @@ func (readCloser) Close() error { return nil }
 func TestChunkedBodiesFramedAgainForUpstream(t *testing.T) {
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 20_000) // 320,000 bytes: several 64 KiB chunks
 	crc := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(payload)))
+	signed := func(chunk int) func(t *testing.T) *http.Request {
+		return func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, chunk, nil) }
+	}
+	// Signed chunks go upstream on the client's boundaries, sharing their
+	// SHA-256, when the client's chunks are from 8 to 256 KiB; in 64 KiB
+	// chunks otherwise, hashed again. Unsigned chunks go in 64 KiB chunks.
 	for _, c := range []struct {
 		name, mode, trailer string
 		req                 func(t *testing.T) *http.Request
+		upstreamChunk       int
 	}{
-		// The upstream chunks are 64 KiB: client chunks of that size share
-		// their SHA-256 with the upstream's, the others are hashed again.
-		{"signed chunks are signed again for the upstream keys", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
-			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 64<<10, nil) }},
-		{"signed 8 KiB chunks are signed again in 64 KiB chunks", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
-			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 8<<10, nil) }},
-		{"signed chunks off the upstream's boundaries", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
-			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 100_000, nil) }},
-		{"signed chunks larger than the upstream's", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "",
-			func(t *testing.T) *http.Request { return signedChunkedPut(t, "/bucket/chunked", payload, 200_000, nil) }},
+		{"signed 64 KiB chunks are signed again for the upstream keys", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "", signed(64 << 10), 64 << 10},
+		{"signed 8 KiB chunks", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "", signed(8 << 10), 8 << 10},
+		{"signed chunks off the 64 KiB boundaries", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "", signed(100_000), 100_000},
+		{"signed chunks of the largest size followed", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "", signed(256 << 10), 256 << 10},
+		{"signed chunks too small to follow", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "", signed(4000), 64 << 10},
+		{"signed chunks too large to follow", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "", signed(300_000), 64 << 10},
 		{"an unsigned trailer goes on with its verified checksum", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-checksum-crc32:" + crc,
 			func(t *testing.T) *http.Request {
 				return unsignedTrailerPut(t, "/bucket/chunked", payload, 100_000, nil)
-			}},
+			}, 64 << 10},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up := newFakeUpstream(t)
@@ -136,6 +139,7 @@ func TestChunkedBodiesFramedAgainForUpstream(t *testing.T) {
 			assert.Equal(t, c.mode, got.Header.Get("X-Amz-Content-Sha256"))
 			assert.Equal(t, "aws-chunked", got.Header.Get("Content-Encoding"))
 			assert.Equal(t, strconv.Itoa(len(payload)), got.Header.Get("X-Amz-Decoded-Content-Length"))
+			assert.Equal(t, c.upstreamChunk, got.FirstChunk, "the upstream's first chunk size")
 		})
 	}
 }

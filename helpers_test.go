@@ -44,6 +44,7 @@ type seen struct {
 	Header     http.Header
 	Body       []byte // the payload: an aws-chunked body is decoded (and its chunk signatures checked)
 	Trailer    string // the aws-chunked trailer line, if any
+	FirstChunk int    // the size of an aws-chunked body's first chunk
 	SigOK      bool   // the upstream signature verified with the upstream keys
 	SigErr     string // why not
 }
@@ -79,6 +80,10 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				s.SigOK, s.SigErr = false, "aws-chunked: "+err.Error()
 			}
+			line, _, _ := bytes.Cut(body, []byte("\r\n"))
+			size, _, _ := bytes.Cut(line, []byte(";"))
+			first, _ := strconv.ParseInt(string(size), 16, 64)
+			s.FirstChunk = int(first)
 		}
 	}
 	f.mu.Lock()

@@ -340,6 +340,7 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 		out.body = in.unchecked // the upstream signature carries the client's hash: the upstream checks it
 	}
 	payloadHash := in.payloadHash
+	chunk := upstreamChunkSize // of a body framed again
 	if reframe {
 		h.Set("Content-Encoding", strings.Join(append([]string{"aws-chunked"}, stripAWSChunked(r.Header.Values("Content-Encoding"))...), ","))
 		h.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(in.length, 10))
@@ -348,8 +349,13 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 			h.Set("X-Amz-Trailer", in.trailer)
 		} else {
 			payloadHash = streamingSigned
+			// Chunks on the client's boundaries share the client chunks' SHA-256.
+			var err error
+			if chunk, err = in.chunked.firstChunkSize(); err != nil {
+				return nil, err
+			}
 		}
-		out.length = encodedLength(in.length, payloadHash == streamingSigned, trailerLength(in.trailer))
+		out.length = encodedLength(in.length, chunk, payloadHash == streamingSigned, trailerLength(in.trailer))
 	}
 	if out.length == 0 {
 		out.body = nil
@@ -362,7 +368,7 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 		h.Set("Authorization", "Bearer "+tok)
 		if reframe {
 			h.Set("X-Amz-Content-Sha256", payloadHash)
-			out.body = readCloser{newChunkEncoder(in.chunked, in.trailer, nil)}
+			out.body = readCloser{newChunkEncoder(in.chunked, in.trailer, nil, chunk)}
 		}
 	} else {
 		h.Set("X-Amz-Content-Sha256", payloadHash)
@@ -384,7 +390,7 @@ func (p *Proxy) outbound(r *http.Request, req s3Request, in *inbound, t *target)
 					prev:    auth[len(auth)-64:],
 				}
 			}
-			out.body = readCloser{newChunkEncoder(in.chunked, in.trailer, cs)}
+			out.body = readCloser{newChunkEncoder(in.chunked, in.trailer, cs, chunk)}
 		}
 	}
 	// Added after signing: a hop in between may change it.
