@@ -319,6 +319,18 @@ func BenchmarkProxyPUT(b *testing.B) {
 	benchLoop(b, o, newBenchClient(b), r, body)
 }
 
+// BenchmarkProxyUpstreamCheckedPUT is BenchmarkProxyPUT with
+// WithUpstreamPayloadCheck(true): the client's hash goes upstream and the
+// proxy does not hash the body.
+func BenchmarkProxyUpstreamCheckedPUT(b *testing.B) {
+	o := newBenchOrigin(b)
+	srv := newBenchProxy(b, o, proxy.WithUpstreamPayloadCheck(true))
+	body := benchRandom(benchLarge)
+	r := benchRequest(b, http.MethodPut, srv.URL+"/"+benchBucket+"/object", body)
+	benchSign(b, r, sha256Hex(body))
+	benchLoop(b, o, newBenchClient(b), r, body)
+}
+
 // BenchmarkProxyUnsignedPUT uploads 1 MiB with UNSIGNED-PAYLOAD: the proxy's
 // streaming cost without hashing.
 func BenchmarkProxyUnsignedPUT(b *testing.B) {
