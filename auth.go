@@ -673,9 +673,9 @@ func (v *verifier) canonicalQuery(raw string, presigned bool) ([]byte, error) {
 			continue
 		}
 		ks := len(parts)
-		parts = appendURIEncoded(parts, dk)
+		parts = appendEncoded(parts, dk, false)
 		vs := len(parts)
-		parts = appendURIEncoded(parts, dv)
+		parts = appendEncoded(parts, dv, false)
 		// Slices of the array parts has now; a later growth copies parts
 		// elsewhere and leaves these intact.
 		params = append(params, param{parts[ks:vs:vs], parts[vs:len(parts):len(parts)]})
@@ -699,21 +699,6 @@ func (v *verifier) canonicalQuery(raw string, presigned bool) ([]byte, error) {
 	clear(params) // no references into parts stay in the pooled array
 	v.params, v.query = params[:0], b
 	return b, nil
-}
-
-// appendURIEncoded appends SigV4's UriEncode of a query component: everything
-// but the unreserved characters is percent-encoded, '/' included.
-func appendURIEncoded(b []byte, s string) []byte {
-	const hexDigits = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if keepInPath(c) && c != '/' {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
-	}
-	return b
 }
 
 // appendCanonicalHeaders appends the canonical headers block for the signed

@@ -125,17 +125,22 @@ func encodeKey(key string) string {
 	if n == 0 {
 		return key
 	}
+	return string(appendEncoded(make([]byte, 0, len(key)+2*n), key, true))
+}
+
+// appendEncoded appends s percent-encoded as SigV4's UriEncode does: every byte
+// but the unreserved characters, and '/' unless keepSlash, as %XX in upper case.
+func appendEncoded(b []byte, s string, keepSlash bool) []byte {
 	const hex = "0123456789ABCDEF"
-	b := make([]byte, 0, len(key)+2*n)
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if keepInPath(c) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if keepInPath(c) && (keepSlash || c != '/') {
 			b = append(b, c)
 			continue
 		}
 		b = append(b, '%', hex[c>>4], hex[c&15])
 	}
-	return string(b)
+	return b
 }
 
 func keepInPath(c byte) bool {
