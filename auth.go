@@ -722,15 +722,10 @@ func appendCanonicalHeaders(b []byte, r *http.Request, names []string, foldAll b
 			}
 		case "transfer-encoding":
 			if len(r.TransferEncoding) > 0 {
-				for i, v := range r.TransferEncoding {
-					if i > 0 {
-						b = append(b, ',')
-					}
-					b = append(b, v...)
-				}
-				break
+				b = appendValues(b, r.TransferEncoding, foldAll)
+			} else {
+				b = appendValues(b, lookupHeader(r.Header, name), foldAll)
 			}
-			b = appendValues(b, lookupHeader(r.Header, name), foldAll)
 		default:
 			b = appendValues(b, lookupHeader(r.Header, name), foldAll)
 		}
