@@ -33,7 +33,7 @@ type chunkSigner struct {
 	key     []byte // the SigV4 signing key (derived from secret/date/region/"s3")
 	amzDate string // the request's X-Amz-Date, e.g. "20130524T000000Z"
 	scope   string // "20130524/us-east-1/s3/aws4_request"
-	prev    string // the seed signature (from the Authorization header); the reader chains from its own copy and leaves this field as is
+	prev    string // the seed signature; the reader and the encoder chain from their own copies and leave this field as is
 }
 
 // Limits of the aws-chunked framing.
@@ -697,9 +697,9 @@ func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner, size 
 }
 
 // encodedLength is the length of the aws-chunked encoding of n payload bytes
-// framed by a chunkEncoder in chunks of size bytes; trailerLen is the length of
-// the trailer line without its CRLF (0 for none).
-func encodedLength(n int64, size int, signed bool, trailerLen int) int64 {
+// framed by a chunkEncoder in chunks of chunkSize bytes; trailerLen is the
+// length of the trailer line without its CRLF (0 for none).
+func encodedLength(n int64, chunkSize int, signed bool, trailerLen int) int64 {
 	const sigExt = len(";chunk-signature=") + 64
 	chunk := func(size int64) int64 {
 		l := int64(len(strconv.FormatInt(size, 16))) + 2 + size + 2
@@ -708,9 +708,9 @@ func encodedLength(n int64, size int, signed bool, trailerLen int) int64 {
 		}
 		return l
 	}
-	full := n / int64(size)
-	total := full * chunk(int64(size))
-	if rest := n % int64(size); rest > 0 {
+	full := n / int64(chunkSize)
+	total := full * chunk(int64(chunkSize))
+	if rest := n % int64(chunkSize); rest > 0 {
 		total += chunk(rest)
 	}
 	total += chunk(0) // the final chunk: "0[;chunk-signature=…]\r\n" and, without trailer, "\r\n"

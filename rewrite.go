@@ -152,12 +152,14 @@ func keepInPath(c byte) bool {
 // virtual-hosted https://<bucket>.<host>[:port]/<key> by default, or path-style
 // https://<host>[:port]/<bucket>/<key>. The query is set by the caller.
 func upstreamURL(t *target, key string) *url.URL {
-	u := &url.URL{Scheme: t.scheme, Host: t.host, Path: "/" + key}
-	if t.endpoint.PathStyle {
+	u := &url.URL{Scheme: t.scheme, Host: t.host}
+	switch {
+	case !t.endpoint.PathStyle:
+		u.Path = "/" + key
+	case key == "":
 		u.Path = "/" + t.bucket
-		if key != "" {
-			u.Path = "/" + t.bucket + "/" + key
-		}
+	default:
+		u.Path = "/" + t.bucket + "/" + key
 	}
 	u.RawPath = u.Path
 	if enc := encodeKey(u.Path[1:]); enc != u.Path[1:] {
