@@ -1544,7 +1544,9 @@ func TestIntegrationKeyStaysInBucket(t *testing.T) {
 // TestIntegrationCorruptUploadsStoreNothing sends uploads whose body does not
 // match what was signed or declared, 1 MiB each so that most of the body has
 // gone upstream when the proxy finds out: the proxy must abort the upstream
-// request so that versitygw stores nothing, and answer as versitygw does.
+// request so that versitygw stores nothing, and answer as versitygw does. With
+// WithUpstreamPayloadCheck a mismatching hex SHA-256 body reaches versitygw
+// whole, and versitygw's own check must refuse it.
 func TestIntegrationCorruptUploadsStoreNothing(t *testing.T) {
 	t.Parallel()
 	t.Run("checked by the proxy", func(t *testing.T) {
