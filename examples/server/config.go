@@ -104,6 +104,7 @@ type iamConfig struct {
 
 type upstreamConfig struct {
 	ResponseHeaderTimeout setting[time.Duration] `yaml:"response_header_timeout"`
+	PayloadCheck          setting[bool]          `yaml:"payload_check"`
 }
 
 // Client modes.
@@ -655,6 +656,7 @@ func (c *config) proxyOptions() []proxy.Option {
 		proxy.WithIAMEndpoint(c.IAM.Endpoint.Value),
 		proxy.WithIAMTimeout(c.IAM.Timeout.Value),
 		proxy.WithResponseHeaderTimeout(c.Upstream.ResponseHeaderTimeout.Value),
+		proxy.WithUpstreamPayloadCheck(c.Upstream.PayloadCheck.Value),
 	}
 	if len(c.VHosts) > 0 {
 		domains := make([]string, len(c.VHosts))

@@ -140,6 +140,7 @@ buckets:
     host: s3.eu-de.cloud-object-storage.appdomain.cloud
     api_key: ${TEST_SECRET}
 cache: {auth_ttl: 30s, auth_capacity: 10}
+upstream: {payload_check: true}
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +164,7 @@ cache: {auth_ttl: 30s, auth_capacity: 10}
 		{"allow", a.Allow[0].Value, "bob"},
 		{"auth ttl", cfg.Cache.AuthTTL.Value, 30 * time.Second},
 		{"iam default", cfg.IAM.Endpoint.Value, "https://iam.cloud.ibm.com/identity/token"},
+		{"payload check", cfg.Upstream.PayloadCheck.Value, true},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
