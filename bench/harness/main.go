@@ -72,7 +72,7 @@ func main() {
 	flag.BoolVar(&o.skipLoad, "skip-load", false, "skip the 1 KiB GET load test")
 	flag.BoolVar(&o.skipStream, "skip-stream", false, "skip the streaming test")
 	flag.BoolVar(&o.skipIAM, "skip-iam", false, "skip the cold IAM test")
-	flag.BoolVar(&o.chunked, "chunked", true, "also stream signed aws-chunked uploads")
+	flag.BoolVar(&o.chunked, "chunked", true, "also stream aws-chunked uploads (signed, and unsigned with a CRC32 trailer)")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := parseSize(s)
@@ -374,10 +374,13 @@ func transfers(o options, e *env, size int64) ([]transfer, error) {
 	proxyURL := "http://" + e.proxy.addr + key
 	fmt.Printf("   preparing %s: hashing the body, signing its chunks…\n", sizeName(size))
 	sum := bodySHA256(size)
-	var chunked *chunkedUpload
+	var chunked, trailed *chunkedUpload
 	if o.chunked {
 		var err error
 		if chunked, err = newChunkedUpload(proxyURL, size); err != nil {
+			return nil, err
+		}
+		if trailed, err = newTrailerUpload(proxyURL, size); err != nil {
 			return nil, err
 		}
 	}
@@ -410,6 +413,8 @@ func transfers(o options, e *env, size int64) ([]transfer, error) {
 			// The chunk signatures chain from the seed signed at preparation;
 			// the proxy accepts them for the skew window (15 minutes).
 			return put(c, proxyURL, chunked.header, chunked.body(), chunked.length, size)
+		}}, transfer{"PUT aws-chunked CRC32 trailer", "PUT", e.proxy, false, func(c *http.Client) (int64, error) {
+			return put(c, proxyURL, trailed.header, trailed.body(), trailed.length, size)
 		}})
 	}
 	ts = append(ts,
