@@ -729,27 +729,33 @@ func trailerLength(name string) int {
 	return len(name) + 1 + base64.StdEncoding.EncodedLen(a.size)
 }
 
+// Read fills p with as much of the encoding as it can: a chunk's end and the
+// next chunk's start go out together rather than as a short read (a small
+// write upstream of its own). An error comes after the bytes framed before it.
 func (e *chunkEncoder) Read(p []byte) (int, error) {
-	for len(e.out) == 0 && len(e.data) == 0 && len(e.tail) == 0 {
-		if e.err != nil {
-			return 0, e.err
-		}
-		if e.done {
-			e.err = io.EOF
-			if len(*e.buf) == upstreamChunkSize {
-				chunkBuffers.Put(e.buf)
+	n := 0
+	for n < len(p) {
+		if len(e.out) == 0 && len(e.data) == 0 && len(e.tail) == 0 {
+			switch {
+			case e.err != nil:
+				if n > 0 {
+					return n, nil
+				}
+				return 0, e.err
+			case e.done:
+				e.err = io.EOF
+				if len(*e.buf) == upstreamChunkSize {
+					chunkBuffers.Put(e.buf)
+				}
+			default:
+				e.err = e.frame()
 			}
 			continue
 		}
-		e.err = e.frame()
-	}
-	n := 0
-	for _, seg := range []*[]byte{&e.out, &e.data, &e.tail} {
-		c := copy(p[n:], *seg)
-		*seg = (*seg)[c:]
-		n += c
-		if n == len(p) {
-			break
+		for _, seg := range []*[]byte{&e.out, &e.data, &e.tail} {
+			c := copy(p[n:], *seg)
+			*seg = (*seg)[c:]
+			n += c
 		}
 	}
 	return n, nil
