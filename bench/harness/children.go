@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,18 @@ func runChild(mode string, args []string) error {
 	origin := fs.String("origin", "", "origin address (bare, proxy)")
 	iam := fs.String("iam", "", "IAM token endpoint URL (proxy)")
 	_ = fs.Parse(args)
+	// HARNESS_CPUPROFILE=<prefix> profiles every child into <prefix>.<mode>.
+	if prefix := os.Getenv("HARNESS_CPUPROFILE"); prefix != "" {
+		f, err := os.Create(prefix + "." + mode)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	var h http.Handler
 	switch mode {
