@@ -179,24 +179,39 @@ func TestTamperedChunkedBodiesNeverStored(t *testing.T) {
 		req    func(t *testing.T) *http.Request
 		status int
 		code   string
+		early  bool // refused before the upstream is contacted
 	}{
 		{"byte in the first chunk", func(t *testing.T) *http.Request {
 			return signedChunkedPut(t, "/bucket/k", payload, 64<<10, flip(func(b []byte) int { return 200 }))
-		}, 403, "SignatureDoesNotMatch"},
+		}, 403, "SignatureDoesNotMatch", false},
 		{"byte in the last chunk", func(t *testing.T) *http.Request {
 			return signedChunkedPut(t, "/bucket/k", payload, 64<<10, flip(func(b []byte) int { return len(b) - 100 - 90 }))
-		}, 403, "SignatureDoesNotMatch"},
+		}, 403, "SignatureDoesNotMatch", false},
 		{"chunk signature", func(t *testing.T) *http.Request {
 			return signedChunkedPut(t, "/bucket/k", payload, 64<<10, flip(func(b []byte) int {
 				return bytes.Index(b, []byte("chunk-signature=")) + 20
 			}))
-		}, 403, "SignatureDoesNotMatch"},
+		}, 403, "SignatureDoesNotMatch", false},
 		{"truncated body", func(t *testing.T) *http.Request {
 			return signedChunkedPutLen(t, "/bucket/k", payload, 64<<10, func(b []byte) []byte { return b[:len(b)/2] }, false)
-		}, 400, "IncompleteBody"},
+		}, 400, "IncompleteBody", false},
+		// The first chunk-size line is read before the upstream request is made.
+		{"malformed first chunk size", func(t *testing.T) *http.Request {
+			return signedChunkedPut(t, "/bucket/k", payload, 64<<10, func(b []byte) []byte {
+				return append([]byte("1x000"), b[len("10000"):]...)
+			})
+		}, 400, "InvalidRequest", true},
+		{"first chunk larger than the declared length", func(t *testing.T) *http.Request {
+			return signedChunkedPut(t, "/bucket/k", payload, 64<<10, func(b []byte) []byte {
+				return append([]byte("fffff"), b[len("10000"):]...)
+			})
+		}, 400, "IncompleteBody", true},
+		{"no body at all", func(t *testing.T) *http.Request {
+			return signedChunkedPutLen(t, "/bucket/k", payload, 64<<10, func(b []byte) []byte { return nil }, false)
+		}, 400, "IncompleteBody", true},
 		{"trailer checksum", func(t *testing.T) *http.Request {
 			return unsignedTrailerPut(t, "/bucket/k", payload, 64<<10, []byte{1, 2, 3, 4})
-		}, 400, "BadDigest"},
+		}, 400, "BadDigest", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -218,6 +233,9 @@ func TestTamperedChunkedBodiesNeverStored(t *testing.T) {
 			assert.Equal(t, c.status, resp.StatusCode, b.String())
 			assert.Equal(t, c.code, s3Code(b.String()))
 			assert.Zero(t, completeRequests(up), "the object must not exist upstream")
+			if c.early {
+				assert.Empty(t, up.requests(), "nothing reaches the upstream")
+			}
 		})
 	}
 }
