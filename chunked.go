@@ -168,18 +168,28 @@ func newChunkedReader(body io.Reader, o chunkedOptions) *chunkedReader {
 	return c
 }
 
-// Read implements io.Reader. When a chunk fails its CRLF or signature check,
-// the last piece of its data is withheld and the error returned instead.
+// Read implements io.Reader. A read that ends a chunk goes on into the next
+// one rather than returning short. When a chunk fails its CRLF or signature
+// check, the last piece of its data is withheld and the error returned
+// instead, after the bytes read before it.
 func (c *chunkedReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
+	n := 0
+	for n < len(p) && c.err == nil && (n == 0 || c.remaining == 0) {
+		k, err := c.readChunk(p[n:])
+		n += k
+		c.err = err
 	}
-	if len(p) == 0 {
-		return 0, nil
+	if n > 0 {
+		return n, nil
 	}
+	return 0, c.err
+}
+
+// readChunk reads from the current chunk, or the next one when the current one
+// is done: data and no error, or an error and no data.
+func (c *chunkedReader) readChunk(p []byte) (int, error) {
 	if c.remaining == 0 {
 		if err := c.nextChunk(); err != nil {
-			c.err = err
 			return 0, err
 		}
 	}
@@ -188,8 +198,7 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.br.Read(p)
 	if err != nil {
-		c.err = bodyError(err, errChunkedTruncData)
-		return 0, c.err
+		return 0, bodyError(err, errChunkedTruncData)
 	}
 	p = p[:n]
 	if c.verify {
@@ -202,7 +211,6 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	c.total += int64(n)
 	if c.remaining == 0 {
 		if err := c.endChunk(); err != nil {
-			c.err = err
 			return 0, err
 		}
 	}

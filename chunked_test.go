@@ -958,3 +958,27 @@ func FuzzChunkedReader(f *testing.F) {
 		}
 	})
 }
+
+// TestChunkedReadsCrossChunks: a read that ends a chunk goes on into the next
+// one, so that small chunks do not make small reads; a chunk's data is never
+// released past a failed check.
+func TestChunkedReadsCrossChunks(t *testing.T) {
+	payload := randomPayload(20_000, 9)
+	w := encodeWire(t, payload, wireOpts{signed: true, chunkSize: 1000})
+	r := newChunkedReader(bytes.NewReader(w.body), w.opts)
+	buf := make([]byte, 8<<10)
+	n, err := r.Read(buf)
+	require.NoError(t, err)
+	assert.Greater(t, n, 1000, "the first read goes on past the first chunk")
+	rest, err := drain(r, 8<<10)
+	require.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, payload, append(buf[:n:n], rest...))
+
+	// The fifth chunk's last byte flipped: nothing of it, or after it, comes out.
+	body := bytes.Clone(w.body)
+	body[w.data[4][1]-1] ^= 1
+	out, err := decode(t, body, w.opts, 8<<10)
+	requireChunkError(t, err, "SignatureDoesNotMatch")
+	assert.LessOrEqual(t, len(out), 4*1000+999)
+	assert.Equal(t, payload[:len(out)], out)
+}
