@@ -227,17 +227,24 @@ func benchDo(tb testing.TB, c *http.Client, r *http.Request, body []byte) {
 // signature at the origin), then times the same request in a loop.
 func benchLoop(b *testing.B, o *benchOrigin, c *http.Client, r *http.Request, body []byte) {
 	b.Helper()
+	n := int64(len(body))
+	if body == nil {
+		n = benchSmall
+	}
+	benchLoopPayload(b, o, c, r, body, n)
+}
+
+// benchLoopPayload is benchLoop for a body that carries payload bytes (an
+// aws-chunked body is longer than its payload).
+func benchLoopPayload(b *testing.B, o *benchOrigin, c *http.Client, r *http.Request, body []byte, payload int64) {
+	b.Helper()
 	o.check.Store(true)
 	benchDo(b, c, r, body)
 	if msg := o.checked.Load(); msg == nil || *msg != "" {
 		b.Fatalf("the origin did not get a correct request: %v", msg)
 	}
 	b.ReportAllocs()
-	if body != nil {
-		b.SetBytes(int64(len(body)))
-	} else {
-		b.SetBytes(benchSmall)
-	}
+	b.SetBytes(payload)
 	for b.Loop() {
 		benchDo(b, c, r, body)
 	}
@@ -313,35 +320,29 @@ func BenchmarkProxyIAMGET(b *testing.B) {
 
 // BenchmarkProxyPUT uploads 1 MiB signed with its hex SHA-256, which the proxy
 // verifies as the body streams.
-func BenchmarkProxyPUT(b *testing.B) {
-	o := newBenchOrigin(b)
-	srv := newBenchProxy(b, o)
-	body := benchRandom(benchLarge)
-	r := benchRequest(b, http.MethodPut, srv.URL+"/"+benchBucket+"/object", body)
-	benchSign(b, r, sha256Hex(body))
-	benchLoop(b, o, newBenchClient(b), r, body)
-}
+func BenchmarkProxyPUT(b *testing.B) { benchProxyPUT(b, sha256Hex) }
 
 // BenchmarkProxyUpstreamCheckedPUT is BenchmarkProxyPUT with
 // WithUpstreamPayloadCheck(true): the client's hash goes upstream and the
 // proxy does not hash the body.
 func BenchmarkProxyUpstreamCheckedPUT(b *testing.B) {
-	o := newBenchOrigin(b)
-	srv := newBenchProxy(b, o, proxy.WithUpstreamPayloadCheck(true))
-	body := benchRandom(benchLarge)
-	r := benchRequest(b, http.MethodPut, srv.URL+"/"+benchBucket+"/object", body)
-	benchSign(b, r, sha256Hex(body))
-	benchLoop(b, o, newBenchClient(b), r, body)
+	benchProxyPUT(b, sha256Hex, proxy.WithUpstreamPayloadCheck(true))
 }
 
 // BenchmarkProxyUnsignedPUT uploads 1 MiB with UNSIGNED-PAYLOAD: the proxy's
 // streaming cost without hashing.
 func BenchmarkProxyUnsignedPUT(b *testing.B) {
+	benchProxyPUT(b, func([]byte) string { return "UNSIGNED-PAYLOAD" })
+}
+
+// benchProxyPUT uploads 1 MiB through a proxy made with opts, signed with the
+// payload hash payloadHash gives for the body.
+func benchProxyPUT(b *testing.B, payloadHash func(body []byte) string, opts ...proxy.Option) {
 	o := newBenchOrigin(b)
-	srv := newBenchProxy(b, o)
+	srv := newBenchProxy(b, o, opts...)
 	body := benchRandom(benchLarge)
 	r := benchRequest(b, http.MethodPut, srv.URL+"/"+benchBucket+"/object", body)
-	benchSign(b, r, "UNSIGNED-PAYLOAD")
+	benchSign(b, r, payloadHash(body))
 	benchLoop(b, o, newBenchClient(b), r, body)
 }
 
@@ -354,17 +355,7 @@ func BenchmarkProxyChunkedPUT(b *testing.B) {
 	payload := benchRandom(benchLarge)
 	r := benchRequest(b, http.MethodPut, srv.URL+"/"+benchBucket+"/object", nil)
 	wire := benchSignChunked(b, r, payload, benchChunk)
-	o.check.Store(true)
-	benchDo(b, newBenchClient(b), r, wire)
-	if msg := o.checked.Load(); msg == nil || *msg != "" {
-		b.Fatalf("the origin did not get a correct request: %v", msg)
-	}
-	c := newBenchClient(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(payload)))
-	for b.Loop() {
-		benchDo(b, c, r, wire)
-	}
+	benchLoopPayload(b, o, newBenchClient(b), r, wire, int64(len(payload)))
 }
 
 // BenchmarkProxyTrailerPUT uploads 1 MiB as unsigned aws-chunked with a CRC32
@@ -389,17 +380,7 @@ func BenchmarkProxyTrailerPUT(b *testing.B) {
 	r.Header.Set("X-Amz-Decoded-Content-Length", strconv.Itoa(len(payload)))
 	r.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
 	benchSign(b, r, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
-	o.check.Store(true)
-	benchDo(b, newBenchClient(b), r, wire)
-	if msg := o.checked.Load(); msg == nil || *msg != "" {
-		b.Fatalf("the origin did not get a correct request: %v", msg)
-	}
-	c := newBenchClient(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(payload)))
-	for b.Loop() {
-		benchDo(b, c, r, wire)
-	}
+	benchLoopPayload(b, o, newBenchClient(b), r, wire, int64(len(payload)))
 }
 
 // benchSignChunked signs r as an SDK signs a streaming upload and returns its
