@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func FuzzParseAuthHeader(f *testing.F) {
 		if !isHexSHA256(sig.signature) {
 			t.Fatalf("accepted signature %q", sig.signature)
 		}
-		if !containsString(sig.signedHeaders, "host") {
+		if !slices.Contains(sig.signedHeaders, "host") {
 			t.Fatal("accepted signed headers without host")
 		}
 		for i := 1; i < len(sig.signedHeaders); i++ {

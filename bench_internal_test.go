@@ -132,16 +132,20 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 }
 
-// BenchmarkOutbound builds and signs the upstream request of a verified GET:
-// the header filter and copy, the upstream URL and the SigV4 signature.
-func BenchmarkOutbound(b *testing.B) {
+// BenchmarkBuildUpstream builds and signs the upstream request of a verified
+// GET: the header filter and copy, the upstream URL and the SigV4 signature.
+func BenchmarkBuildUpstream(b *testing.B) {
 	p := benchProxy(b)
 	r := benchSignedGET(b)
 	req, err := parseRequest(r, p.cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	in, err := p.authenticate(r)
+	id, err := p.authenticate(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, err := openBody(r, &id)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -151,7 +155,7 @@ func BenchmarkOutbound(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.outbound(r, req, in, t); err != nil {
+		if _, err := p.buildUpstream(r, req, &id, &body, t); err != nil {
 			b.Fatal(err)
 		}
 	}

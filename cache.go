@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 
@@ -32,12 +31,6 @@ func (t *target) region() string {
 	return t.endpoint.Region
 }
 
-// hookCallTimeout bounds one call of a caller's hook. The call runs detached
-// from the request that triggered it (and from its deadline), so that one
-// client giving up does not fail the others waiting on it; each client still
-// stops waiting at its own deadline.
-const hookCallTimeout = 30 * time.Second
-
 // entry is a cached value with its expiry on the proxy's clock (WithClock); the
 // ttlcache's own TTL, on the wall clock, only bounds memory.
 type entry[V any] struct {
@@ -52,6 +45,7 @@ type loadingCache[K comparable, V any] struct {
 	cache   *ttlcache.Cache[K, entry[V]]
 	group   singleflight.Group
 	ttl     time.Duration
+	timeout time.Duration // of one call of a hook
 	now     func() time.Time
 	name    string
 	observe func(cache string, hit bool) // nil: not observed
@@ -63,7 +57,7 @@ func newLoadingCache[K comparable, V any](name string, ttl time.Duration, capaci
 		ttlcache.WithCapacity[K, entry[V]](uint64(capacity)),
 		ttlcache.WithDisableTouchOnHit[K, entry[V]](),
 	)
-	return &loadingCache[K, V]{cache: c, ttl: ttl, now: cfg.now, name: name, observe: cfg.observer.Cache}
+	return &loadingCache[K, V]{cache: c, ttl: ttl, timeout: cfg.hookTimeout, now: cfg.now, name: name, observe: cfg.observer.Cache}
 }
 
 // lookup returns the cached value of key if it has not expired.
@@ -84,13 +78,12 @@ func (c *loadingCache[K, V]) lookup(key K) (V, bool) {
 }
 
 // load fills key with one call of load however many callers miss at once
-// (they share sfKey), on a context detached from the caller and bounded by
-// hookCallTimeout; each caller stops waiting when its own context ends.
+// (they share sfKey), through callHook on a context detached from the caller,
+// so that one client giving up does not fail the others waiting on it; each
+// caller stops waiting when its own context ends.
 func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load func(context.Context) (V, error)) (V, error) {
 	ch := c.group.DoChan(sfKey, func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hookCallTimeout)
-		defer cancel()
-		v, err := callHook(lctx, c.name, load)
+		v, err := callHook(context.WithoutCancel(ctx), c.timeout, c.name, load)
 		if err != nil {
 			return v, err
 		}
@@ -109,26 +102,6 @@ func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load
 
 func (c *loadingCache[K, V]) sweep() { c.cache.DeleteExpired() }
 
-// callHook runs a caller's hook, turning a panic into an error.
-func callHook[V any](ctx context.Context, name string, load func(context.Context) (V, error)) (v V, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = errInternal.with(fmt.Errorf("%s hook panicked: %v", name, r))
-		}
-	}()
-	return load(ctx)
-}
-
-// hookError maps an error from a caller's hook to what the client sees: the S3
-// error it wraps, or 503 ServiceUnavailable.
-func hookError(name string, err error) error {
-	var e *Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return errServiceUnavailable.with(fmt.Errorf("%s hook: %w", name, err))
-}
-
 // resolver finds a bucket's endpoint and credentials: static buckets first,
 // then the (cached) hooks.
 type resolver struct {
@@ -143,7 +116,7 @@ func newResolver(cfg *config) *resolver {
 		r.static[name] = newTarget(name, b.Endpoint, b.Credentials)
 	}
 	if cfg.endpoint != nil {
-		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.authCacheCap, cfg)
+		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.hookCacheCap, cfg)
 	}
 	return r
 }
@@ -153,7 +126,7 @@ func (r *resolver) resolve(ctx context.Context, bucket string) (*target, error) 
 		return t, nil
 	}
 	if r.hooks == nil {
-		return nil, ErrNoSuchBucket
+		return nil, errNoSuchBucket
 	}
 	if t, ok := r.hooks.lookup(bucket); ok {
 		return t, nil
@@ -189,6 +162,46 @@ func (r *resolver) sweep() {
 	if r.hooks != nil {
 		r.hooks.sweep()
 	}
+}
+
+// authorize asks the (cached) authorizer whether token may use bucket. Without
+// an authorizer every verified client may use every bucket.
+func (p *Proxy) authorize(ctx context.Context, token, bucket string) error {
+	if p.cfg.authorize == nil {
+		return nil
+	}
+	ok, err := p.auth.allowed(ctx, token, bucket)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errAccessDenied
+	}
+	return nil
+}
+
+// authorizeCopySource authorizes the source bucket of CopyObject and
+// UploadPartCopy and makes sure it lives on the same endpoint with the same
+// credentials as the destination dst: the upstream copies within one instance
+// only.
+func (p *Proxy) authorizeCopySource(ctx context.Context, token string, req s3Request, dst *target) error {
+	if req.copyErr != nil {
+		return req.copyErr
+	}
+	if req.copyBucket == "" || req.copyBucket == dst.bucket {
+		return nil
+	}
+	if err := p.authorize(ctx, token, req.copyBucket); err != nil {
+		return err
+	}
+	src, err := p.resolver.resolve(ctx, req.copyBucket)
+	if err != nil {
+		return err
+	}
+	if src.endpoint != dst.endpoint || src.creds != dst.creds {
+		return errInvalidRequest.withMessage("The copy source bucket lives on another endpoint or instance than the destination; copy through a client instead.")
+	}
+	return nil
 }
 
 // authKey keys the authorization cache by a digest of the token (never the

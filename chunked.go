@@ -4,20 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/hmac"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc32"
 	"io"
 	"math"
-	"strconv"
 	"strings"
-	"sync"
 )
 
 // chunkedOptions describes an aws-chunked body (Content-Encoding: aws-chunked).
@@ -59,44 +54,13 @@ var (
 	errTrailerUndeclared   = errInvalidRequest.withMessage("The aws-chunked trailer carries a header that x-amz-trailer does not declare.")
 )
 
-// Pieces of the strings to sign of chunks and trailers.
+// Names in aws-chunked bodies.
 var (
-	chunkAlgoLine   = []byte("AWS4-HMAC-SHA256-PAYLOAD\n")
-	trailerAlgoLine = []byte("AWS4-HMAC-SHA256-TRAILER\n")
-	emptyHashLine   = []byte("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n") // hex(sha256(""))
 	emptyPayloadSum = sha256.Sum256(nil)
 	trailerSigName  = []byte("x-amz-trailer-signature")
 	chunkSigName    = []byte("chunk-signature")
-	newline         = []byte{'\n'}
 	colon           = []byte{':'}
 )
-
-// checksumAlgo is a checksum a trailer can carry.
-type checksumAlgo struct {
-	header string // trailer header name, e.g. "x-amz-checksum-crc32"
-	name   string // name in messages, e.g. "CRC32"
-	size   int    // digest size in bytes
-	new    func() hash.Hash
-}
-
-// checksumAlgos are the checksums S3 accepts in a trailer.
-var checksumAlgos = []checksumAlgo{
-	{"x-amz-checksum-crc32", "CRC32", crc32.Size, func() hash.Hash { return crc32.NewIEEE() }},
-	{"x-amz-checksum-crc32c", "CRC32C", crc32.Size, func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }},
-	{"x-amz-checksum-crc64nvme", "CRC64NVME", 8, newCRC64NVME},
-	{"x-amz-checksum-sha1", "SHA1", sha1.Size, sha1.New},
-	{"x-amz-checksum-sha256", "SHA256", sha256.Size, sha256.New},
-}
-
-// lookupChecksum returns the algorithm of a trailer header name, or nil.
-func lookupChecksum(header string) *checksumAlgo {
-	for i := range checksumAlgos {
-		if checksumAlgos[i].header == header {
-			return &checksumAlgos[i]
-		}
-	}
-	return nil
-}
 
 // chunkedReader decodes an aws-chunked body; see newChunkedReader.
 type chunkedReader struct {
@@ -113,14 +77,10 @@ type chunkedReader struct {
 	sum       hash.Hash     // checksum of the payload; nil without trailer
 
 	// Signature verification; set only when verify.
-	mac        hash.Hash // HMAC-SHA256 with the signing key
-	dataHash   hash.Hash // SHA-256 of the current chunk's data, then of the trailer
-	scopeLines []byte    // amzDate + "\n" + scope + "\n"
-	prev       [64]byte  // hex of the previous signature
-	got        [32]byte  // signature carried by the chunk or trailer
-	digest     [32]byte  // scratch for SHA-256 sums
-	macSum     [32]byte  // scratch for the HMAC
-	hexDigest  [64]byte  // scratch for hex(digest)
+	chain    *chunkChain
+	dataHash hash.Hash // SHA-256 of the current chunk's data, then of the trailer
+	got      [32]byte  // signature carried by the chunk or trailer
+	digest   [32]byte  // scratch for SHA-256 sums
 
 	// The last chunk whose signature verified: its payload offsets [from, to)
 	// and the SHA-256 of its data, which the upstream chunk encoder reuses.
@@ -154,16 +114,14 @@ func newChunkedReader(body io.Reader, o chunkedOptions) *chunkedReader {
 		c.sum = c.algo.new()
 	}
 	if o.signed && o.sig != nil {
-		seed := o.sig.prev
-		if len(seed) != len(c.prev) || !isHex(seed) {
+		chain, ok := newChunkChain(o.sig)
+		if !ok {
 			c.err = errSignatureMismatch.with(errors.New("aws-chunked: seed signature is not 64 hex digits"))
 			return c
 		}
-		copy(c.prev[:], strings.ToLower(seed))
 		c.verify = true
-		c.mac = hmac.New(sha256.New, o.sig.key)
+		c.chain = chain
 		c.dataHash = sha256.New()
-		c.scopeLines = []byte(o.sig.amzDate + "\n" + o.sig.scope + "\n")
 	}
 	return c
 }
@@ -348,7 +306,7 @@ func (c *chunkedReader) readTrailer() error {
 			if !seenSum {
 				return c.missingTrailer()
 			}
-			if len(value) != 2*len(c.got) || !isHex(value) {
+			if len(value) != 2*len(c.got) || !isHex(value, false) {
 				return errSignatureMismatch.with(errors.New("aws-chunked: malformed trailer signature"))
 			}
 			_, _ = hex.Decode(c.got[:], value)
@@ -452,7 +410,7 @@ func (c *chunkedReader) parseChunkHeader(line []byte) (int64, error) {
 			continue
 		}
 		value = trimOWS(value)
-		if found || len(value) != 2*len(c.got) || !isHex(value) {
+		if found || len(value) != 2*len(c.got) || !isHex(value, false) {
 			return 0, errSignatureMismatch.with(fmt.Errorf("aws-chunked: malformed chunk-signature in chunk %d", c.chunks+1))
 		}
 		_, _ = hex.Decode(c.got[:], value)
@@ -468,25 +426,10 @@ func (c *chunkedReader) parseChunkHeader(line []byte) (int64, error) {
 // data) or of the trailer (over the hash of its canonical lines), compares it
 // with c.got and, on a match, chains from it.
 func (c *chunkedReader) checkSignature(trailer bool, digest []byte) bool {
-	m := c.mac
-	m.Reset()
-	if trailer {
-		_, _ = m.Write(trailerAlgoLine)
-	} else {
-		_, _ = m.Write(chunkAlgoLine)
-	}
-	_, _ = m.Write(c.scopeLines)
-	_, _ = m.Write(c.prev[:])
-	_, _ = m.Write(newline)
-	if !trailer {
-		_, _ = m.Write(emptyHashLine)
-	}
-	hex.Encode(c.hexDigest[:], digest)
-	_, _ = m.Write(c.hexDigest[:])
-	if !hmac.Equal(m.Sum(c.macSum[:0]), c.got[:]) {
+	if !hmac.Equal(c.chain.sign(trailer, digest), c.got[:]) {
 		return false
 	}
-	hex.Encode(c.prev[:], c.got[:])
+	c.chain.advance(c.got[:])
 	return true
 }
 
@@ -551,16 +494,6 @@ func unhex(ch byte) (byte, bool) {
 	return 0, false
 }
 
-// isHex reports whether s is made of hex digits only.
-func isHex[T string | []byte](s T) bool {
-	for i := 0; i < len(s); i++ {
-		if _, ok := unhex(s[i]); !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // clip shortens client-supplied text quoted in messages.
 func clip(s string) string {
 	if len(s) > 64 {
@@ -569,76 +502,6 @@ func clip(s string) string {
 	return s
 }
 
-// crc64NVMEPoly is the reversed CRC-64/NVME polynomial.
-const crc64NVMEPoly = 0x9a6c9329ac4bc9b5
-
-// crc64NVMETables are the slicing-by-8 tables of CRC-64/NVME. hash/crc64
-// rebuilds such tables on every large write for polynomials other than ISO
-// and ECMA, so the decoder keeps its own.
-var crc64NVMETables = sync.OnceValue(func() *[8][256]uint64 {
-	t := new([8][256]uint64)
-	for i := range 256 {
-		crc := uint64(i)
-		for range 8 {
-			if crc&1 == 1 {
-				crc = crc>>1 ^ crc64NVMEPoly
-			} else {
-				crc >>= 1
-			}
-		}
-		t[0][i] = crc
-	}
-	for i := range 256 {
-		crc := t[0][i]
-		for k := 1; k < 8; k++ {
-			crc = t[0][crc&0xff] ^ crc>>8
-			t[k][i] = crc
-		}
-	}
-	return t
-})
-
-// crc64NVME is a hash.Hash64 of CRC-64/NVME.
-type crc64NVME struct {
-	t   *[8][256]uint64
-	crc uint64
-}
-
-// newCRC64NVME returns a CRC-64/NVME hash.
-func newCRC64NVME() hash.Hash { return &crc64NVME{t: crc64NVMETables()} }
-
-// Write implements hash.Hash.
-func (d *crc64NVME) Write(p []byte) (int, error) {
-	t, crc := d.t, ^d.crc
-	n := len(p)
-	for len(p) >= 8 {
-		crc ^= binary.LittleEndian.Uint64(p)
-		crc = t[7][crc&0xff] ^ t[6][crc>>8&0xff] ^ t[5][crc>>16&0xff] ^ t[4][crc>>24&0xff] ^
-			t[3][crc>>32&0xff] ^ t[2][crc>>40&0xff] ^ t[1][crc>>48&0xff] ^ t[0][crc>>56]
-		p = p[8:]
-	}
-	for _, b := range p {
-		crc = t[0][byte(crc)^b] ^ crc>>8
-	}
-	d.crc = ^crc
-	return n, nil
-}
-
-// Sum implements hash.Hash: the big-endian CRC appended to b.
-func (d *crc64NVME) Sum(b []byte) []byte { return binary.BigEndian.AppendUint64(b, d.crc) }
-
-// Sum64 implements hash.Hash64.
-func (d *crc64NVME) Sum64() uint64 { return d.crc }
-
-// Reset implements hash.Hash.
-func (d *crc64NVME) Reset() { d.crc = 0 }
-
-// Size implements hash.Hash.
-func (d *crc64NVME) Size() int { return 8 }
-
-// BlockSize implements hash.Hash.
-func (d *crc64NVME) BlockSize() int { return 1 }
-
 // trailerLine returns the verified trailer, "name:base64-value", once Read has
 // returned io.EOF; "" when the body had no trailer.
 func (c *chunkedReader) trailerLine() string {
@@ -646,197 +509,4 @@ func (c *chunkedReader) trailerLine() string {
 		return ""
 	}
 	return c.algo.header + ":" + base64.StdEncoding.EncodeToString(c.trailerVal[:c.algo.size])
-}
-
-// upstreamChunkSize is the size of the chunks the proxy frames upstream bodies
-// in: the data of one chunk is buffered to frame (and sign) it. Signed chunks
-// follow the client's chunk size instead when it is from minFollowedChunk to
-// maxFollowedChunk (see firstChunkSize).
-const (
-	upstreamChunkSize = 64 << 10
-	minFollowedChunk  = 8 << 10
-	maxFollowedChunk  = 256 << 10
-)
-
-var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, upstreamChunkSize); return &b }}
-
-// chunkEncoder frames a verified payload as an aws-chunked body for the
-// upstream, so that the upstream itself can tell a complete body from a cut
-// one: STREAMING-UNSIGNED-PAYLOAD-TRAILER carrying the client's verified
-// checksum trailer, or STREAMING-AWS4-HMAC-SHA256-PAYLOAD with every chunk
-// signed for the upstream's keys. The final chunk and the trailer are only
-// produced once src has returned io.EOF, that is once the client's body
-// verified; any failure before is returned as is, and the upstream request is
-// aborted without its final chunk.
-type chunkEncoder struct {
-	src     *chunkedReader
-	trailer string       // trailer header name; "" for none
-	sig     *chunkSigner // upstream chunk signing; nil for unsigned chunks
-	mac     hash.Hash
-	lines   []byte    // amzDate + "\n" + scope + "\n" of the upstream signature
-	prev    [64]byte  // hex of the previous upstream chunk signature
-	pos     int64     // payload offset of the next chunk
-	hexSum  [64]byte  // scratch for hex(SHA-256 of a chunk)
-	macSum  [32]byte  // scratch for a chunk's HMAC
-	head    [160]byte // backing array of out: a chunk's size line, or the final chunk and trailer
-	buf     *[]byte
-	out     []byte // framed bytes not yet returned
-	data    []byte // chunk data not yet returned, after out
-	tail    []byte // CRLF after data
-	done    bool
-	err     error
-}
-
-// newChunkEncoder frames the payload src decodes in chunks of size bytes.
-func newChunkEncoder(src *chunkedReader, trailer string, sig *chunkSigner, size int) *chunkEncoder {
-	e := &chunkEncoder{src: src, trailer: trailer, sig: sig}
-	if size == upstreamChunkSize {
-		e.buf = chunkBuffers.Get().(*[]byte)
-	} else {
-		b := make([]byte, size)
-		e.buf = &b
-	}
-	if sig != nil {
-		e.mac = hmac.New(sha256.New, sig.key)
-		copy(e.prev[:], sig.prev)
-		e.lines = []byte(sig.amzDate + "\n" + sig.scope + "\n")
-	}
-	return e
-}
-
-// encodedLength is the length of the aws-chunked encoding of n payload bytes
-// framed by a chunkEncoder in chunks of chunkSize bytes; trailerLen is the
-// length of the trailer line without its CRLF (0 for none).
-func encodedLength(n int64, chunkSize int, signed bool, trailerLen int) int64 {
-	const sigExt = len(";chunk-signature=") + 64
-	chunk := func(size int64) int64 {
-		l := int64(len(strconv.FormatInt(size, 16))) + 2 + size + 2
-		if signed {
-			l += int64(sigExt)
-		}
-		return l
-	}
-	full := n / int64(chunkSize)
-	total := full * chunk(int64(chunkSize))
-	if rest := n % int64(chunkSize); rest > 0 {
-		total += chunk(rest)
-	}
-	total += chunk(0) // the final chunk: "0[;chunk-signature=…]\r\n" and, without trailer, "\r\n"
-	if trailerLen > 0 {
-		total += int64(trailerLen) + 2
-	}
-	return total
-}
-
-// trailerLength is the length of "name:base64-value" for a checksum trailer.
-func trailerLength(name string) int {
-	a := lookupChecksum(name)
-	if a == nil {
-		return 0
-	}
-	return len(name) + 1 + base64.StdEncoding.EncodedLen(a.size)
-}
-
-// Read fills p with as much of the encoding as it can: a chunk's end and the
-// next chunk's start go out together rather than as a short read (a small
-// write upstream of its own). An error comes after the bytes framed before it.
-func (e *chunkEncoder) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(e.out) == 0 && len(e.data) == 0 && len(e.tail) == 0 {
-			switch {
-			case e.err != nil:
-				if n > 0 {
-					return n, nil
-				}
-				return 0, e.err
-			case e.done:
-				e.err = io.EOF
-				if len(*e.buf) == upstreamChunkSize {
-					chunkBuffers.Put(e.buf)
-				}
-			default:
-				e.err = e.frame()
-			}
-			continue
-		}
-		for _, seg := range []*[]byte{&e.out, &e.data, &e.tail} {
-			c := copy(p[n:], *seg)
-			*seg = (*seg)[c:]
-			n += c
-		}
-	}
-	return n, nil
-}
-
-// frame reads the next chunk of payload and frames it, or the final chunk and
-// trailer once the payload has ended and verified.
-func (e *chunkEncoder) frame() error {
-	buf := *e.buf
-	k, err := io.ReadFull(e.src, buf)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		if k > 0 {
-			e.chunk(buf[:k])
-			return nil // the final chunk comes on the next call
-		}
-	case err != nil:
-		return err
-	default:
-		e.chunk(buf[:k])
-		return nil
-	}
-	// The payload ended and verified (src returns io.EOF only then).
-	e.chunk(nil)
-	if e.trailer != "" {
-		line := e.src.trailerLine()
-		if line == "" || !strings.HasPrefix(line, e.trailer+":") {
-			return errInternal.with(errors.New("aws-chunked: verified trailer missing"))
-		}
-		e.out = append(e.out, line...)
-		e.out = append(e.out, "\r\n"...)
-	}
-	e.out = append(e.out, "\r\n"...)
-	e.tail = nil
-	e.done = true
-	return nil
-}
-
-// chunk frames one chunk: its size line (signed when e.sig is set), its data
-// and CRLF; a nil data is the final chunk, whose CRLF the caller writes.
-func (e *chunkEncoder) chunk(data []byte) {
-	e.out = strconv.AppendInt(e.head[:0], int64(len(data)), 16)
-	if e.sig != nil {
-		e.sign(data)
-		e.out = append(e.out, ";chunk-signature="...)
-		e.out = append(e.out, e.prev[:]...)
-	}
-	e.pos += int64(len(data))
-	e.out = append(e.out, "\r\n"...)
-	e.data = data
-	if data != nil {
-		e.tail = crlf
-	}
-}
-
-var crlf = []byte("\r\n")
-
-// sign computes the signature of a chunk, chained from the previous one, into
-// e.prev. The data's SHA-256 is the one the client's chunk signature was
-// checked with when the chunk has the client's boundaries.
-func (e *chunkEncoder) sign(data []byte) {
-	sum, ok := e.src.verifiedDigest(e.pos, e.pos+int64(len(data)))
-	if !ok {
-		sum = sha256.Sum256(data)
-	}
-	m := e.mac
-	m.Reset()
-	m.Write(chunkAlgoLine)
-	m.Write(e.lines)
-	m.Write(e.prev[:])
-	m.Write(newline)
-	m.Write(emptyHashLine)
-	hex.Encode(e.hexSum[:], sum[:])
-	m.Write(e.hexSum[:])
-	hex.Encode(e.prev[:], m.Sum(e.macSum[:0]))
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/xml"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 )
@@ -39,12 +40,22 @@ func (e *Error) Error() string {
 // Unwrap returns the internal cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports whether target is an *Error with the same code and status, so that
+// Is reports whether target is an S3 error (an *Error or a sentinel such as
+// ErrNoSuchBucket) with the same code and status, so that
 // errors.Is(err, ErrNoSuchBucket) holds for any NoSuchBucket error.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code && t.StatusCode == e.StatusCode
+	t, ok := target.(coded)
+	if !ok {
+		return false
+	}
+	status, code := t.s3Code()
+	return code == e.Code && status == e.StatusCode
 }
+
+func (e *Error) s3Code() (int, string) { return e.StatusCode, e.Code }
+
+// coded is an S3 error of either kind: an *Error or a sentinel.
+type coded interface{ s3Code() (int, string) }
 
 // with returns a copy of e carrying cause as its internal error.
 func (e *Error) with(cause error) *Error {
@@ -71,16 +82,51 @@ func s3Error(status int, code, msg string) *Error {
 	return &Error{StatusCode: status, Code: code, Message: msg}
 }
 
+// sentinel is the type of the exported sentinel errors: a comparable value
+// that nobody outside the package can change. errors.As turns it into a fresh
+// *Error, and an *Error with its code and status is errors.Is it.
+type sentinel struct {
+	status        int
+	code, message string
+}
+
+func (s sentinel) Error() string { return s.code + ": " + s.message }
+
+func (s sentinel) s3Code() (int, string) { return s.status, s.code }
+
+// Is reports whether target is an S3 error with the same code and status.
+func (s sentinel) Is(target error) bool {
+	t, ok := target.(coded)
+	if !ok {
+		return false
+	}
+	status, code := t.s3Code()
+	return status == s.status && code == s.code
+}
+
+// As sets an **Error target to a new *Error of the sentinel.
+func (s sentinel) As(target any) bool {
+	t, ok := target.(**Error)
+	if ok {
+		*t = s.err()
+	}
+	return ok
+}
+
+// err returns a new *Error of the sentinel, for the package to answer with.
+func (s sentinel) err() *Error { return s3Error(s.status, s.code, s.message) }
+
 // Sentinel errors. Hooks return (or wrap) these to give the client the matching
 // S3 answer; any other hook error is answered with 503 ServiceUnavailable.
+// They are values that cannot be modified; errors.As gives a new *Error.
 var (
 	// ErrNoSuchBucket answers 404 NoSuchBucket: the bucket is unknown.
-	ErrNoSuchBucket error = s3Error(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.")
+	ErrNoSuchBucket error = sentinel{http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist."}
 	// ErrAccessDenied answers 403 AccessDenied.
-	ErrAccessDenied error = s3Error(http.StatusForbidden, "AccessDenied", "Access Denied.")
+	ErrAccessDenied error = sentinel{http.StatusForbidden, "AccessDenied", "Access Denied."}
 	// ErrInvalidAccessKeyID answers 403 InvalidAccessKeyId: the client's access
 	// key id is not known.
-	ErrInvalidAccessKeyID error = s3Error(http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+	ErrInvalidAccessKeyID error = sentinel{http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."}
 )
 
 // The errors the proxy itself answers with.
@@ -103,6 +149,8 @@ var (
 	errBadGateway            = s3Error(http.StatusBadGateway, "BadGateway", "The upstream object store could not be reached.")
 	errGatewayTimeout        = s3Error(http.StatusGatewayTimeout, "GatewayTimeout", "The upstream object store did not answer in time.")
 	errNotImplemented        = s3Error(http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
+	errAccessDenied          = ErrAccessDenied.(sentinel).err()
+	errNoSuchBucket          = ErrNoSuchBucket.(sentinel).err()
 )
 
 type errorBody struct {
@@ -124,6 +172,23 @@ func asS3Error(err error) *Error {
 	return errInternal.with(err)
 }
 
+// fail answers err as an S3 error and logs it; server-side failures at Warn,
+// client errors at Debug.
+func (x *exchange) fail(err error) {
+	e := asS3Error(err)
+	x.code = e.Code
+	level := slog.LevelDebug
+	if e.StatusCode >= 500 {
+		level = slog.LevelWarn
+	}
+	r := x.in
+	x.p.log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("request_id", x.id), slog.String("method", r.Method),
+		slog.String("path", r.URL.Path), slog.Int("status", e.StatusCode),
+		slog.String("code", e.Code), slog.Any("error", err))
+	writeError(x.w, r, e, x.id)
+}
+
 // writeError is the single place where errors reach the wire: an S3 XML body
 // with the error's status, the request id and the resource. HEAD answers carry
 // no body.
@@ -137,9 +202,6 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID stri
 	})
 	if err != nil { // cannot happen with these string fields
 		body = nil
-	}
-	if rec, ok := w.(*recorder); ok {
-		rec.code = e.Code
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/xml")

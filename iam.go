@@ -51,9 +51,23 @@ const (
 	iamMaxLogMessage = 512
 )
 
+// signBearer gives the upstream request (its headers h) t's IAM bearer token;
+// a body framed again as aws-chunked declares its payload method.
+func (p *Proxy) signBearer(ctx context.Context, h http.Header, t *target, f framing) error {
+	tok, err := p.iam.token(ctx, t.creds.APIKey)
+	if err != nil {
+		return err
+	}
+	h.Set("Authorization", "Bearer "+tok)
+	if f.reframe {
+		h.Set("X-Amz-Content-Sha256", f.payloadHash)
+	}
+	return nil
+}
+
 // errIAMKeyRefused answers requests for a bucket whose IBM Cloud API key IAM
 // refuses: a configuration problem upstream, not an outage.
-var errIAMKeyRefused = ErrAccessDenied.(*Error).withMessage("The upstream IBM Cloud API key was refused by IAM.")
+var errIAMKeyRefused = errAccessDenied.withMessage("The upstream IBM Cloud API key was refused by IAM.")
 
 // errIAMClosed is the cause given once close has been called.
 var errIAMClosed = errors.New("IAM token cache closed")

@@ -761,8 +761,8 @@ func TestIAMEmptyKey(t *testing.T) {
 func TestIAMErrorsAreS3Errors(t *testing.T) {
 	assert.True(t, errors.Is(errIAMKeyRefused, ErrAccessDenied))
 	assert.Equal(t, http.StatusForbidden, errIAMKeyRefused.StatusCode)
-	assert.NotSame(t, ErrAccessDenied, errIAMKeyRefused)
-	assert.Equal(t, "Access Denied.", ErrAccessDenied.(*Error).Message, "the sentinel is not modified")
+	assert.NotSame(t, errAccessDenied, errIAMKeyRefused)
+	assert.Equal(t, "Access Denied.", errAccessDenied.Message, "the base error is not modified")
 }
 
 func BenchmarkIAMTokenHit(b *testing.B) {

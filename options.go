@@ -78,48 +78,19 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// Defaults.
+// Defaults of the options.
 const (
 	DefaultAuthCacheTTL          = 5 * time.Minute
 	DefaultAuthCacheCapacity     = 100_000
 	DefaultHookCacheTTL          = time.Minute
+	DefaultHookCacheCapacity     = 100_000
+	DefaultHookTimeout           = 30 * time.Second
 	DefaultIAMEndpoint           = "https://iam.cloud.ibm.com/identity/token"
 	DefaultIAMTimeout            = 10 * time.Second
+	DefaultIAMRefreshAhead       = 0.2
 	DefaultMaxClockSkew          = 15 * time.Minute
 	DefaultResponseHeaderTimeout = 2 * time.Minute
 )
-
-// Observer receives what the proxy does, for metrics and tracing. Every field
-// is optional. The functions are called synchronously on the request path:
-// they must be fast and safe for concurrent use.
-type Observer struct {
-	// Request is called once per request, after its response was written.
-	Request func(RequestInfo)
-	// Cache is called on each cache lookup with the cache's name
-	// ("authorization", "bucket" or "iam-token") and whether a valid entry was
-	// found.
-	Cache func(cache string, hit bool)
-	// IAMExchange is called after each token exchange with IBM Cloud IAM, with
-	// its duration and its error (nil on success).
-	IAMExchange func(d time.Duration, err error)
-}
-
-// RequestInfo describes one proxied request for an Observer.
-type RequestInfo struct {
-	RequestID         string        // the proxy's id of the request, in its error bodies and logs
-	UpstreamRequestID string        // the upstream's x-amz-request-id, which the client sees on forwarded answers
-	Operation         string        // S3 operation, e.g. "GetObject", "PutObject", "ListObjectsV2"; "" if unparsable
-	Method            string        // HTTP method
-	RemoteAddr        string        // the client's address, as http.Request.RemoteAddr
-	AccessKeyID       string        // the client's access key id (its token); verified unless in token mode
-	Bucket            string        // "" for ListBuckets and unparsable requests
-	Status            int           // HTTP status sent to the client
-	Code              string        // S3 error code, when the proxy itself answered with an error
-	Duration          time.Duration // from the request's arrival to the end of its response
-	Upstream          time.Duration // from sending upstream to the upstream's response headers; 0 if not forwarded
-	BytesIn           int64         // request body bytes read from the client
-	BytesOut          int64         // response body bytes written to the client
-}
 
 type config struct {
 	observer        Observer
@@ -128,9 +99,12 @@ type config struct {
 	endpoint        EndpointFunc
 	authorize       AuthorizeFunc
 	secrets         SecretFunc
+	clientKeys      map[string]string // static client secrets: looked up, not a hook
 	authCacheTTL    time.Duration
 	authCacheCap    int
 	hookCacheTTL    time.Duration
+	hookCacheCap    int
+	hookTimeout     time.Duration
 	iamEndpoint     string
 	iamTimeout      time.Duration
 	iamRefreshAhead float64
@@ -151,9 +125,11 @@ func defaultConfig() *config {
 		authCacheTTL:    DefaultAuthCacheTTL,
 		authCacheCap:    DefaultAuthCacheCapacity,
 		hookCacheTTL:    DefaultHookCacheTTL,
+		hookCacheCap:    DefaultHookCacheCapacity,
+		hookTimeout:     DefaultHookTimeout,
 		iamEndpoint:     DefaultIAMEndpoint,
 		iamTimeout:      DefaultIAMTimeout,
-		iamRefreshAhead: 0.2,
+		iamRefreshAhead: DefaultIAMRefreshAhead,
 		headerTimeout:   DefaultResponseHeaderTimeout,
 		logger:          slog.New(slog.DiscardHandler),
 		now:             time.Now,
@@ -163,7 +139,8 @@ func defaultConfig() *config {
 
 // WithBuckets adds static buckets. They are consulted before the hooks, are
 // never cached (they already are in memory) and are what ListBuckets (GET /)
-// answers with. Names must be valid S3 bucket names and unique.
+// answers with. Names must be valid S3 bucket names and unique. By default
+// there are none: every bucket comes from WithEndpoint and WithCredentials.
 func WithBuckets(b ...Bucket) Option {
 	return optionFunc(func(c *config) {
 		for _, bk := range b {
@@ -184,7 +161,8 @@ func WithCredentials(f CredentialsFunc) Option {
 }
 
 // WithEndpoint sets the hook that returns a bucket's upstream endpoint when the
-// bucket is not static. It goes with WithCredentials.
+// bucket is not static. It goes with WithCredentials. By default only static
+// buckets (WithBuckets) are served.
 func WithEndpoint(f EndpointFunc) Option {
 	return optionFunc(func(c *config) { c.endpoint = f })
 }
@@ -203,22 +181,18 @@ func WithAuthorizer(f AuthorizeFunc) Option {
 // default (token mode) the access key id is passed to the authorizer
 // unverified: see the README's security model.
 func WithClientSecrets(f SecretFunc) Option {
-	return optionFunc(func(c *config) { c.secrets = f })
+	return optionFunc(func(c *config) { c.secrets, c.clientKeys = f, nil })
 }
 
 // WithClientKeys is WithClientSecrets for a fixed map of access key id to
-// secret access key. The map is copied.
+// secret access key. The map is copied. By default there are no client keys
+// (token mode, unless WithClientSecrets is given).
 func WithClientKeys(keys map[string]string) Option {
 	m := make(map[string]string, len(keys))
 	for k, v := range keys {
 		m[k] = v
 	}
-	return WithClientSecrets(func(_ context.Context, id string) (string, error) {
-		if s, ok := m[id]; ok {
-			return s, nil
-		}
-		return "", ErrInvalidAccessKeyID
-	})
+	return optionFunc(func(c *config) { c.secrets, c.clientKeys = nil, m })
 }
 
 // WithAuthCacheTTL sets how long an authorizer answer is cached. By default,
@@ -228,7 +202,8 @@ func WithAuthCacheTTL(d time.Duration) Option {
 }
 
 // WithAuthCacheCapacity bounds the number of cached authorizer answers. By
-// default, DefaultAuthCacheCapacity (100,000). It must be positive.
+// default, DefaultAuthCacheCapacity (100,000). It must be positive. The bucket
+// cache has its own bound, WithHookCacheCapacity.
 func WithAuthCacheCapacity(n int) Option {
 	return optionFunc(func(c *config) { c.authCacheCap = n })
 }
@@ -238,6 +213,25 @@ func WithAuthCacheCapacity(n int) Option {
 // must be positive.
 func WithHookCacheTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.hookCacheTTL = d })
+}
+
+// WithHookCacheCapacity bounds the number of buckets whose endpoint and
+// credentials hook answers are cached. By default, DefaultHookCacheCapacity
+// (100,000). It must be positive.
+func WithHookCacheCapacity(n int) Option {
+	return optionFunc(func(c *config) { c.hookCacheCap = n })
+}
+
+// WithHookTimeout bounds each call of a hook (client secrets, authorizer,
+// endpoint, credentials): the hook's context ends after d, and a hook that
+// returns the context's error is answered with 503 ServiceUnavailable. A
+// cached hook runs detached from the request that started it, so one client
+// giving up does not fail the others waiting for the same answer; each client
+// still stops waiting when its own request ends. A hook that panics is
+// answered with 500 InternalError and nothing is forwarded. By default,
+// DefaultHookTimeout (30 seconds). It must be positive.
+func WithHookTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.hookTimeout = d })
 }
 
 // WithIAMEndpoint sets the IBM Cloud IAM token endpoint used for buckets with an
@@ -254,7 +248,8 @@ func WithIAMTimeout(d time.Duration) Option {
 
 // WithIAMRefreshAhead sets the fraction of a token's lifetime, counted back from
 // its expiry, during which one background refresh runs while the current token
-// stays in use. By default 0.2 (the last fifth). It must be in (0, 1).
+// stays in use. By default, DefaultIAMRefreshAhead (0.2: the last fifth). It
+// must be in (0, 1).
 func WithIAMRefreshAhead(fraction float64) Option {
 	return optionFunc(func(c *config) { c.iamRefreshAhead = fraction })
 }
@@ -286,7 +281,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithClock replaces time.Now, for tests: signing times, clock skew, token and
-// cache expiry.
+// cache expiry. By default, time.Now.
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) {
 		if now != nil {
@@ -297,7 +292,7 @@ func WithClock(now func() time.Time) Option {
 
 // WithVirtualHostDomains makes the proxy also accept virtual-hosted requests,
 // <bucket>.<domain>, for each domain given (e.g. "s3.example.com"). Path-style
-// requests are always accepted.
+// requests are always accepted. By default there are none: path style only.
 func WithVirtualHostDomains(domains ...string) Option {
 	return optionFunc(func(c *config) {
 		for _, d := range domains {
@@ -357,14 +352,14 @@ func (c *config) validate() error {
 	if len(c.buckets) == 0 && c.endpoint == nil {
 		errs = append(errs, errors.New("no bucket can ever be routed: give WithBuckets or WithEndpoint and WithCredentials"))
 	}
-	if c.authorize == nil && c.secrets == nil {
+	if c.authorize == nil && !c.verifying() {
 		errs = append(errs, errors.New("no client authentication: give WithClientSecrets, WithAuthorizer or both (the proxy is never open)"))
 	}
-	if c.authCacheTTL <= 0 || c.hookCacheTTL <= 0 || c.iamTimeout <= 0 || c.maxSkew <= 0 || c.headerTimeout <= 0 {
+	if c.authCacheTTL <= 0 || c.hookCacheTTL <= 0 || c.hookTimeout <= 0 || c.iamTimeout <= 0 || c.maxSkew <= 0 || c.headerTimeout <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
 	}
-	if c.authCacheCap <= 0 {
-		errs = append(errs, errors.New("auth cache capacity must be positive"))
+	if c.authCacheCap <= 0 || c.hookCacheCap <= 0 {
+		errs = append(errs, errors.New("cache capacities must be positive"))
 	}
 	if c.iamRefreshAhead <= 0 || c.iamRefreshAhead >= 1 {
 		errs = append(errs, errors.New("IAM refresh-ahead fraction must be in (0, 1)"))
@@ -382,6 +377,10 @@ func (c *config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// verifying reports whether client signatures are verified (WithClientSecrets
+// or WithClientKeys) rather than taken on trust (token mode).
+func (c *config) verifying() bool { return c.secrets != nil || c.clientKeys != nil }
 
 func validateBucket(b Bucket) error {
 	if !validBucketName(b.Name) {

@@ -540,3 +540,74 @@ func TestMountedUnderPrefix(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+// Every hook goes through one guard: a panic is answered 500 InternalError, a
+// hook that outlives WithHookTimeout sees its context end and is answered 503
+// ServiceUnavailable; either way nothing is forwarded. The secrets hook is
+// called uncached, on every request, and is guarded like the cached ones.
+func TestEveryHookIsGuarded(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	for _, hook := range []string{"secrets", "authorizer", "endpoint", "credentials"} {
+		for _, mode := range []string{"panic", "block"} {
+			t.Run(hook+"/"+mode, func(t *testing.T) {
+				up := newFakeUpstream(t)
+				var sawDeadline atomic.Bool
+				misbehave := func(ctx context.Context, name string) {
+					if name != hook {
+						return
+					}
+					if mode == "panic" {
+						panic(hook + " bug")
+					}
+					if d, ok := ctx.Deadline(); ok && time.Until(d) <= timeout {
+						sawDeadline.Store(true)
+					}
+					<-ctx.Done()
+				}
+				p, err := proxy.New(
+					proxy.WithClientSecrets(func(ctx context.Context, id string) (string, error) {
+						misbehave(ctx, "secrets")
+						return unitSecret, nil
+					}),
+					proxy.WithAuthorizer(func(ctx context.Context, token, bucket string) (bool, error) {
+						misbehave(ctx, "authorizer")
+						return true, nil
+					}),
+					proxy.WithEndpoint(func(ctx context.Context, b string) (proxy.Endpoint, error) {
+						misbehave(ctx, "endpoint")
+						return up.endpoint(), nil
+					}),
+					proxy.WithCredentials(func(ctx context.Context, b string) (proxy.Credentials, error) {
+						misbehave(ctx, "credentials")
+						if err := ctx.Err(); err != nil {
+							return proxy.Credentials{}, err
+						}
+						return proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}, nil
+					}),
+					proxy.WithHookTimeout(timeout),
+					proxy.WithTransport(up.transport()),
+				)
+				require.NoError(t, err)
+				defer p.Close()
+				srv := httptest.NewServer(p) // a real server: a panic must not drop the connection
+				defer srv.Close()
+				r, err := http.NewRequest(http.MethodGet, srv.URL+"/somebucket/k", nil)
+				require.NoError(t, err)
+				clientSignAt(t, r, sha256Hex(nil), time.Now(), unitKey, unitSecret)
+				resp, err := srv.Client().Do(r)
+				require.NoError(t, err, "the client gets an answer")
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				want, code := http.StatusInternalServerError, "InternalError"
+				if mode == "block" {
+					want, code = http.StatusServiceUnavailable, "ServiceUnavailable"
+					assert.True(t, sawDeadline.Load(), "the hook's context carries the hook timeout")
+				}
+				assert.Equal(t, want, resp.StatusCode, string(body))
+				assert.Equal(t, code, s3Code(string(body)))
+				assert.Empty(t, up.requests(), "nothing forwarded")
+				srv.Client().CloseIdleConnections()
+			})
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -8,106 +9,124 @@ import (
 	"strings"
 )
 
-// s3Request is what the proxy reads from a client request before anything else:
-// the bucket and the object key it addresses.
-type s3Request struct {
-	bucket string // "" for the service (ListBuckets)
-	key    string // decoded object key; "" for bucket operations
+// upstream is the upstream request, built and signed before the hand-off to
+// the reverse proxy, which cannot fail any more.
+type upstream struct {
+	url    *url.URL
+	header http.Header
+	body   io.ReadCloser
+	length int64
 }
 
-// parseRequest reads the bucket and key from a client request: from the Host
-// when it is <bucket>.<domain> for a configured domain, otherwise from the first
-// segment of the path (path style). The path is split on its raw, escaped form,
-// so an encoded slash can never move a request into another bucket.
-func parseRequest(r *http.Request, c *config) (s3Request, error) {
-	raw := r.URL.EscapedPath()
-	if c.pathPrefix != "" {
-		rest, ok := strings.CutPrefix(raw, c.pathPrefix)
-		if !ok || (rest != "" && rest[0] != '/') {
-			return s3Request{}, errInvalidURI.withMessage("The request path is outside the proxy's prefix.")
-		}
-		raw = rest
+// buildUpstream builds the upstream request of a client request for bucket t
+// and signs it: path-style becomes virtual-hosted (unless t is path-style),
+// the headers the client may forward are kept, the body is framed for the
+// upstream and the request is signed with t's HMAC keys (signHMAC) or carries
+// its IAM bearer token (signBearer).
+func (p *Proxy) buildUpstream(r *http.Request, req s3Request, id *identity, b *clientBody, t *target) (upstream, error) {
+	if t.endpoint.PathStyle && leavesBucket(req.key) {
+		return upstream{}, errInvalidURI.withMessage("The key's dot segments would leave the bucket on this bucket's path-style upstream.")
 	}
-	if raw == "" {
-		raw = "/"
-	}
-	if raw[0] != '/' {
-		return s3Request{}, errInvalidURI
-	}
-	raw = raw[1:]
-
-	if bucket, ok := hostBucket(r.Host, c.vhostDomains); ok {
-		if !validBucketName(bucket) {
-			return s3Request{}, errInvalidBucketName
-		}
-		key, err := url.PathUnescape(raw)
-		if err != nil {
-			return s3Request{}, errInvalidURI.with(err)
-		}
-		return s3Request{bucket: bucket, key: key}, nil
-	}
-
-	rawBucket, rawKey, _ := strings.Cut(raw, "/")
-	if rawBucket == "" {
-		if rawKey != "" {
-			return s3Request{}, errInvalidBucketName
-		}
-		return s3Request{}, nil
-	}
-	bucket, err := url.PathUnescape(rawBucket)
-	if err != nil || !validBucketName(bucket) {
-		return s3Request{}, errInvalidBucketName
-	}
-	key, err := url.PathUnescape(rawKey)
+	u := upstreamURL(t, req.key)
+	u.RawQuery = upstreamQuery(r.URL.RawQuery)
+	bearer := t.creds.APIKey != ""
+	f, err := p.frame(b, bearer)
 	if err != nil {
-		return s3Request{}, errInvalidURI.with(err)
+		return upstream{}, err
 	}
-	return s3Request{bucket: bucket, key: key}, nil
+	h := upstreamHeaders(r, req, id, b, f, t)
+	var chain *chunkChain
+	if bearer {
+		err = p.signBearer(r.Context(), h, t, f)
+	} else {
+		chain, err = p.signHMAC(r.Context(), r.Method, u, h, f, t)
+	}
+	if err != nil {
+		return upstream{}, err
+	}
+	out := upstream{url: u, header: h, body: f.body, length: f.length}
+	if f.reframe {
+		out.body = readCloser{newChunkEncoder(b.chunked, b.trailer, chain, f.chunk)}
+	}
+	// Added after signing: a hop in between may change it.
+	if ae := r.Header.Values("Accept-Encoding"); len(ae) > 0 {
+		h["Accept-Encoding"] = ae
+	} else {
+		h.Set("Accept-Encoding", "identity")
+	}
+	return out, nil
 }
 
-// hostBucket returns the bucket of a virtual-hosted request, <bucket>.<domain>.
-func hostBucket(host string, domains []string) (string, bool) {
-	if len(domains) == 0 {
-		return "", false
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, d := range domains {
-		if b, ok := strings.CutSuffix(host, "."+d); ok && b != "" {
-			return b, true
-		}
-	}
-	return "", false
+// framing is how a client body goes upstream: as received (verified as it
+// streams), or decoded from aws-chunked and framed again by a chunkEncoder.
+type framing struct {
+	body        io.ReadCloser // the body as it goes; nil when there is none or it is framed again
+	length      int64         // its length upstream; -1 when unknown
+	payloadHash string        // x-amz-content-sha256 upstream
+	reframe     bool          // framed again as aws-chunked in chunks of chunk bytes
+	chunk       int
 }
 
-// validBucketName applies S3's bucket naming rules: 3 to 63 characters of
-// lowercase letters, digits, '.' and '-', starting and ending with a letter or
-// digit, no "..", ".-" or "-.", and not in the form of an IPv4 address.
-func validBucketName(name string) bool {
-	if len(name) < 3 || len(name) > 63 {
-		return false
+// frame decides how b goes upstream. An aws-chunked body is framed again when
+// it carried a checksum trailer (which the upstream then stores, as it would
+// from the client) or signed chunks (signed again for the upstream's keys; a
+// bearer upstream has no key, so it gets the plain body). Either way the
+// upstream itself can tell a cut body from a complete one. Signed chunks keep
+// the client's chunk size where they can, so that each is hashed once.
+func (p *Proxy) frame(b *clientBody, bearer bool) (framing, error) {
+	f := framing{body: b.body, length: b.length, payloadHash: b.payloadHash}
+	if p.cfg.upstreamHashes && !bearer && b.unchecked != nil {
+		f.body = b.unchecked // the upstream signature carries the client's hash: the upstream checks it
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '.' || c == '-':
-			if i == 0 || i == len(name)-1 {
-				return false
+	if b.chunked != nil && (b.trailer != "" || b.signedChunks && !bearer) {
+		f.body, f.reframe, f.chunk = nil, true, upstreamChunkSize
+		f.payloadHash = streamingUnsigned
+		if b.trailer == "" {
+			f.payloadHash = streamingSigned
+			var err error
+			if f.chunk, err = b.chunked.firstChunkSize(); err != nil {
+				return f, err
 			}
-			if p := name[i-1]; p == '.' || p == '-' && c == '.' {
-				return false
+		}
+		f.length = encodedLength(b.length, f.chunk, f.payloadHash == streamingSigned, trailerLength(b.trailer))
+	}
+	if f.length == 0 {
+		f.body = nil
+	}
+	return f, nil
+}
+
+// upstreamHeaders returns the headers of the upstream request before signing:
+// the client's end-to-end headers it may forward (see forwardedHeader and
+// identity.mayForward) and the framing headers of f.
+func upstreamHeaders(r *http.Request, req s3Request, id *identity, b *clientBody, f framing, t *target) http.Header {
+	decoded := b.chunked != nil
+	h := make(http.Header, len(r.Header))
+	for name, values := range r.Header {
+		if !forwardedHeader(name) || !id.mayForward(name) {
+			continue
+		}
+		if decoded && name == "Content-Encoding" {
+			if values = stripAWSChunked(values); values == nil {
+				continue // set below when the body is framed again
 			}
-		default:
-			return false
+		}
+		if decoded && !f.reframe && name == "X-Amz-Sdk-Checksum-Algorithm" {
+			continue // the checksum travelled in the trailer and was verified here
+		}
+		h[name] = values
+	}
+	if t.creds.ServiceInstanceID != "" && r.Method == http.MethodPut && req.key == "" && r.URL.RawQuery == "" {
+		h.Set("Ibm-Service-Instance-Id", t.creds.ServiceInstanceID)
+	}
+	if f.reframe {
+		h.Set("Content-Encoding", strings.Join(append([]string{"aws-chunked"}, stripAWSChunked(r.Header.Values("Content-Encoding"))...), ","))
+		h.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(b.length, 10))
+		if b.trailer != "" {
+			h.Set("X-Amz-Trailer", b.trailer)
 		}
 	}
-	if strings.Trim(name, "0123456789.") != "" {
-		return true // not all digits and dots: cannot be an IP address
-	}
-	return net.ParseIP(name) == nil
+	return h
 }
 
 // encodeKey is the one encoder of object keys for the upstream: it is used for
@@ -184,27 +203,6 @@ func upstreamHost(e Endpoint, bucket string) (scheme, host string) {
 	return scheme, host
 }
 
-// leavesBucket reports whether resolving the dot segments of key, as a path
-// below its bucket, would climb out of it: in a path-style URL or a copy
-// source, /bucket/../other/key reaches another bucket on an upstream (or hop)
-// that resolves dot segments. Empty segments are not counted, in case a hop
-// also merges slashes.
-func leavesBucket(key string) bool {
-	depth := 0
-	for seg := range strings.SplitSeq(key, "/") {
-		switch seg {
-		case "..":
-			if depth--; depth < 0 {
-				return true
-			}
-		case ".", "":
-		default:
-			depth++
-		}
-	}
-	return false
-}
-
 // forwardedHeader reports whether a client request header is an end-to-end
 // header passed to the upstream. Authentication headers, hop-by-hop headers and
 // the aws-chunked framing headers are never forwarded; the proxy sets its own.
@@ -271,137 +269,4 @@ func upstreamQuery(rawQuery string) string {
 		b.WriteString(part)
 	}
 	return b.String()
-}
-
-// copySourceBucket returns the bucket named by an x-amz-copy-source header value,
-// "[/]<bucket>/<key>[?versionId=…]", URL-encoded.
-func copySourceBucket(v string) (string, error) {
-	v = strings.TrimPrefix(v, "/")
-	rawBucket, rest, ok := strings.Cut(v, "/")
-	if !ok || rest == "" {
-		return "", errInvalidArgument.withMessage("Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
-	}
-	bucket, err := url.PathUnescape(rawBucket)
-	if err != nil || !validBucketName(bucket) {
-		return "", errInvalidBucketName.withMessage("The copy source bucket is not valid.")
-	}
-	key, _, _ := strings.Cut(rest, "?")
-	if key, err = url.PathUnescape(key); err != nil || leavesBucket(key) {
-		return "", errInvalidArgument.withMessage("The copy source key is not valid or leaves its bucket.")
-	}
-	return bucket, nil
-}
-
-// operationName names the S3 operation of a request, for observers: one of a
-// fixed set of names, "Unknown" for anything else, so metric labels stay few.
-func operationName(r *http.Request, req s3Request) string {
-	if req.bucket == "" {
-		return "ListBuckets"
-	}
-	q := r.URL.Query()
-	has := func(name string) bool { _, ok := q[name]; return ok }
-	copying := r.Header.Get("X-Amz-Copy-Source") != ""
-	if req.key != "" {
-		switch r.Method {
-		case http.MethodGet:
-			switch {
-			case has("uploadId"):
-				return "ListParts"
-			case has("tagging"):
-				return "GetObjectTagging"
-			case has("acl"):
-				return "GetObjectAcl"
-			case has("attributes"):
-				return "GetObjectAttributes"
-			}
-			return "GetObject"
-		case http.MethodHead:
-			return "HeadObject"
-		case http.MethodPut:
-			switch {
-			case has("partNumber") && copying:
-				return "UploadPartCopy"
-			case has("partNumber"):
-				return "UploadPart"
-			case has("tagging"):
-				return "PutObjectTagging"
-			case has("acl"):
-				return "PutObjectAcl"
-			case copying:
-				return "CopyObject"
-			}
-			return "PutObject"
-		case http.MethodPost:
-			switch {
-			case has("uploads"):
-				return "CreateMultipartUpload"
-			case has("uploadId"):
-				return "CompleteMultipartUpload"
-			case has("restore"):
-				return "RestoreObject"
-			}
-		case http.MethodDelete:
-			switch {
-			case has("uploadId"):
-				return "AbortMultipartUpload"
-			case has("tagging"):
-				return "DeleteObjectTagging"
-			}
-			return "DeleteObject"
-		}
-		return "Unknown"
-	}
-	switch r.Method {
-	case http.MethodGet:
-		switch {
-		case has("uploads"):
-			return "ListMultipartUploads"
-		case has("versions"):
-			return "ListObjectVersions"
-		case q.Get("list-type") == "2":
-			return "ListObjectsV2"
-		case len(q) == 0 || has("prefix") || has("delimiter") || has("marker") || has("max-keys") || has("encoding-type"):
-			return "ListObjects"
-		}
-		return "GetBucket" + subresource(q)
-	case http.MethodHead:
-		return "HeadBucket"
-	case http.MethodPut:
-		if len(q) == 0 {
-			return "CreateBucket"
-		}
-		return "PutBucket" + subresource(q)
-	case http.MethodDelete:
-		if len(q) == 0 {
-			return "DeleteBucket"
-		}
-		return "DeleteBucket" + subresource(q)
-	case http.MethodPost:
-		if has("delete") {
-			return "DeleteObjects"
-		}
-	}
-	return "Unknown"
-}
-
-// subresource names a bucket subresource query ("acl" → "Acl") for
-// operationName; unknown ones are "Subresource", so names stay few.
-func subresource(q url.Values) string {
-	for _, name := range []string{"acl", "cors", "lifecycle", "location", "logging", "policy", "tagging", "versioning",
-		"website", "encryption", "replication", "notification", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment"} {
-		if _, ok := q[name]; ok {
-			switch name {
-			case "object-lock":
-				return "ObjectLockConfiguration"
-			case "ownershipControls":
-				return "OwnershipControls"
-			case "publicAccessBlock":
-				return "PublicAccessBlock"
-			case "requestPayment":
-				return "RequestPayment"
-			}
-			return strings.ToUpper(name[:1]) + name[1:]
-		}
-	}
-	return "Subresource"
 }

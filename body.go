@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// clientBody is the payload of a client request as it goes upstream: verified
+// as it streams, its aws-chunked framing removed.
+type clientBody struct {
+	body        io.ReadCloser // the payload to forward; nil when there is none
+	length      int64         // the payload's length; -1 when unknown
+	payloadHash string        // x-amz-content-sha256 of the plain payload, for the upstream signature
+	unchecked   io.ReadCloser // a hex-signed body as received, for an upstream that checks its hash (body checks it here)
+
+	// An aws-chunked client body: its decoder (nil for other bodies), its
+	// verified trailer's name ("" for none) and whether its chunks were signed.
+	chunked      *chunkedReader
+	trailer      string
+	signedChunks bool
+}
+
+// openBody sets up the body to forward for the payload hash the client sent: a
+// hex SHA-256 is checked as the body streams (when the signature was verified;
+// the upstream checks it too), an aws-chunked body is decoded (and its chunk
+// signatures checked), UNSIGNED-PAYLOAD passes as is.
+func openBody(r *http.Request, id *identity) (clientBody, error) {
+	b := clientBody{body: r.Body, length: r.ContentLength}
+	if r.Body == nil || r.Body == http.NoBody {
+		b.body, b.length = nil, 0
+	}
+	payloadHash := id.payloadHash
+	switch payloadHash {
+	case unsignedPayload:
+		b.payloadHash = unsignedPayload
+		return b, nil
+	case streamingSigned, streamingSignedTrailer, streamingUnsigned:
+		return b, b.openChunked(r, payloadHash, id.chunks)
+	}
+	if strings.HasPrefix(payloadHash, "STREAMING-") {
+		return b, errNotImplemented.withMessage("The payload signing method " + payloadHash + " is not supported (only AWS4-HMAC-SHA256 and unsigned streaming are).")
+	}
+	if !isHexSHA256(payloadHash) {
+		return b, errInvalidArgument.withMessage("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* value or a lowercase hex SHA-256.")
+	}
+	b.payloadHash = payloadHash
+	if !id.verified {
+		return b, nil
+	}
+	if b.body == nil {
+		if payloadHash != emptySHA256 {
+			return b, errContentSHA256Mismatch
+		}
+		return b, nil
+	}
+	b.unchecked = b.body
+	want, _ := hex.DecodeString(payloadHash)
+	b.body = readCloser{newHoldback(&sha256Reader{r: b.body, h: sha256.New(), want: want})}
+	return b, nil
+}
+
+// openChunked sets up the decoding of an aws-chunked body.
+func (b *clientBody) openChunked(r *http.Request, payloadHash string, cs *chunkSigner) error {
+	dl := r.Header.Get("X-Amz-Decoded-Content-Length")
+	if dl == "" {
+		return errMissingContentLength.withMessage("An aws-chunked body needs the x-amz-decoded-content-length header.")
+	}
+	n, err := strconv.ParseInt(dl, 10, 64)
+	if err != nil || n < 0 {
+		return errInvalidArgument.withMessage("x-amz-decoded-content-length is not a valid length.")
+	}
+	trailer := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Amz-Trailer")))
+	if payloadHash == streamingSigned && trailer != "" {
+		return errInvalidRequest.withMessage("x-amz-trailer is set but the payload method has no trailer.")
+	}
+	if b.body == nil {
+		return errIncompleteBody
+	}
+	b.payloadHash = unsignedPayload
+	b.length = n
+	b.trailer = trailer
+	b.signedChunks = payloadHash != streamingUnsigned
+	b.chunked = newChunkedReader(b.body, chunkedOptions{
+		signed:        b.signedChunks,
+		sig:           cs,
+		trailer:       trailer,
+		decodedLength: n,
+	})
+	b.body = readCloser{newHoldback(b.chunked)} // the plain form; buildUpstream may frame it again
+	return nil
+}
+
+// sha256Reader passes a body through and, at its end, compares its SHA-256 with
+// the one the client signed: a mismatch is an error instead of io.EOF.
+type sha256Reader struct {
+	r    io.Reader
+	h    hash.Hash
+	want []byte
+	err  error
+}
+
+func (s *sha256Reader) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	s.h.Write(p[:n])
+	if err == io.EOF {
+		if !hmac.Equal(s.h.Sum(nil), s.want) {
+			err = errContentSHA256Mismatch
+		}
+	}
+	if err != nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// holdback withholds the last byte of a stream until the stream has ended
+// cleanly, that is until its verification passed: an upstream that expects N
+// bytes never receives all N from a body that turns out to be bad, so it
+// stores nothing when the proxy then aborts the request.
+type holdback struct {
+	r       io.Reader
+	last    byte
+	hasLast bool
+	one     [1]byte
+	err     error
+}
+
+func newHoldback(r io.Reader) *holdback { return &holdback{r: r} }
+
+func (h *holdback) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		if h.err != nil {
+			if h.err == io.EOF && h.hasLast {
+				p[0], h.hasLast = h.last, false
+				return 1, nil
+			}
+			return 0, h.err
+		}
+		if !h.hasLast {
+			n, err := h.r.Read(p)
+			h.keep(p[:n], err)
+			if n > 1 {
+				return n - 1, nil
+			}
+			continue
+		}
+		// One byte is held: it goes out first, the newest byte is held instead.
+		buf := p[1:]
+		if len(buf) == 0 {
+			buf = h.one[:]
+		}
+		n, err := h.r.Read(buf)
+		if n == 0 {
+			h.err = err
+			continue
+		}
+		p[0] = h.last
+		copy(p[1:], buf[:n-1])
+		h.keep(buf[n-1:n], err)
+		return n, nil
+	}
+}
+
+// keep holds the last byte of b and records err; a stream that failed loses
+// its held byte for good.
+func (h *holdback) keep(b []byte, err error) {
+	h.err = err
+	if len(b) > 0 {
+		h.last, h.hasLast = b[len(b)-1], true
+	}
+	if err != nil && err != io.EOF {
+		h.hasLast = false
+	}
+}
+
+// readCloser gives a verifying reader a Close that does nothing: the server
+// closes the client's body itself once the handler returns, and closing it
+// early would hang a client waiting for 100 Continue.
+type readCloser struct{ io.Reader }
+
+func (readCloser) Close() error { return nil }

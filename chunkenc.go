@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// upstreamChunkSize is the size of the chunks the proxy frames upstream bodies
+// in: the data of one chunk is buffered to frame (and sign) it. Signed chunks
+// follow the client's chunk size instead when it is from minFollowedChunk to
+// maxFollowedChunk (see firstChunkSize).
+const (
+	upstreamChunkSize = 64 << 10
+	minFollowedChunk  = 8 << 10
+	maxFollowedChunk  = 256 << 10
+)
+
+var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, upstreamChunkSize); return &b }}
+
+// chunkEncoder frames a verified payload as an aws-chunked body for the
+// upstream, so that the upstream itself can tell a complete body from a cut
+// one: STREAMING-UNSIGNED-PAYLOAD-TRAILER carrying the client's verified
+// checksum trailer, or STREAMING-AWS4-HMAC-SHA256-PAYLOAD with every chunk
+// signed for the upstream's keys. The final chunk and the trailer are only
+// produced once src has returned io.EOF, that is once the client's body
+// verified; any failure before is returned as is, and the upstream request is
+// aborted without its final chunk.
+type chunkEncoder struct {
+	src     *chunkedReader
+	trailer string      // trailer header name; "" for none
+	chain   *chunkChain // upstream chunk signing; nil for unsigned chunks
+	pos     int64       // payload offset of the next chunk
+	head    [160]byte   // backing array of out: a chunk's size line, or the final chunk and trailer
+	buf     *[]byte
+	out     []byte // framed bytes not yet returned
+	data    []byte // chunk data not yet returned, after out
+	tail    []byte // CRLF after data
+	done    bool
+	err     error
+}
+
+// newChunkEncoder frames the payload src decodes in chunks of size bytes,
+// signed in a chain from seed unless it is nil.
+func newChunkEncoder(src *chunkedReader, trailer string, seed *chunkChain, size int) *chunkEncoder {
+	e := &chunkEncoder{src: src, trailer: trailer, chain: seed}
+	if size == upstreamChunkSize {
+		e.buf = chunkBuffers.Get().(*[]byte)
+	} else {
+		b := make([]byte, size)
+		e.buf = &b
+	}
+	return e
+}
+
+// encodedLength is the length of the aws-chunked encoding of n payload bytes
+// framed by a chunkEncoder in chunks of chunkSize bytes; trailerLen is the
+// length of the trailer line without its CRLF (0 for none).
+func encodedLength(n int64, chunkSize int, signed bool, trailerLen int) int64 {
+	const sigExt = len(";chunk-signature=") + 64
+	chunk := func(size int64) int64 {
+		l := int64(len(strconv.FormatInt(size, 16))) + 2 + size + 2
+		if signed {
+			l += int64(sigExt)
+		}
+		return l
+	}
+	full := n / int64(chunkSize)
+	total := full * chunk(int64(chunkSize))
+	if rest := n % int64(chunkSize); rest > 0 {
+		total += chunk(rest)
+	}
+	total += chunk(0) // the final chunk: "0[;chunk-signature=…]\r\n" and, without trailer, "\r\n"
+	if trailerLen > 0 {
+		total += int64(trailerLen) + 2
+	}
+	return total
+}
+
+// trailerLength is the length of "name:base64-value" for a checksum trailer.
+func trailerLength(name string) int {
+	a := lookupChecksum(name)
+	if a == nil {
+		return 0
+	}
+	return len(name) + 1 + base64.StdEncoding.EncodedLen(a.size)
+}
+
+// Read fills p with as much of the encoding as it can: a chunk's end and the
+// next chunk's start go out together rather than as a short read (a small
+// write upstream of its own). An error comes after the bytes framed before it.
+func (e *chunkEncoder) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(e.out) == 0 && len(e.data) == 0 && len(e.tail) == 0 {
+			switch {
+			case e.err != nil:
+				if n > 0 {
+					return n, nil
+				}
+				return 0, e.err
+			case e.done:
+				e.err = io.EOF
+				if len(*e.buf) == upstreamChunkSize {
+					chunkBuffers.Put(e.buf)
+				}
+			default:
+				e.err = e.frame()
+			}
+			continue
+		}
+		for _, seg := range []*[]byte{&e.out, &e.data, &e.tail} {
+			c := copy(p[n:], *seg)
+			*seg = (*seg)[c:]
+			n += c
+		}
+	}
+	return n, nil
+}
+
+// frame reads the next chunk of payload and frames it, or the final chunk and
+// trailer once the payload has ended and verified.
+func (e *chunkEncoder) frame() error {
+	buf := *e.buf
+	k, err := io.ReadFull(e.src, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if k > 0 {
+			e.chunk(buf[:k])
+			return nil // the final chunk comes on the next call
+		}
+	case err != nil:
+		return err
+	default:
+		e.chunk(buf[:k])
+		return nil
+	}
+	// The payload ended and verified (src returns io.EOF only then).
+	e.chunk(nil)
+	if e.trailer != "" {
+		line := e.src.trailerLine()
+		if line == "" || !strings.HasPrefix(line, e.trailer+":") {
+			return errInternal.with(errors.New("aws-chunked: verified trailer missing"))
+		}
+		e.out = append(e.out, line...)
+		e.out = append(e.out, "\r\n"...)
+	}
+	e.out = append(e.out, "\r\n"...)
+	e.tail = nil
+	e.done = true
+	return nil
+}
+
+// chunk frames one chunk: its size line (signed when e.chain is set), its data
+// and CRLF; a nil data is the final chunk, whose CRLF the caller writes.
+func (e *chunkEncoder) chunk(data []byte) {
+	e.out = strconv.AppendInt(e.head[:0], int64(len(data)), 16)
+	if e.chain != nil {
+		e.sign(data)
+		e.out = append(e.out, ";chunk-signature="...)
+		e.out = append(e.out, e.chain.prev[:]...)
+	}
+	e.pos += int64(len(data))
+	e.out = append(e.out, "\r\n"...)
+	e.data = data
+	if data != nil {
+		e.tail = crlf
+	}
+}
+
+var crlf = []byte("\r\n")
+
+// sign computes the signature of a chunk, chained from the previous one. The
+// data's SHA-256 is the one the client's chunk signature was checked with when
+// the chunk has the client's boundaries.
+func (e *chunkEncoder) sign(data []byte) {
+	sum, ok := e.src.verifiedDigest(e.pos, e.pos+int64(len(data)))
+	if !ok {
+		sum = sha256.Sum256(data)
+	}
+	e.chain.advance(e.chain.sign(false, sum[:]))
+}

@@ -1,0 +1,42 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// callHook is the one way the proxy calls a caller's hook (client secrets,
+// authorizer, endpoint, credentials): on a context derived from ctx and bounded
+// by timeout (WithHookTimeout), with a panic turned into 500 InternalError. An
+// answer given after the context ended is not used: the call fails with the
+// context's error. The hook's own error is returned as is; hookError says what
+// the client sees.
+func callHook[V any](ctx context.Context, timeout time.Duration, name string, hook func(context.Context) (V, error)) (v V, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			var zero V
+			v, err = zero, errInternal.with(fmt.Errorf("%s hook panicked: %v", name, r))
+		}
+	}()
+	v, err = hook(ctx)
+	if err == nil && ctx.Err() != nil {
+		var zero V
+		return zero, fmt.Errorf("%s hook answered after its context ended: %w", name, context.Cause(ctx))
+	}
+	return v, err
+}
+
+// hookError maps an error from a caller's hook to what the client sees: the S3
+// error it is or wraps (ErrNoSuchBucket, ErrAccessDenied, an *Error), or 503
+// ServiceUnavailable.
+func hookError(name string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return errServiceUnavailable.with(fmt.Errorf("%s hook: %w", name, err))
+}

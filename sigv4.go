@@ -1,0 +1,544 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/jellydator/ttlcache/v3"
+)
+
+// signHMAC signs the upstream request (method, u, h) with t's HMAC keys for
+// the payload hash of f. For signed aws-chunked bodies it returns the chain the
+// upstream chunk signatures follow, seeded with the request's signature.
+func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.Header, f framing, t *target) (*chunkChain, error) {
+	h.Set("X-Amz-Content-Sha256", f.payloadHash)
+	sr := &http.Request{Method: method, URL: u, Host: u.Host, Header: h, ContentLength: max(f.length, 0)}
+	creds := aws.Credentials{AccessKeyID: t.creds.AccessKeyID, SecretAccessKey: t.creds.SecretAccessKey, SessionToken: t.creds.SessionToken}
+	if err := p.signer.SignHTTP(ctx, creds, sr, f.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
+		return nil, errInternal.with(err)
+	}
+	if f.payloadHash != streamingSigned {
+		return nil, nil
+	}
+	return p.seedChain(sr, t)
+}
+
+// seedChain computes the seed signature of an upstream request signed for
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD, from the request as signed (its signed
+// headers, date and scope), and starts the upstream chunk chain with it. The
+// signer's own signature must be the same: a difference would have every
+// chunk refused upstream, so it is an internal error here instead.
+func (p *Proxy) seedChain(sr *http.Request, t *target) (*chunkChain, error) {
+	sig, err := parseAuthHeader(sr.Header.Get("Authorization"))
+	if err != nil {
+		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
+	}
+	sig.amzDate = sr.Header.Get("X-Amz-Date")
+	key := p.keys.signingKey(t.creds.SecretAccessKey, sig.date, sig.region, sig.service)
+	seed, err := signatureOf(sr, sig, streamingSigned, key)
+	if err != nil {
+		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
+	}
+	if seed != sig.signature {
+		return nil, errInternal.with(errors.New("upstream signature: the signer's canonical request and the proxy's differ"))
+	}
+	chain, _ := newChunkChain(&chunkSigner{key: key, amzDate: sig.amzDate, scope: sig.scope(), prev: seed})
+	return chain, nil
+}
+
+// sigV4 is a parsed SigV4 signature, from the Authorization header or from
+// presign query parameters.
+type sigV4 struct {
+	accessKeyID   string
+	date          string // scope date, yyyymmdd
+	region        string
+	service       string
+	signedHeaders []string
+	signature     string
+	amzDate       string // the request time, X-Amz-Date
+	presigned     bool
+	expires       time.Duration
+}
+
+func (s *sigV4) scope() string { return string(appendScope(nil, s)) }
+
+// appendScope appends the credential scope: date/region/service/aws4_request.
+func appendScope(b []byte, s *sigV4) []byte {
+	b = append(b, s.date...)
+	b = append(b, '/')
+	b = append(b, s.region...)
+	b = append(b, '/')
+	b = append(b, s.service...)
+	return append(b, "/aws4_request"...)
+}
+
+// verifySignature rebuilds the canonical request from exactly what the client
+// sent and compares signatures in constant time. It works in pooled buffers:
+// verifying a common request allocates nothing.
+func verifySignature(r *http.Request, sig *sigV4, payloadHash string, key []byte) error {
+	v := verifiers.Get().(*verifier)
+	defer v.release()
+	creqs, err := v.canonicalRequests(r, sig, payloadHash)
+	if err != nil {
+		return err
+	}
+	for _, creq := range creqs {
+		if v.matches(key, sig, creq) {
+			return nil
+		}
+	}
+	return errSignatureMismatch
+}
+
+// signatureOf computes the signature of r as sig describes it (signed headers,
+// date, scope) with key, from r's URL exactly as it is: the signature a signer
+// gives a request it builds itself.
+func signatureOf(r *http.Request, sig *sigV4, payloadHash string, key []byte) (string, error) {
+	v := verifiers.Get().(*verifier)
+	defer v.release()
+	creqs, err := v.canonicalRequests(r, sig, payloadHash)
+	if err != nil {
+		return "", err
+	}
+	return string(v.sign(key, sig, creqs[0])), nil
+}
+
+// verifier holds the buffers of one signature verification.
+type verifier struct {
+	buf    []byte    // the canonical requests, one after the other
+	query  []byte    // the encoded query parameters
+	sts    []byte    // the string to sign
+	parts  []byte    // the encoded query names and values
+	params []param   // the query parameters, slices of parts
+	ends   [4]int    // where each canonical request ends in buf
+	creqs  [4][]byte // the canonical requests, slices of buf
+	h      hash.Hash // SHA-256
+	pad    [64]byte  // HMAC key pad
+	sum    [32]byte  // scratch digest
+	hex    [64]byte  // scratch hex
+}
+
+type param struct{ k, v []byte }
+
+var verifiers = sync.Pool{New: func() any { return &verifier{h: sha256.New()} }}
+
+// maxPooledBuf bounds the buffers a verifier keeps for the next request: a
+// request with huge headers or query leaves its buffers to the collector.
+const maxPooledBuf = 16 << 10
+
+func (v *verifier) release() {
+	if cap(v.buf) > maxPooledBuf || cap(v.query) > maxPooledBuf || cap(v.parts) > maxPooledBuf || cap(v.sts) > maxPooledBuf {
+		return
+	}
+	v.creqs = [4][]byte{}
+	verifiers.Put(v)
+}
+
+// canonicalRequests builds the SigV4 canonical requests the client may have
+// signed: one per candidate canonical URI (see canonicalURIs) and, when a
+// signed header value holds a tab or line break, one per way SDKs fold them.
+// The raw path and query come from RequestURI, so a proxy mounted under a
+// prefix still verifies. The results are valid until v is released.
+func (v *verifier) canonicalRequests(r *http.Request, sig *sigV4, payloadHash string) ([][]byte, error) {
+	rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
+	if r.RequestURI == "" || strings.HasPrefix(rawPath, "http://") || strings.HasPrefix(rawPath, "https://") {
+		rawPath, rawQuery = r.URL.EscapedPath(), r.URL.RawQuery
+	}
+	query, err := v.canonicalQuery(rawQuery, sig.presigned)
+	if err != nil {
+		return nil, err
+	}
+	uris, nuris := canonicalURIs(rawPath)
+	b := v.buf[:0]
+	n := 0
+	for _, uri := range uris[:nuris] {
+		for _, foldAll := range [2]bool{false, true} {
+			b = append(b, r.Method...)
+			b = append(b, '\n')
+			b = append(b, uri...)
+			b = append(b, '\n')
+			b = append(b, query...)
+			b = append(b, '\n')
+			headers := len(b)
+			b = appendCanonicalHeaders(b, r, sig.signedHeaders, foldAll)
+			tabs := bytes.ContainsAny(b[headers:], "\t\r") // inside a value, as the Go SDK signs it
+			b = append(b, '\n')
+			for i, name := range sig.signedHeaders {
+				if i > 0 {
+					b = append(b, ';')
+				}
+				b = append(b, name...)
+			}
+			b = append(b, '\n')
+			b = append(b, payloadHash...)
+			v.ends[n] = len(b)
+			n++
+			if !tabs { // rare: only then build botocore's form too
+				break
+			}
+		}
+	}
+	v.buf = b
+	start := 0
+	for i := range n {
+		v.creqs[i] = b[start:v.ends[i]]
+		start = v.ends[i]
+	}
+	return v.creqs[:n], nil
+}
+
+// matches reports whether creq, signed with key, gives the client's signature;
+// the comparison takes constant time.
+func (v *verifier) matches(key []byte, sig *sigV4, creq []byte) bool {
+	return equalConstantTime(v.sign(key, sig, creq), sig.signature)
+}
+
+// sign returns the hex signature of creq with key, for the date and scope of
+// sig; it is valid until the next call.
+func (v *verifier) sign(key []byte, sig *sigV4, creq []byte) []byte {
+	v.h.Reset()
+	v.h.Write(creq)
+	hex.Encode(v.hex[:], v.h.Sum(v.sum[:0]))
+	b := append(v.sts[:0], algorithmV4...)
+	b = append(b, '\n')
+	b = append(b, sig.amzDate...)
+	b = append(b, '\n')
+	b = appendScope(b, sig)
+	b = append(b, '\n')
+	b = append(b, v.hex[:]...)
+	v.sts = b
+	hex.Encode(v.hex[:], v.hmac(key, b))
+	return v.hex[:]
+}
+
+// equalConstantTime reports whether b and s hold the same bytes, in a time
+// that depends on their lengths only.
+func equalConstantTime(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	var d byte
+	for i := range b {
+		d |= b[i] ^ s[i]
+	}
+	return subtle.ConstantTimeByteEq(d, 0) == 1
+}
+
+// hmac computes HMAC-SHA256 (RFC 2104) of msg with a key of at most one block
+// (a SigV4 signing key is 32 bytes) into v.sum.
+func (v *verifier) hmac(key, msg []byte) []byte {
+	v.pad = [64]byte{}
+	copy(v.pad[:], key)
+	for i := range v.pad {
+		v.pad[i] ^= 0x36
+	}
+	v.h.Reset()
+	v.h.Write(v.pad[:])
+	v.h.Write(msg)
+	inner := v.h.Sum(v.sum[:0])
+	for i := range v.pad {
+		v.pad[i] ^= 0x36 ^ 0x5c
+	}
+	v.h.Reset()
+	v.h.Write(v.pad[:])
+	v.h.Write(inner)
+	return v.h.Sum(v.sum[:0])
+}
+
+// canonicalURIs returns the canonical URIs a client may have signed for a raw
+// path (n of them): the path exactly as sent, and S3's canonical encoding of
+// the decoded path when it differs (a client that sent a character raw but
+// signed it encoded). Neither is normalized: S3 does not remove dot segments.
+func canonicalURIs(rawPath string) (uris [2]string, n int) {
+	if rawPath == "" {
+		rawPath = "/"
+	}
+	uris[0], n = rawPath, 1
+	if dec, err := url.PathUnescape(rawPath); err == nil {
+		if enc := encodeKey(dec); enc != rawPath {
+			uris[1], n = enc, 2
+		}
+	}
+	return uris, n
+}
+
+// canonicalQuery builds SigV4's canonical query string of the raw query into
+// v.query: every parameter decoded and re-encoded (space as %20), sorted by
+// encoded name then value. X-Amz-Signature is left out of presigned requests.
+func (v *verifier) canonicalQuery(raw string, presigned bool) ([]byte, error) {
+	v.query = v.query[:0]
+	if raw == "" {
+		return v.query, nil
+	}
+	parts := v.parts[:0] // the encoded names and values, one after the other
+	params := v.params[:0]
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, val, _ := strings.Cut(part, "=")
+		dk, err1 := url.QueryUnescape(k)
+		dv, err2 := url.QueryUnescape(val)
+		if err1 != nil || err2 != nil {
+			return nil, errInvalidArgument.withMessage("The query string is not validly encoded.")
+		}
+		if presigned && dk == "X-Amz-Signature" {
+			continue
+		}
+		ks := len(parts)
+		parts = appendEncoded(parts, dk, false)
+		vs := len(parts)
+		parts = appendEncoded(parts, dv, false)
+		// Slices of the array parts has now; a later growth copies parts
+		// elsewhere and leaves these intact.
+		params = append(params, param{parts[ks:vs:vs], parts[vs:len(parts):len(parts)]})
+	}
+	v.parts = parts
+	slices.SortFunc(params, func(x, y param) int {
+		if c := bytes.Compare(x.k, y.k); c != 0 {
+			return c
+		}
+		return bytes.Compare(x.v, y.v)
+	})
+	b := v.query
+	for i, p := range params {
+		if i > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, p.k...)
+		b = append(b, '=')
+		b = append(b, p.v...)
+	}
+	clear(params) // no references into parts stay in the pooled array
+	v.params, v.query = params[:0], b
+	return b, nil
+}
+
+// appendCanonicalHeaders appends the canonical headers block for the signed
+// header names: each value trimmed with inner runs of spaces folded, several
+// values joined by commas. Headers that net/http keeps outside r.Header
+// (Host, Content-Length, Transfer-Encoding) are put back. SDKs differ on
+// inner tabs: the Go and Java SDKs fold runs of spaces only, botocore folds
+// all white space; foldAll selects the latter.
+func appendCanonicalHeaders(b []byte, r *http.Request, names []string, foldAll bool) []byte {
+	for _, name := range names {
+		b = append(b, name...)
+		b = append(b, ':')
+		switch name {
+		case "host":
+			b = appendTrimmed(b, r.Host, foldAll)
+		case "content-length":
+			if v := r.Header["Content-Length"]; len(v) > 0 {
+				b = appendValues(b, v, foldAll)
+			} else if r.ContentLength >= 0 && !(r.ContentLength == 0 && len(r.TransferEncoding) > 0) {
+				b = strconv.AppendInt(b, r.ContentLength, 10)
+			}
+		case "transfer-encoding":
+			if len(r.TransferEncoding) > 0 {
+				b = appendValues(b, r.TransferEncoding, foldAll)
+			} else {
+				b = appendValues(b, lookupHeader(r.Header, name), foldAll)
+			}
+		default:
+			b = appendValues(b, lookupHeader(r.Header, name), foldAll)
+		}
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// appendValues appends a header's values, trimmed, joined by commas.
+func appendValues(b []byte, values []string, foldAll bool) []byte {
+	for i, v := range values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendTrimmed(b, v, foldAll)
+	}
+	return b
+}
+
+// lookupHeader returns the values of a header by its lowercase name without
+// allocating its canonical form (http.Header.Values would).
+func lookupHeader(h http.Header, lower string) []string {
+	var buf [64]byte
+	if len(lower) > len(buf) {
+		return h.Values(lower)
+	}
+	upper := true
+	for i := 0; i < len(lower); i++ {
+		c := lower[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			if upper {
+				c -= 'a' - 'A'
+			}
+		case '0' <= c && c <= '9', c == '-':
+		default: // not a plain token: let textproto decide its canonical form
+			return h.Values(lower)
+		}
+		buf[i] = c
+		upper = c == '-'
+	}
+	return h[string(buf[:len(lower)])]
+}
+
+// appendTrimmed appends a header value trimmed, each inner run of spaces
+// folded into one space; with foldAll, runs of any white space (tabs, line
+// breaks).
+func appendTrimmed(b []byte, v string, foldAll bool) []byte {
+	v = strings.TrimSpace(v)
+	isSpace := func(c byte) bool { return c == ' ' || foldAll && (c == '\t' || c == '\r' || c == '\n') }
+	space := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if isSpace(c) {
+			space = true
+			continue
+		}
+		if space {
+			b = append(b, ' ')
+			space = false
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// signingKeys caches derived SigV4 signing keys by (secret digest, date,
+// region, service): a rotated secret misses the cache at once.
+type signingKeys struct {
+	cache *ttlcache.Cache[keyID, []byte]
+}
+
+type keyID struct {
+	secret                [sha256.Size]byte
+	date, region, service string
+}
+
+const signingKeyCapacity = 10_000
+
+func newSigningKeys() *signingKeys {
+	c := ttlcache.New(
+		ttlcache.WithTTL[keyID, []byte](24*time.Hour),
+		ttlcache.WithCapacity[keyID, []byte](signingKeyCapacity),
+		ttlcache.WithDisableTouchOnHit[keyID, []byte](),
+	)
+	return &signingKeys{cache: c}
+}
+
+func (k *signingKeys) signingKey(secret, date, region, service string) []byte {
+	id := keyID{secret: sha256.Sum256([]byte(secret)), date: date, region: region, service: service}
+	if it := k.cache.Get(id); it != nil {
+		return it.Value()
+	}
+	key := deriveKey(secret, date, region, service)
+	k.cache.Set(id, key, ttlcache.DefaultTTL)
+	return key
+}
+
+func (k *signingKeys) sweep() { k.cache.DeleteExpired() }
+
+// deriveKey derives the SigV4 signing key of a secret for a date, region and
+// service.
+func deriveKey(secret, date, region, service string) []byte {
+	h := func(key []byte, data string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(data))
+		return m.Sum(nil)
+	}
+	return h(h(h(h([]byte("AWS4"+secret), date), region), service), "aws4_request")
+}
+
+// chunkChain computes the chained signatures of aws-chunked bodies, one string
+// to sign for chunks and trailers alike:
+//
+//	AWS4-HMAC-SHA256-PAYLOAD | AWS4-HMAC-SHA256-TRAILER
+//	<amz date>
+//	<scope>
+//	<previous signature>
+//	<hex SHA-256 of ""> (chunks only)
+//	<hex SHA-256 of the chunk's data, or of the trailer's canonical lines>
+//
+// The client's chunks are verified with it (chunkedReader) and the upstream's
+// chunks signed (chunkEncoder).
+type chunkChain struct {
+	mac       hash.Hash // HMAC-SHA256 with the signing key
+	lines     []byte    // amzDate + "\n" + scope + "\n"
+	prev      [64]byte  // hex of the previous signature
+	hexDigest [64]byte  // scratch
+	sum       [32]byte  // scratch for the HMAC
+}
+
+// Pieces of the strings to sign of chunks and trailers.
+var (
+	chunkAlgoLine   = []byte("AWS4-HMAC-SHA256-PAYLOAD\n")
+	trailerAlgoLine = []byte("AWS4-HMAC-SHA256-TRAILER\n")
+	emptyHashLine   = []byte(emptySHA256 + "\n")
+	newline         = []byte{'\n'}
+)
+
+// newChunkChain starts a chain at the seed signature of s, in either case; it
+// reports false when the seed is not 64 hex digits.
+func newChunkChain(s *chunkSigner) (*chunkChain, bool) {
+	if len(s.prev) != 64 || !isHex(s.prev, false) {
+		return nil, false
+	}
+	c := &chunkChain{mac: hmac.New(sha256.New, s.key), lines: []byte(s.amzDate + "\n" + s.scope + "\n")}
+	copy(c.prev[:], strings.ToLower(s.prev))
+	return c, true
+}
+
+// sign returns the signature of the next chunk (or of the trailer) over the
+// SHA-256 digest of its data; it is valid until the next call.
+func (c *chunkChain) sign(trailer bool, digest []byte) []byte {
+	m := c.mac
+	m.Reset()
+	if trailer {
+		m.Write(trailerAlgoLine)
+	} else {
+		m.Write(chunkAlgoLine)
+	}
+	m.Write(c.lines)
+	m.Write(c.prev[:])
+	m.Write(newline)
+	if !trailer {
+		m.Write(emptyHashLine)
+	}
+	hex.Encode(c.hexDigest[:], digest)
+	m.Write(c.hexDigest[:])
+	return m.Sum(c.sum[:0])
+}
+
+// advance chains from signature sig: the next chunk's string to sign holds it.
+func (c *chunkChain) advance(sig []byte) { hex.Encode(c.prev[:], sig) }
+
+// isHexSHA256 reports whether s is a SHA-256 in lowercase hex, as SigV4
+// writes payload hashes and signatures.
+func isHexSHA256(s string) bool { return len(s) == 64 && isHex(s, true) }
+
+// isHex reports whether s is made of hex digits only; lower refuses A-F.
+func isHex[T string | []byte](s T, lower bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || !lower && 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
