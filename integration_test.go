@@ -988,26 +988,6 @@ func TestIntegrationAwkwardKeys(t *testing.T) {
 
 // itgKeyOps runs every key through put, list, head, get, (copy,) delete on both
 // sides, compares the outcomes and logs them as a table.
-// itgLeavesBucket reports whether a key's dot segments climb out of its
-// bucket. The proxy refuses such keys on a path-style upstream, and as a copy
-// source, with 400: an upstream that resolves dot segments would otherwise
-// serve another bucket. versitygw refuses them too, with other codes.
-func itgLeavesBucket(key string) bool {
-	depth := 0
-	for _, seg := range strings.Split(key, "/") {
-		switch seg {
-		case "..":
-			if depth--; depth < 0 {
-				return true
-			}
-		case ".", "":
-		default:
-			depth++
-		}
-	}
-	return false
-}
-
 func itgKeyOps(t *testing.T, e *itgEnv, keys []string, withCopy bool) {
 	ctx := t.Context()
 	e.createBuckets(t)
@@ -1023,8 +1003,12 @@ func itgKeyOps(t *testing.T, e *itgEnv, keys []string, withCopy bool) {
 		}
 		d, p := fn(e.direct), fn(e.proxy)
 		results[key][op] = [2]string{d, p}
-		if itgLeavesBucket(key) && op != "list" && (e.pathStyle || op == "copy") {
-			// Refused on purpose: see itgLeavesBucket.
+		if proxy.LeavesBucket(key) && op != "list" && (e.pathStyle || op == "copy") {
+			// Refused on purpose: a key whose dot segments climb out of its
+			// bucket is refused with 400 on a path-style upstream, and as a
+			// copy source: an upstream that resolves dot segments would
+			// otherwise serve another bucket. versitygw refuses such keys
+			// too, with other codes.
 			if !strings.HasPrefix(p, "ERR 400") {
 				t.Errorf("%s %q: proxy %q, want a 400 refusal (direct %q)", op, key, p, d)
 			}
