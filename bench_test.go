@@ -37,6 +37,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 const (
@@ -132,17 +133,6 @@ func newBareServer(tb testing.TB, o *benchOrigin) *httptest.Server {
 	return srv
 }
 
-// newBenchFakeIAM answers every token exchange with a one-hour token.
-func newBenchFakeIAM(tb testing.TB) *httptest.Server {
-	tb.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"access_token":"bench-bearer-token","token_type":"Bearer","expires_in":3600}`)
-	}))
-	tb.Cleanup(srv.Close)
-	return srv
-}
-
 // newBenchProxy serves the full proxy in front of the origin: the static HMAC
 // bucket benchBucket and the IAM bucket benchIAMBucket, client signatures
 // verified (WithClientKeys), a cached authorizer, the default transport and the
@@ -150,7 +140,7 @@ func newBenchFakeIAM(tb testing.TB) *httptest.Server {
 func newBenchProxy(tb testing.TB, o *benchOrigin, opts ...proxy.Option) *httptest.Server {
 	tb.Helper()
 	ep := proxy.Endpoint{Host: "127.0.0.1", Port: o.port(), Scheme: "http", Region: "us-east-1", PathStyle: true}
-	iam := newBenchFakeIAM(tb)
+	iam := testkit.NewIAM(tb, func() time.Time { return fixedNow }, benchAPIKey) // one-hour tokens
 	base := []proxy.Option{
 		proxy.WithBuckets(
 			proxy.Bucket{Name: benchBucket, Endpoint: ep,

@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -14,29 +13,10 @@ import (
 	"time"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// clock is a controllable clock for WithClock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: fixedNow} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // tokenModeProxy is a proxy in token mode over the fake upstream with the given
 // authorizer and options.
@@ -89,7 +69,7 @@ func TestAuthorizerCalledOncePerKeyUnderConcurrency(t *testing.T) {
 
 func TestAuthorizerCacheTTLDenialAndErrors(t *testing.T) {
 	up := newFakeUpstream(t)
-	clk := newClock()
+	clk := testkit.NewClock(fixedNow)
 	var calls atomic.Int32
 	var fail atomic.Bool
 	p := tokenModeProxy(t, up, func(ctx context.Context, token, bucket string) (bool, error) {
@@ -125,7 +105,7 @@ func TestAuthorizerCacheTTLDenialAndErrors(t *testing.T) {
 // A hot entry still expires: hits do not extend its life.
 func TestAuthorizerEntryExpiresWhenHot(t *testing.T) {
 	up := newFakeUpstream(t)
-	clk := newClock()
+	clk := testkit.NewClock(fixedNow)
 	var calls atomic.Int32
 	p := tokenModeProxy(t, up, func(ctx context.Context, token, bucket string) (bool, error) {
 		calls.Add(1)
@@ -188,7 +168,7 @@ func TestBlockingAuthorizerHonoursClientDeadline(t *testing.T) {
 
 func TestBucketHooksCachedPerBucket(t *testing.T) {
 	up := newFakeUpstream(t)
-	clk := newClock()
+	clk := testkit.NewClock(fixedNow)
 	var epCalls, crCalls atomic.Int32
 	var fail atomic.Bool
 	p, err := proxy.New(
@@ -234,37 +214,9 @@ func TestBucketHooksCachedPerBucket(t *testing.T) {
 	assert.Equal(t, 200, get("/one/k"))
 }
 
-// fakeIAM is an IBM Cloud IAM token endpoint that counts exchanges.
-type fakeIAM struct {
-	srv   *httptest.Server
-	calls atomic.Int32
-	down  atomic.Bool
-}
-
-func newFakeIAM(t *testing.T, clk *clock) *fakeIAM {
-	f := &fakeIAM{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := f.calls.Add(1)
-		if f.down.Load() {
-			http.Error(w, `{"errorCode":"BXNIM0000E","errorMessage":"down"}`, http.StatusInternalServerError)
-			return
-		}
-		if r.FormValue("grant_type") != "urn:ibm:params:oauth:grant-type:apikey" || r.FormValue("apikey") != "the-api-key" {
-			http.Error(w, `{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found"}`, http.StatusBadRequest)
-			return
-		}
-		now := clk.Now()
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"access_token": "token-" + string(rune('0'+n)), "expires_in": 3600, "expiration": now.Add(time.Hour).Unix(),
-		})
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
 // routes sends IAM's host to the fake IAM and everything else to the upstream.
-func routes(up *fakeUpstream, iam *fakeIAM) *http.Transport {
-	iamAddr := iam.srv.Listener.Addr().String()
+func routes(up *fakeUpstream, iam *testkit.IAM) *http.Transport {
+	iamAddr := iam.Addr()
 	return &http.Transport{DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 		if strings.HasPrefix(addr, "iam.test:") {
 			addr = iamAddr
@@ -277,8 +229,8 @@ func routes(up *fakeUpstream, iam *fakeIAM) *http.Transport {
 
 func TestIAMBucketEndToEnd(t *testing.T) {
 	up := newFakeUpstream(t)
-	clk := newClock()
-	iam := newFakeIAM(t, clk)
+	clk := testkit.NewClock(fixedNow)
+	iam := testkit.NewIAM(t, clk.Now, "the-api-key")
 	var authz atomic.Int32
 	release := make(chan struct{})
 	p := tokenModeProxy(t, up, func(ctx context.Context, token, bucket string) (bool, error) {
@@ -306,10 +258,10 @@ func TestIAMBucketEndToEnd(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	close(release)
 	wg.Wait()
-	assert.Equal(t, int32(1), iam.calls.Load())
+	assert.Equal(t, int64(1), iam.Calls())
 	assert.Equal(t, int32(1), authz.Load())
 	got := up.last(t)
-	assert.Equal(t, "Bearer token-1", got.Header.Get("Authorization"))
+	assert.Equal(t, "Bearer tok-1", got.Header.Get("Authorization"))
 	assert.Empty(t, got.Header.Get("X-Amz-Date"), "no SigV4 on a bearer request")
 	assert.Empty(t, got.Header.Get("Ibm-Service-Instance-Id"), "only CreateBucket needs the instance id")
 
@@ -322,15 +274,15 @@ func TestIAMBucketEndToEnd(t *testing.T) {
 	// Past expiry with IAM down: quick 503s, a bounded number of IAM calls,
 	// nothing forwarded; IAM back: recovery.
 	clk.Advance(2 * time.Hour)
-	iam.down.Store(true)
+	iam.Fail(http.StatusInternalServerError)
 	before := len(up.requests())
 	for range 50 {
 		w := tokenGet(t, p, "tok", "/ibm-bucket/k")
 		assert.Equal(t, 503, w.Code)
 	}
-	assert.LessOrEqual(t, iam.calls.Load(), int32(3), "IAM is not hammered during an outage")
+	assert.LessOrEqual(t, iam.Calls(), int64(3), "IAM is not hammered during an outage")
 	assert.Len(t, up.requests(), before, "nothing is forwarded without a token")
-	iam.down.Store(false)
+	iam.Fail(0)
 	clk.Advance(time.Minute) // past the backoff
 	w := tokenGet(t, p, "tok", "/ibm-bucket/k")
 	assert.Equal(t, 200, w.Code, w.Body.String())
@@ -338,8 +290,9 @@ func TestIAMBucketEndToEnd(t *testing.T) {
 
 func TestIAMRefusedKeyIsClearError(t *testing.T) {
 	up := newFakeUpstream(t)
-	clk := newClock()
-	iam := newFakeIAM(t, clk)
+	clk := testkit.NewClock(fixedNow)
+	iam := testkit.NewIAM(t, clk.Now, "the-api-key")
+	iam.Refuse("wrong-key")
 	p := tokenModeProxy(t, up, func(ctx context.Context, token, bucket string) (bool, error) { return true, nil },
 		proxy.WithBuckets(proxy.Bucket{Name: "ibm-bucket", Endpoint: up.endpoint(), Credentials: proxy.Credentials{APIKey: "wrong-key"}}),
 		proxy.WithIAMEndpoint("http://iam.test/identity/token"),

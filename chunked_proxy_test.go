@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -148,8 +149,8 @@ func TestChunkedBodiesFramedAgainForUpstream(t *testing.T) {
 // verified payload.
 func TestSignedChunksPlainForBearerUpstream(t *testing.T) {
 	up := newFakeUpstream(t)
-	clk := newClock()
-	iam := newFakeIAM(t, clk)
+	clk := testkit.NewClock(fixedNow)
+	iam := testkit.NewIAM(t, clk.Now, "the-api-key")
 	p := newProxy(t, up,
 		proxy.WithBuckets(proxy.Bucket{Name: "ibm-bucket", Endpoint: up.endpoint(), Credentials: proxy.Credentials{APIKey: "the-api-key"}}),
 		proxy.WithIAMEndpoint("http://iam.test/identity/token"),

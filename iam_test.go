@@ -3,13 +3,11 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,21 +17,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 const testAPIKey = "tEsT-ApI-kEy-0123456789abcdefghijklmnopqrstuv" // 44 characters, like IBM's
 
-// testClock is a clock the test moves by hand.
-type testClock struct{ ns atomic.Int64 }
-
-func newTestClock() *testClock {
-	c := &testClock{}
-	c.ns.Store(time.Unix(1_700_000_000, 0).UnixNano())
-	return c
-}
-
-func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+// newTestClock returns a clock the test moves by hand, at 1,700,000,000 s.
+func newTestClock() *testkit.Clock { return testkit.NewClock(time.Unix(1_700_000_000, 0)) }
 
 // syncBuffer is a log sink safe for concurrent writes and reads.
 type syncBuffer struct {
@@ -53,78 +44,10 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// fakeIAM is an IAM token endpoint. By default it answers token "tok-<n>" for
-// its n-th call, valid for an hour by both expires_in and expiration; answer
-// replaces that.
-type fakeIAM struct {
-	t      *testing.T
-	srv    *httptest.Server
-	clock  *testClock
-	calls  atomic.Int64
-	answer atomic.Pointer[func(w http.ResponseWriter, n int64)]
-}
-
-func newFakeIAM(t *testing.T, clock *testClock) *fakeIAM {
-	f := &fakeIAM{t: t, clock: clock}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeIAM) serve(w http.ResponseWriter, r *http.Request) {
-	n := f.calls.Add(1)
-	assert.Equal(f.t, http.MethodPost, r.Method)
-	assert.Equal(f.t, "application/json", r.Header.Get("Accept"))
-	assert.Equal(f.t, "application/x-www-form-urlencoded", r.Header.Get("Content-Type"))
-	assert.NoError(f.t, r.ParseForm())
-	assert.Equal(f.t, "urn:ibm:params:oauth:grant-type:apikey", r.PostForm.Get("grant_type"))
-	assert.Equal(f.t, testAPIKey, r.PostForm.Get("apikey"))
-	if a := f.answer.Load(); a != nil {
-		(*a)(w, n)
-		return
-	}
-	f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-}
-
-// token answers a token living life seconds by the test clock.
-func (f *fakeIAM) token(w http.ResponseWriter, tok string, life int64) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token":  tok,
-		"refresh_token": "not-used",
-		"token_type":    "Bearer",
-		"expires_in":    life,
-		"expiration":    f.clock.now().Unix() + life,
-		"scope":         "ibm openid",
-	})
-}
-
-func (f *fakeIAM) setAnswer(a func(w http.ResponseWriter, n int64)) { f.answer.Store(&a) }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// gate blocks fake IAM answers until opened; open is idempotent and runs at
-// cleanup, so a failing test cannot hang the server's Close.
-type gate struct {
-	once    sync.Once
-	ch      chan struct{}
-	arrived chan int64
-}
-
-func newGate(t *testing.T) *gate {
-	g := &gate{ch: make(chan struct{}), arrived: make(chan int64, 1000)}
-	t.Cleanup(g.open)
-	return g
-}
-
-func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
-
-func (g *gate) wait(n int64) {
-	g.arrived <- n
-	<-g.ch
+// newFakeIAM returns the fake IAM of these tests: it knows testAPIKey and
+// tells time by clock.
+func newFakeIAM(t testing.TB, clock *testkit.Clock) *testkit.IAM {
+	return testkit.NewIAM(t, clock.Now, testAPIKey)
 }
 
 // checkLeaks verifies at cleanup, after every later-registered cleanup (the
@@ -137,29 +60,28 @@ func checkLeaks(t *testing.T) {
 
 type testTokens struct {
 	*iamTokens
-	log   *syncBuffer
-	clock *testClock
+	log *syncBuffer
 }
 
-// newTestTokens returns a cache calling endpoint through rt with the clock,
+// newTestTokens returns a cache calling endpoint through rt with the clock now,
 // logging at debug level; it is closed at cleanup.
-func newTestTokens(t *testing.T, endpoint string, rt http.RoundTripper, clock *testClock, edit ...func(*config)) *testTokens {
+func newTestTokens(t *testing.T, endpoint string, rt http.RoundTripper, now func() time.Time, edit ...func(*config)) *testTokens {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.iamEndpoint = endpoint
-	cfg.now = clock.now
+	cfg.now = now
 	log := &syncBuffer{}
 	cfg.logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, e := range edit {
 		e(cfg)
 	}
-	tt := &testTokens{iamTokens: newIAMTokens(cfg, rt), log: log, clock: clock}
+	tt := &testTokens{iamTokens: newIAMTokens(cfg, rt), log: log}
 	t.Cleanup(tt.close)
 	return tt
 }
 
-func newTokensFor(t *testing.T, f *fakeIAM, edit ...func(*config)) *testTokens {
-	return newTestTokens(t, f.srv.URL, f.srv.Client().Transport, f.clock, edit...)
+func newTokensFor(t *testing.T, f *testkit.IAM, edit ...func(*config)) *testTokens {
+	return newTestTokens(t, f.URL, f.Client().Transport, f.Now, edit...)
 }
 
 // state returns the cache's state for testAPIKey.
@@ -179,11 +101,7 @@ func TestIAMConcurrentColdCallsShareOneExchange(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
 	f := newFakeIAM(t, clock)
-	g := newGate(t)
-	f.setAnswer(func(w http.ResponseWriter, n int64) {
-		g.wait(n)
-		f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-	})
+	g := f.Hold()
 	tt := newTokensFor(t, f)
 
 	const callers = 500
@@ -198,29 +116,23 @@ func TestIAMConcurrentColdCallsShareOneExchange(t *testing.T) {
 		})
 	}
 	close(start)
-	<-g.arrived
+	<-g.Arrived
 	time.Sleep(50 * time.Millisecond) // let the callers pile up on the flight
-	g.open()
+	g.Open()
 	wg.Wait()
 
 	for i := range callers {
 		require.NoError(t, errs[i])
 		require.Equal(t, "tok-1", tokens[i])
 	}
-	assert.EqualValues(t, 1, f.calls.Load())
+	assert.EqualValues(t, 1, f.Calls())
 }
 
 func TestIAMRefreshAhead(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
 	f := newFakeIAM(t, clock)
-	g := newGate(t)
-	f.setAnswer(func(w http.ResponseWriter, n int64) {
-		if n == 2 {
-			g.wait(n)
-		}
-		f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-	})
+	g := f.Hold(2)
 	tt := newTokensFor(t, f)
 	ctx := context.Background()
 
@@ -229,16 +141,16 @@ func TestIAMRefreshAhead(t *testing.T) {
 	require.Equal(t, "tok-1", tok)
 
 	// Half-life: served from the cache, no refresh started.
-	clock.advance(1800 * time.Second)
+	clock.Advance(1800 * time.Second)
 	tok, err = tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 	require.Equal(t, "tok-1", tok)
 	assert.False(t, tt.state().refreshing.Load())
-	assert.EqualValues(t, 1, f.calls.Load())
+	assert.EqualValues(t, 1, f.Calls())
 
 	// Last fifth (past the jittered start): one background refresh, blocked in
 	// IAM, while every caller gets the current token at once.
-	clock.advance(1500 * time.Second) // 3300 s of 3600
+	clock.Advance(1500 * time.Second) // 3300 s of 3600
 	var wg sync.WaitGroup
 	for range 200 {
 		wg.Go(func() {
@@ -249,7 +161,7 @@ func TestIAMRefreshAhead(t *testing.T) {
 	}
 	wg.Wait() // returned while IAM still holds the refresh
 	select {
-	case n := <-g.arrived:
+	case n := <-g.Arrived:
 		assert.EqualValues(t, 2, n)
 	case <-time.After(5 * time.Second):
 		t.Fatal("no background refresh reached IAM")
@@ -259,9 +171,9 @@ func TestIAMRefreshAhead(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "tok-1", tok)
 	}
-	assert.EqualValues(t, 2, f.calls.Load())
+	assert.EqualValues(t, 2, f.Calls())
 
-	g.open()
+	g.Open()
 	require.Eventually(t, func() bool {
 		tok, err := tt.token(ctx, testAPIKey)
 		return err == nil && tok == "tok-2"
@@ -273,28 +185,20 @@ func TestIAMRefreshAhead(t *testing.T) {
 		require.Equal(t, "tok-2", tok)
 	}
 	tt.close()
-	assert.EqualValues(t, 2, f.calls.Load())
+	assert.EqualValues(t, 2, f.Calls())
 }
 
 func TestIAMNeverServesPastSafetyMargin(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
 	f := newFakeIAM(t, clock)
-	var down atomic.Bool
-	f.setAnswer(func(w http.ResponseWriter, n int64) {
-		if down.Load() {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"errorCode": "BXNIM0001E", "errorMessage": "down"})
-			return
-		}
-		f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-	})
 	tt := newTokensFor(t, f)
 	ctx := context.Background()
 
 	_, err := tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
-	down.Store(true)
-	clock.advance(3600*time.Second - 25*time.Second) // inside the 30 s margin
+	f.Fail(http.StatusInternalServerError)
+	clock.Advance(3600*time.Second - 25*time.Second) // inside the 30 s margin
 	tok, err := tt.token(ctx, testAPIKey)
 	requireS3Error(t, err, errServiceUnavailable)
 	assert.Empty(t, tok)
@@ -308,22 +212,17 @@ func TestIAMOutageBackoff(t *testing.T) {
 			f := newFakeIAM(t, clock)
 			rt := &switchTransport{base: &http.Transport{}, dead: deadAddr(t)}
 			t.Cleanup(rt.base.CloseIdleConnections)
-			var down atomic.Bool
-			f.setAnswer(func(w http.ResponseWriter, n int64) {
-				if down.Load() {
-					writeJSON(w, http.StatusInternalServerError, map[string]string{"errorCode": "BXNIM0001E", "errorMessage": "Internal error"})
-					return
-				}
-				f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-			})
 			setDown := func(d bool) {
-				if mode == "status 500" {
-					down.Store(d)
-				} else {
+				switch {
+				case mode != "status 500":
 					rt.down.Store(d)
+				case d:
+					f.Fail(http.StatusInternalServerError)
+				default:
+					f.Fail(0)
 				}
 			}
-			tt := newTestTokens(t, f.srv.URL, rt, clock)
+			tt := newTestTokens(t, f.URL, rt, clock.Now)
 			ctx := context.Background()
 
 			tok, err := tt.token(ctx, testAPIKey)
@@ -333,7 +232,7 @@ func TestIAMOutageBackoff(t *testing.T) {
 			// Past expiry with IAM down: quick 503s, one IAM attempt per
 			// backoff window however many calls.
 			setDown(true)
-			clock.advance(3600 * time.Second)
+			clock.Advance(3600 * time.Second)
 			begin := time.Now()
 			for range 1000 {
 				tok, err := tt.token(ctx, testAPIKey)
@@ -344,7 +243,7 @@ func TestIAMOutageBackoff(t *testing.T) {
 			assert.EqualValues(t, 2, rt.calls.Load()) // the first token, one failure
 
 			for i := 2; i <= 8; i++ { // backoff grows to its 30 s cap
-				clock.advance(iamBackoffMax + time.Second)
+				clock.Advance(iamBackoffMax + time.Second)
 				for range 100 {
 					_, err := tt.token(ctx, testAPIKey)
 					requireS3Error(t, err, errServiceUnavailable)
@@ -360,7 +259,7 @@ func TestIAMOutageBackoff(t *testing.T) {
 			assert.EqualValues(t, 9, rt.calls.Load())
 
 			// Past the backoff: recovery without restart.
-			clock.advance(iamBackoffMax + time.Second)
+			clock.Advance(iamBackoffMax + time.Second)
 			tok, err = tt.token(ctx, testAPIKey)
 			require.NoError(t, err)
 			assert.True(t, strings.HasPrefix(tok, "tok-"))
@@ -407,25 +306,17 @@ func TestIAMBackgroundRefreshFailureKeepsToken(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
 	f := newFakeIAM(t, clock)
-	var down atomic.Bool
-	f.setAnswer(func(w http.ResponseWriter, n int64) {
-		if down.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"errorCode": "BXNIM0002E", "errorMessage": "busy"})
-			return
-		}
-		f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-	})
 	tt := newTokensFor(t, f)
 	ctx := context.Background()
 	_, err := tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 
-	down.Store(true)
-	clock.advance(3300 * time.Second)
+	f.Fail(http.StatusServiceUnavailable)
+	clock.Advance(3300 * time.Second)
 	settle := func(calls int64) {
 		t.Helper()
 		require.Eventually(t, func() bool {
-			return f.calls.Load() == calls && !tt.state().refreshing.Load()
+			return f.Calls() == calls && !tt.state().refreshing.Load()
 		}, 5*time.Second, time.Millisecond)
 	}
 	for range 100 {
@@ -445,15 +336,15 @@ func TestIAMBackgroundRefreshFailureKeepsToken(t *testing.T) {
 	settle(2)
 
 	// Past the backoff: another background attempt, still failing.
-	clock.advance(iamBackoffMax + time.Second)
+	clock.Advance(iamBackoffMax + time.Second)
 	tok, err := tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 	require.Equal(t, "tok-1", tok)
 	settle(3)
 
 	// IAM back: the next attempt replaces the token.
-	down.Store(false)
-	clock.advance(iamBackoffMax + time.Second)
+	f.Fail(0)
+	clock.Advance(iamBackoffMax + time.Second)
 	_, err = tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 	settle(4)
@@ -467,11 +358,7 @@ func TestIAMSlowExchangeOutlivesCaller(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
 	f := newFakeIAM(t, clock)
-	g := newGate(t)
-	f.setAnswer(func(w http.ResponseWriter, n int64) {
-		g.wait(n)
-		f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-	})
+	g := f.Hold()
 	tt := newTokensFor(t, f, func(c *config) { c.iamTimeout = 30 * time.Second })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -482,25 +369,21 @@ func TestIAMSlowExchangeOutlivesCaller(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(begin), 2*time.Second)
 
-	<-g.arrived
-	g.open()
+	<-g.Arrived
+	g.Open()
 	require.Eventually(t, func() bool { return tt.state().entry.Load() != nil }, 5*time.Second, time.Millisecond,
 		"the exchange completes without its caller")
 	tok, err := tt.token(context.Background(), testAPIKey)
 	require.NoError(t, err)
 	assert.Equal(t, "tok-1", tok)
-	assert.EqualValues(t, 1, f.calls.Load())
+	assert.EqualValues(t, 1, f.Calls())
 }
 
 func TestIAMExchangeTimeout(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
 	f := newFakeIAM(t, clock)
-	g := newGate(t)
-	f.setAnswer(func(w http.ResponseWriter, n int64) {
-		g.wait(n)
-		f.token(w, "late", 3600)
-	})
+	g := f.Hold()
 	tt := newTokensFor(t, f, func(c *config) { c.iamTimeout = 100 * time.Millisecond })
 
 	begin := time.Now()
@@ -509,7 +392,7 @@ func TestIAMExchangeTimeout(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(begin), 5*time.Second)
 	assert.NotNil(t, tt.state().backoff.Load())
-	g.open()
+	g.Open()
 }
 
 func TestIAMRefusedKey(t *testing.T) {
@@ -518,8 +401,8 @@ func TestIAMRefusedKey(t *testing.T) {
 			checkLeaks(t)
 			clock := newTestClock()
 			f := newFakeIAM(t, clock)
-			f.setAnswer(func(w http.ResponseWriter, _ int64) {
-				writeJSON(w, status, map[string]any{
+			f.Answer(func(w http.ResponseWriter, _ *http.Request, _ int64) {
+				testkit.WriteJSON(w, status, map[string]any{
 					"errorCode":    "BXNIM0415E",
 					"errorMessage": "Provided API key could not be found: " + testAPIKey,
 					"context":      map[string]string{"requestId": "req-42"},
@@ -537,7 +420,7 @@ func TestIAMRefusedKey(t *testing.T) {
 			// The key backs off too, with the same answer.
 			_, err = tt.token(context.Background(), testAPIKey)
 			requireS3Error(t, err, errIAMKeyRefused)
-			assert.EqualValues(t, 1, f.calls.Load())
+			assert.EqualValues(t, 1, f.Calls())
 
 			tt.close()
 			log := tt.log.String()
@@ -556,12 +439,12 @@ func TestIAMSecretsNeverLogged(t *testing.T) {
 	f := newFakeIAM(t, clock)
 	const secretToken = "eyJhbGciOiJSUzI1NiJ9.SECRET-TOKEN-BODY.sig"
 	var step atomic.Int64
-	f.setAnswer(func(w http.ResponseWriter, _ int64) {
+	f.Answer(func(w http.ResponseWriter, _ *http.Request, _ int64) {
 		switch step.Load() {
 		case 0:
-			f.token(w, secretToken, 3600)
+			f.Token(w, secretToken, 3600)
 		case 1:
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"errorCode": "E", "errorMessage": "apikey " + testAPIKey})
+			testkit.WriteJSON(w, http.StatusInternalServerError, map[string]string{"errorCode": "E", "errorMessage": "apikey " + testAPIKey})
 		default:
 			_, _ = w.Write([]byte(`{"access_token":"` + secretToken + `",`)) // truncated JSON
 		}
@@ -574,7 +457,7 @@ func TestIAMSecretsNeverLogged(t *testing.T) {
 	var errs []error
 	for s := int64(1); s <= 2; s++ {
 		step.Store(s)
-		clock.advance(time.Hour)
+		clock.Advance(time.Hour)
 		_, err := tt.token(ctx, testAPIKey)
 		requireS3Error(t, err, errServiceUnavailable)
 		errs = append(errs, err)
@@ -591,7 +474,7 @@ func TestIAMSecretsNeverLogged(t *testing.T) {
 
 func TestIAMAnswers(t *testing.T) {
 	checkLeaks(t)
-	now := newTestClock().now()
+	now := newTestClock().Now()
 	cases := []struct {
 		name   string
 		status int
@@ -620,9 +503,9 @@ func TestIAMAnswers(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			clock := newTestClock()
-			var calls atomic.Int64
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if calls.Add(1) > 1 {
+			f := newFakeIAM(t, clock)
+			f.Answer(func(w http.ResponseWriter, r *http.Request, n int64) {
+				if n > 1 {
 					t.Error("redirect followed")
 				}
 				if c.status == http.StatusTemporaryRedirect {
@@ -631,9 +514,8 @@ func TestIAMAnswers(t *testing.T) {
 				}
 				w.WriteHeader(c.status)
 				_, _ = w.Write([]byte(c.body))
-			}))
-			defer srv.Close()
-			tt := newTestTokens(t, srv.URL, srv.Client().Transport, clock)
+			})
+			tt := newTokensFor(t, f)
 			tok, err := tt.token(context.Background(), testAPIKey)
 			if !c.expiry.IsZero() {
 				require.NoError(t, err)
@@ -650,7 +532,7 @@ func TestIAMAnswers(t *testing.T) {
 }
 
 func TestNewIAMEntryTimes(t *testing.T) {
-	now := newTestClock().now()
+	now := newTestClock().Now()
 	for _, c := range []struct {
 		life, margin time.Duration
 	}{
@@ -688,13 +570,11 @@ func TestIAMBackoffDelay(t *testing.T) {
 func TestIAMKeyIndexBounded(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
-	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		writeJSON(w, 200, map[string]any{"access_token": "t-" + r.PostFormValue("apikey"), "expires_in": 3600})
-	}))
-	defer srv.Close()
-	tt := newTestTokens(t, srv.URL, srv.Client().Transport, clock)
+	f := testkit.NewIAM(t, clock.Now) // every key
+	f.Answer(func(w http.ResponseWriter, r *http.Request, _ int64) {
+		f.Token(w, "t-"+r.PostFormValue("apikey"), 3600)
+	})
+	tt := newTokensFor(t, f)
 	tt.maxKeys = 10
 	for i := range 35 {
 		key := fmt.Sprintf("key-%02d", i)
@@ -706,31 +586,25 @@ func TestIAMKeyIndexBounded(t *testing.T) {
 	n := 0
 	tt.keys.Range(func(any, any) bool { n++; return true })
 	assert.EqualValues(t, tt.nkeys.Load(), n)
-	assert.EqualValues(t, 35, calls.Load())
+	assert.EqualValues(t, 35, f.Calls())
 }
 
 func TestIAMClose(t *testing.T) {
 	checkLeaks(t)
 	clock := newTestClock()
 	f := newFakeIAM(t, clock)
-	g := newGate(t)
-	f.setAnswer(func(w http.ResponseWriter, n int64) {
-		if n == 2 {
-			g.wait(n)
-		}
-		f.token(w, fmt.Sprintf("tok-%d", n), 3600)
-	})
+	g := f.Hold(2)
 	tt := newTokensFor(t, f)
 	ctx := context.Background()
 	_, err := tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 
 	// A background refresh stuck in IAM is cancelled by close.
-	clock.advance(3300 * time.Second)
+	clock.Advance(3300 * time.Second)
 	tok, err := tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 	require.Equal(t, "tok-1", tok)
-	<-g.arrived
+	<-g.Arrived
 	done := make(chan struct{})
 	go func() { tt.close(); close(done) }()
 	select {
@@ -748,12 +622,12 @@ func TestIAMClose(t *testing.T) {
 	_, err = tt.token(ctx, "another-key")
 	requireS3Error(t, err, errServiceUnavailable)
 	assert.ErrorIs(t, err, errIAMClosed)
-	g.open()
+	g.Open()
 }
 
 func TestIAMEmptyKey(t *testing.T) {
 	clock := newTestClock()
-	tt := newTestTokens(t, "http://127.0.0.1:1/identity/token", http.DefaultTransport, clock)
+	tt := newTestTokens(t, "http://127.0.0.1:1/identity/token", http.DefaultTransport, clock.Now)
 	_, err := tt.token(context.Background(), "")
 	requireS3Error(t, err, errIAMKeyRefused)
 }
@@ -767,14 +641,11 @@ func TestIAMErrorsAreS3Errors(t *testing.T) {
 
 func BenchmarkIAMTokenHit(b *testing.B) {
 	clock := newTestClock()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, 200, map[string]any{"access_token": "tok", "expires_in": 3600})
-	}))
-	defer srv.Close()
+	f := newFakeIAM(b, clock)
 	cfg := defaultConfig()
-	cfg.iamEndpoint = srv.URL
-	cfg.now = clock.now
-	tt := newIAMTokens(cfg, srv.Client().Transport)
+	cfg.iamEndpoint = f.URL
+	cfg.now = clock.Now
+	tt := newIAMTokens(cfg, f.Client().Transport)
 	defer tt.close()
 	ctx := context.Background()
 	if _, err := tt.token(ctx, testAPIKey); err != nil {
@@ -811,7 +682,7 @@ func TestIAMSharedExchangeLooksAgain(t *testing.T) {
 	st := tt.add(d)
 
 	// Another flight has just stored a fresh token: no IAM call.
-	fresh, err := newIAMEntry(iamTokenAnswer{AccessToken: "stored", ExpiresIn: 3600}, clock.now(), 0.2)
+	fresh, err := newIAMEntry(iamTokenAnswer{AccessToken: "stored", ExpiresIn: 3600}, clock.Now(), 0.2)
 	require.NoError(t, err)
 	st.entry.Store(fresh)
 	got, err := tt.exchangeShared(ctx, st, d, testAPIKey)
@@ -820,16 +691,16 @@ func TestIAMSharedExchangeLooksAgain(t *testing.T) {
 
 	// The key backs off: no IAM call either, the backoff's error.
 	st.entry.Store(nil)
-	st.backoff.Store(&iamBackoff{failures: 1, until: clock.now().Add(time.Second), err: errServiceUnavailable.with(errors.New("earlier failure"))})
+	st.backoff.Store(&iamBackoff{failures: 1, until: clock.Now().Add(time.Second), err: errServiceUnavailable.with(errors.New("earlier failure"))})
 	_, err = tt.exchangeShared(ctx, st, d, testAPIKey)
 	requireS3Error(t, err, errServiceUnavailable)
 	assert.ErrorContains(t, err, "earlier failure")
-	assert.EqualValues(t, 0, f.calls.Load())
+	assert.EqualValues(t, 0, f.Calls())
 
 	// A token in its refresh window is exchanged for a new one.
 	st.backoff.Store(nil)
 	st.entry.Store(fresh)
-	clock.advance(3300 * time.Second)
+	clock.Advance(3300 * time.Second)
 	got, err = tt.exchangeShared(ctx, st, d, testAPIKey)
 	require.NoError(t, err)
 	assert.Equal(t, "tok-1", got.token)

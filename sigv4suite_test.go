@@ -16,8 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// suiteDir holds the AWS SigV4 signing test suite (data from aws-c-auth).
-const suiteDir = "../shared/testdata/aws-signing-test-suite/v4"
+// suiteDir holds the AWS SigV4 signing test suite: data from aws-c-auth, see
+// testdata/aws-signing-test-suite/PROVENANCE.md.
+const suiteDir = "testdata/aws-signing-test-suite/v4"
 
 type suiteContext struct {
 	Credentials struct {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -290,7 +291,7 @@ func TestUpstreamPayloadCheck(t *testing.T) {
 	}
 	up := newFakeUpstream(t)
 	up.handler = checking
-	iam := newFakeIAM(t, newClock())
+	iam := testkit.NewIAM(t, testkit.NewClock(fixedNow).Now, "the-api-key")
 	p := newProxy(t, up, proxy.WithUpstreamPayloadCheck(true),
 		proxy.WithBuckets(proxy.Bucket{Name: "ibm-bucket", Endpoint: up.endpoint(), Credentials: proxy.Credentials{APIKey: "the-api-key"}}),
 		proxy.WithIAMEndpoint("http://iam.test/identity/token"),

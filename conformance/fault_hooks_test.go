@@ -3,7 +3,6 @@ package conformance
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/osproxy/proxy"
 
+	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/osproxy/proxy/internal/vgwtest"
 )
 
@@ -271,60 +271,6 @@ func TestFaultHooks(t *testing.T) {
 	})
 }
 
-// fakeIAM is an IBM Cloud IAM token endpoint whose behaviour a test switches.
-type fakeIAM struct {
-	srv    *httptest.Server
-	mode   atomic.Int32 // iamUp, iamDown, iamSlow, iamRefuse
-	calls  atomic.Int64
-	issued sync.Map // token → true
-}
-
-const (
-	iamUp = iota
-	iamDown
-	iamSlow
-	iamRefuse
-)
-
-func newFakeIAM(t testing.TB, apiKey string) *fakeIAM {
-	f := &fakeIAM{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := f.calls.Add(1)
-		if r.Method != http.MethodPost || r.PostFormValue("grant_type") != "urn:ibm:params:oauth:grant-type:apikey" {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		switch f.mode.Load() {
-		case iamDown:
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = io.WriteString(w, `{"errorCode":"BXNIM0001E","errorMessage":"Internal error"}`)
-			return
-		case iamSlow:
-			select {
-			case <-time.After(5 * time.Second):
-			case <-r.Context().Done():
-				return
-			}
-		case iamRefuse:
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found."}`)
-			return
-		}
-		if r.PostFormValue("apikey") != apiKey {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found."}`)
-			return
-		}
-		tok := "tok-" + strconv.FormatInt(n, 10)
-		f.issued.Store(tok, true)
-		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer",
-			"expires_in": 3600, "expiration": time.Now().Add(time.Hour).Unix()})
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
 // bearerUpstream is an S3 stand-in that accepts only bearer tokens IAM issued
 // and keeps objects in memory.
 type bearerUpstream struct {
@@ -335,12 +281,12 @@ type bearerUpstream struct {
 	refused  atomic.Int64
 }
 
-func newBearerUpstream(t testing.TB, iam *fakeIAM) *bearerUpstream {
+func newBearerUpstream(t testing.TB, iam *testkit.IAM) *bearerUpstream {
 	u := &bearerUpstream{objects: map[string][]byte{}}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.requests.Add(1)
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if _, issued := iam.issued.Load(tok); !ok || !issued {
+		if !ok || !iam.Issued(tok) {
 			u.refused.Add(1)
 			w.WriteHeader(http.StatusForbidden)
 			_, _ = io.WriteString(w, `<Error><Code>AccessDenied</Code><Message>bad token</Message></Error>`)
@@ -385,7 +331,7 @@ func TestFaultIAM(t *testing.T) {
 	const apiKey = "ibm-api-key-for-the-test"
 	const iamTimeout = time.Second
 	const bucket = "osp-iam"
-	setup := func(t *testing.T, iamURL string, iam *fakeIAM) (*bearerUpstream, *s3.Client, *server) {
+	setup := func(t *testing.T, iamURL string, iam *testkit.IAM) (*bearerUpstream, *s3.Client, *server) {
 		up := newBearerUpstream(t, iam)
 		port := up.srv.Listener.Addr().(*net.TCPAddr).Port
 		p, err := proxy.New(append([]proxy.Option{
@@ -423,8 +369,8 @@ func TestFaultIAM(t *testing.T) {
 
 	t.Run("up, then down with a token cached", func(t *testing.T) {
 		t.Parallel()
-		iam := newFakeIAM(t, apiKey)
-		up, c, _ := setup(t, iam.srv.URL, iam)
+		iam := testkit.NewIAM(t, time.Now, apiKey)
+		up, c, _ := setup(t, iam.URL, iam)
 		for i := range 10 {
 			if got, _ := put(c, fmt.Sprint("v", i)); got != "ok" {
 				t.Fatalf("put %d: %s", i, got)
@@ -433,14 +379,14 @@ func TestFaultIAM(t *testing.T) {
 		if got := get(c); got != "ok v9" {
 			t.Errorf("get: %s", got)
 		}
-		if n := iam.calls.Load(); n != 1 {
+		if n := iam.Calls(); n != 1 {
 			t.Errorf("%d IAM exchanges for 11 requests, want 1", n)
 		}
-		iam.mode.Store(iamDown)
+		iam.Fail(http.StatusInternalServerError)
 		if got := get(c); got != "ok v9" {
 			t.Errorf("get with IAM down and a token cached: %s", got)
 		}
-		t.Logf("IAM calls %d, upstream requests %d (refused %d)", iam.calls.Load(), up.requests.Load(), up.refused.Load())
+		t.Logf("IAM calls %d, upstream requests %d (refused %d)", iam.Calls(), up.requests.Load(), up.refused.Load())
 		if up.refused.Load() != 0 {
 			t.Errorf("the upstream refused %d tokens", up.refused.Load())
 		}
@@ -448,24 +394,24 @@ func TestFaultIAM(t *testing.T) {
 
 	t.Run("down from the start, then back", func(t *testing.T) {
 		t.Parallel()
-		iam := newFakeIAM(t, apiKey)
-		iam.mode.Store(iamDown)
-		up, c, _ := setup(t, iam.srv.URL, iam)
+		iam := testkit.NewIAM(t, time.Now, apiKey)
+		iam.Fail(http.StatusInternalServerError)
+		up, c, _ := setup(t, iam.URL, iam)
 		got, took := put(c, "x")
 		t.Logf("IAM down: %s after %v", got, took.Round(time.Millisecond))
 		if got != "503 ServiceUnavailable" || took > iamTimeout+2*time.Second {
 			t.Errorf("IAM down: %s after %v, want a quick 503 ServiceUnavailable", got, took)
 		}
-		calls := iam.calls.Load()
+		calls := iam.Calls()
 		got, took = put(c, "x")
-		t.Logf("again, backing off: %s after %v, IAM calls %d → %d", got, took.Round(time.Millisecond), calls, iam.calls.Load())
+		t.Logf("again, backing off: %s after %v, IAM calls %d → %d", got, took.Round(time.Millisecond), calls, iam.Calls())
 		if got != "503 ServiceUnavailable" || took > time.Second {
 			t.Errorf("during the backoff: %s after %v, want an immediate 503", got, took)
 		}
 		if up.requests.Load() != 0 {
 			t.Errorf("%d requests reached the upstream without a token", up.requests.Load())
 		}
-		iam.mode.Store(iamUp)
+		iam.Fail(0)
 		start := time.Now()
 		ok := waitFor(10*time.Second, func() bool {
 			got, _ := put(c, "back")
@@ -482,9 +428,9 @@ func TestFaultIAM(t *testing.T) {
 
 	t.Run("slow", func(t *testing.T) {
 		t.Parallel()
-		iam := newFakeIAM(t, apiKey)
-		iam.mode.Store(iamSlow)
-		up, c, srv := setup(t, iam.srv.URL, iam)
+		iam := testkit.NewIAM(t, time.Now, apiKey)
+		iam.Delay(5 * time.Second)
+		up, c, srv := setup(t, iam.URL, iam)
 		got, took := put(c, "x")
 		t.Logf("IAM slower than WithIAMTimeout(%v): %s after %v", iamTimeout, got, took.Round(time.Millisecond))
 		if got != "503 ServiceUnavailable" || took < iamTimeout/2 || took > iamTimeout+2*time.Second {
@@ -513,9 +459,9 @@ func TestFaultIAM(t *testing.T) {
 
 	t.Run("refusing the key", func(t *testing.T) {
 		t.Parallel()
-		iam := newFakeIAM(t, apiKey)
-		iam.mode.Store(iamRefuse)
-		up, c, _ := setup(t, iam.srv.URL, iam)
+		iam := testkit.NewIAM(t, time.Now, apiKey)
+		iam.Refuse(apiKey)
+		up, c, _ := setup(t, iam.URL, iam)
 		if got, _ := put(c, "x"); got != "403 AccessDenied" {
 			t.Errorf("key refused by IAM: %s, want 403 AccessDenied", got)
 		}
@@ -528,7 +474,7 @@ func TestFaultIAM(t *testing.T) {
 		t.Parallel()
 		port, err := vgwtest.FreePort()
 		require.NoError(t, err)
-		iam := newFakeIAM(t, apiKey) // for the upstream's token check only
+		iam := testkit.NewIAM(t, time.Now, apiKey) // for the upstream's token check only
 		up, c, _ := setup(t, fmt.Sprintf("http://127.0.0.1:%d/identity/token", port), iam)
 		got, took := put(c, "x")
 		t.Logf("IAM unreachable: %s after %v", got, took.Round(time.Millisecond))

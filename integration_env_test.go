@@ -1,0 +1,474 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
+)
+
+// The integration suite runs every step twice, once against versitygw directly
+// (the baseline, with versitygw's root keys) and once through the proxy (with a
+// client key of the proxy), and requires the same outcome: success or the same
+// failure, the same bytes, the same names listed. Each step reduces its result
+// to a short outcome string that does not depend on the side (no bucket names,
+// request ids or ETags), so comparing outcomes is comparing behaviour.
+
+const (
+	itgClientKey    = "osp-client"
+	itgClientSecret = "osp-client-secret"
+	itgRegion       = "us-east-1"
+	itgMountPath    = "/s3"
+)
+
+// itgMount says how the proxy is served.
+type itgMount int
+
+const (
+	itgMountRoot        itgMount = iota // httptest.NewServer(p)
+	itgMountStripPrefix                 // mux.Handle("/s3/", http.StripPrefix("/s3", p))
+	itgMountPathPrefix                  // mux.Handle("/s3/", p) with proxy.WithPathPrefix("/s3")
+)
+
+type itgConfig struct {
+	buckets   int            // buckets per side (default 1)
+	pathStyle bool           // path-style upstream requests instead of virtual-hosted
+	mount     itgMount       // how the proxy is mounted
+	tls       bool           // clients speak https: to the proxy, and to versitygw through a TLS-terminating pass-through
+	opts      []proxy.Option // more proxy options
+}
+
+// itgSide is one way to reach versitygw: directly or through the proxy.
+type itgSide struct {
+	name    string // "direct" or "proxy"
+	c       *s3.Client
+	hc      *http.Client // the client's HTTP client, for presigned requests
+	buckets []string
+	base    string // the client's base endpoint
+	key     string // the client's access key and secret
+	secret  string
+}
+
+// itgEnv is a proxy in front of versitygw and two clients, one for each side.
+type itgEnv struct {
+	direct    *itgSide
+	proxy     *itgSide
+	pathStyle bool // the proxy's upstream is path-style
+}
+
+func (e *itgEnv) sides() []*itgSide { return []*itgSide{e.direct, e.proxy} }
+
+func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
+	t.Helper()
+	v := versity(t)
+	if cfg.buckets == 0 {
+		cfg.buckets = 1
+	}
+	e := &itgEnv{pathStyle: cfg.pathStyle}
+	e.direct = &itgSide{name: "direct", base: v.url(), key: vgwAccessKey, secret: vgwSecretKey}
+	e.proxy = &itgSide{name: "proxy", key: itgClientKey, secret: itgClientSecret}
+	for range cfg.buckets {
+		e.direct.buckets = append(e.direct.buckets, itgBucketName(t, "d"))
+		e.proxy.buckets = append(e.proxy.buckets, itgBucketName(t, "p"))
+	}
+
+	ep := proxy.Endpoint{Host: vgwDomain, Port: v.Port, Scheme: "http", PathStyle: cfg.pathStyle}
+	var buckets []proxy.Bucket
+	for _, name := range e.proxy.buckets {
+		buckets = append(buckets, proxy.Bucket{Name: name, Endpoint: ep,
+			Credentials: proxy.Credentials{AccessKeyID: vgwAccessKey, SecretAccessKey: vgwSecretKey}})
+	}
+	opts := []proxy.Option{
+		proxy.WithBuckets(buckets...),
+		proxy.WithClientKeys(map[string]string{itgClientKey: itgClientSecret}),
+		proxy.WithAuthorizer(func(_ context.Context, token, _ string) (bool, error) {
+			return token == itgClientKey, nil
+		}),
+		proxy.WithTransport(v.transport(t)),
+	}
+	if cfg.mount == itgMountPathPrefix {
+		opts = append(opts, proxy.WithPathPrefix(itgMountPath))
+	}
+	opts = append(opts, cfg.opts...)
+	p, err := proxy.New(opts...)
+	require.NoError(t, err)
+
+	var h http.Handler
+	base := ""
+	switch cfg.mount {
+	case itgMountRoot:
+		h = p
+	case itgMountStripPrefix:
+		mux := http.NewServeMux()
+		mux.Handle(itgMountPath+"/", http.StripPrefix(itgMountPath, p))
+		h, base = mux, itgMountPath
+	case itgMountPathPrefix:
+		mux := http.NewServeMux()
+		mux.Handle(itgMountPath+"/", p)
+		h, base = mux, itgMountPath
+	}
+	var tlsConf *tls.Config
+	var srv *httptest.Server
+	if cfg.tls {
+		srv = httptest.NewTLSServer(h)
+		tlsConf = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+		front := httptest.NewTLSServer(itgPassThrough(v))
+		t.Cleanup(front.Close)
+		e.direct.base = front.URL
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		_ = p.Close()
+	})
+	e.proxy.base = srv.URL + base
+
+	for _, s := range e.sides() {
+		s.c, s.hc = itgS3Client(t, s.base, s.key, s.secret, tlsConf)
+	}
+	return e
+}
+
+// itgPassThrough is a TLS terminator for versitygw: it forwards every request
+// as received, Host, headers and body framing (Content-Length or chunked)
+// included, so that versitygw checks the client's own signature; only the TLS
+// is taken off. It reads the whole body first and writes the request in one
+// go on a connection of its own, then reads the answer: versitygw answers
+// some requests (a PUT without a length) before reading the body and closes
+// the connection, which a streaming reverse proxy would see as a broken pipe
+// instead of the answer. Test bodies are a few MiB at most.
+func itgPassThrough(v *versityGW) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
+		out := &http.Request{
+			Method: r.Method, URL: &url.URL{Opaque: rawPath, RawQuery: rawQuery},
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: r.Header.Clone(), Host: r.Host, ContentLength: r.ContentLength,
+			TransferEncoding: r.TransferEncoding, Close: true,
+		}
+		out.Header.Del("Expect") // never signed; the body goes at once
+		if len(body) > 0 || r.ContentLength < 0 {
+			out.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		var req bytes.Buffer
+		if err := out.Write(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn, err := net.DialTimeout("tcp", v.Addr, 5*time.Second)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(time.Minute))
+		_, werr := conn.Write(req.Bytes()) // an early answer may cut this short
+		resp, err := http.ReadResponse(bufio.NewReader(conn), out)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("write: %v; read: %v", werr, err), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+}
+
+// itgS3Client returns an aws-sdk-go-v2 S3 client for a path-style endpoint,
+// with retries off so that no failure is hidden.
+func itgS3Client(t testing.TB, endpoint, key, secret string, tlsConf *tls.Config) (*s3.Client, *http.Client) {
+	tr := &http.Transport{ // as the SDK's default transport, whose idle connections could not be closed
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       30 * time.Second,
+		ExpectContinueTimeout: awshttp.DefaultHTTPTransportExpectContinueTimeout,
+		TLSClientConfig:       tlsConf,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr}
+	return s3.New(s3.Options{
+		Region:       itgRegion,
+		BaseEndpoint: aws.String(endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
+		HTTPClient:   hc,
+		Retryer:      aws.NopRetryer{},
+		// What config.LoadDefaultConfig gives every SDK client since 2025:
+		// CRC32 checksums on uploads (over https in an aws-chunked trailer).
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
+
+		DisableLogOutputChecksumValidationSkipped: true,
+	}), hc
+}
+
+var itgBucketSeq atomic.Int64
+
+// itgBucketName returns a unique, valid bucket name derived from the test name.
+func itgBucketName(t testing.TB, side string) string {
+	var b strings.Builder
+	dash := true
+	for _, r := range strings.ToLower(strings.TrimPrefix(t.Name(), "Test")) {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+			dash = false
+		case !dash:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if len(name) > 40 {
+		name = strings.Trim(name[:40], "-")
+	}
+	return fmt.Sprintf("osp-%s-%s-%d", side, name, itgBucketSeq.Add(1))
+}
+
+// both runs one step on each side and requires the same outcome. When want is
+// not empty and versitygw itself does not give it, that is logged (it is the
+// server's behaviour, not the proxy's) and the proxy must then behave the same.
+func (e *itgEnv) both(t *testing.T, step, want string, fn func(s *itgSide) string) string {
+	t.Helper()
+	d := fn(e.direct)
+	p := fn(e.proxy)
+	if want != "" && d != want {
+		t.Logf("versitygw itself cannot %s: got %q, want %q (proxy: %q)", step, d, want, p)
+	}
+	if d != p {
+		t.Errorf("%s: direct %q, proxy %q", step, d, p)
+	}
+	return p
+}
+
+// createBuckets creates every bucket of both sides.
+func (e *itgEnv) createBuckets(t *testing.T) {
+	t.Helper()
+	for i := range e.direct.buckets {
+		out := e.both(t, fmt.Sprintf("create bucket %d", i), "ok", func(s *itgSide) string {
+			_, err := s.c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &s.buckets[i]})
+			return itgOutcome(err)
+		})
+		if out != "ok" {
+			t.FailNow()
+		}
+	}
+}
+
+// deleteBuckets deletes every bucket of both sides and checks they are gone.
+func (e *itgEnv) deleteBuckets(t *testing.T) {
+	t.Helper()
+	for i := range e.direct.buckets {
+		e.both(t, fmt.Sprintf("delete bucket %d", i), "ok", func(s *itgSide) string {
+			_, err := s.c.DeleteBucket(t.Context(), &s3.DeleteBucketInput{Bucket: &s.buckets[i]})
+			return itgOutcome(err)
+		})
+		e.both(t, fmt.Sprintf("head deleted bucket %d", i), "ERR 404 NotFound", func(s *itgSide) string {
+			_, err := s.c.HeadBucket(t.Context(), &s3.HeadBucketInput{Bucket: &s.buckets[i]})
+			return itgOutcome(err)
+		})
+	}
+}
+
+// itgOutcome reduces an error to "ok" or "ERR <status> <code>".
+func itgOutcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	status := 0
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return fmt.Sprintf("ERR %d %s", status, ae.ErrorCode())
+	}
+	if status != 0 {
+		return fmt.Sprintf("ERR %d", status)
+	}
+	return "ERR " + err.Error()
+}
+
+// itgBodyOutcome describes a body read against the bytes expected.
+func itgBodyOutcome(got, want []byte) string {
+	if bytes.Equal(got, want) {
+		return fmt.Sprintf("ok %d bytes, equal", len(got))
+	}
+	return fmt.Sprintf("ok %d bytes, DIFFERENT from the %d expected", len(got), len(want))
+}
+
+func itgGet(ctx context.Context, c *s3.Client, bucket, key, rng string, want []byte) string {
+	in := &s3.GetObjectInput{Bucket: &bucket, Key: &key}
+	if rng != "" {
+		in.Range = &rng
+	}
+	out, err := c.GetObject(ctx, in)
+	if err != nil {
+		return itgOutcome(err)
+	}
+	defer out.Body.Close()
+	got, err := io.ReadAll(out.Body)
+	if err != nil {
+		return "ERR reading body: " + err.Error()
+	}
+	s := itgBodyOutcome(got, want)
+	if rng != "" {
+		s += ", Content-Range " + aws.ToString(out.ContentRange)
+	}
+	return s
+}
+
+func itgHead(ctx context.Context, c *s3.Client, bucket, key string) string {
+	out, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return itgOutcome(err)
+	}
+	return fmt.Sprintf("ok size %d, type %q, meta %s", aws.ToInt64(out.ContentLength), aws.ToString(out.ContentType), itgMeta(out.Metadata))
+}
+
+func itgMeta(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// itgListing is the result of listing a bucket to the end.
+type itgListing struct {
+	keys     []string
+	prefixes []string
+	pages    []int // keys+prefixes per page
+	err      error
+}
+
+func (l itgListing) String() string {
+	if l.err != nil {
+		return itgOutcome(l.err)
+	}
+	return fmt.Sprintf("ok keys %q prefixes %q", l.keys, l.prefixes)
+}
+
+// itgList lists with ListObjectsV2 to the end, following continuation tokens.
+func itgList(ctx context.Context, c *s3.Client, bucket, prefix, delimiter string, maxKeys int32) itgListing {
+	var l itgListing
+	in := &s3.ListObjectsV2Input{Bucket: &bucket}
+	if prefix != "" {
+		in.Prefix = &prefix
+	}
+	if delimiter != "" {
+		in.Delimiter = &delimiter
+	}
+	if maxKeys > 0 {
+		in.MaxKeys = &maxKeys
+	}
+	for page := 0; page < 100; page++ {
+		out, err := c.ListObjectsV2(ctx, in)
+		if err != nil {
+			l.err = err
+			return l
+		}
+		for _, o := range out.Contents {
+			l.keys = append(l.keys, aws.ToString(o.Key))
+		}
+		for _, p := range out.CommonPrefixes {
+			l.prefixes = append(l.prefixes, aws.ToString(p.Prefix))
+		}
+		l.pages = append(l.pages, len(out.Contents)+len(out.CommonPrefixes))
+		if !aws.ToBool(out.IsTruncated) {
+			return l
+		}
+		if out.NextContinuationToken == nil {
+			l.err = errors.New("truncated listing without a continuation token")
+			return l
+		}
+		in.ContinuationToken = out.NextContinuationToken
+	}
+	l.err = errors.New("listing did not end after 100 pages")
+	return l
+}
+
+func itgPut(ctx context.Context, c *s3.Client, bucket, key string, body []byte, meta map[string]string) string {
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &bucket, Key: &key, Body: bytes.NewReader(body),
+		ContentType: aws.String("application/octet-stream"), Metadata: meta,
+	})
+	return itgOutcome(err)
+}
+
+func itgDelete(ctx context.Context, c *s3.Client, bucket, key string) string {
+	_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+	return itgOutcome(err)
+}
+
+// itgCopySource is the x-amz-copy-source value for bucket/key: every byte of the
+// key but the unreserved characters and '/' percent-encoded.
+func itgCopySource(bucket, key string) string {
+	var b strings.Builder
+	b.WriteString(bucket + "/")
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+func itgCopy(ctx context.Context, c *s3.Client, srcBucket, srcKey, dstBucket, dstKey string) string {
+	_, err := c.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: &dstBucket, Key: &dstKey, CopySource: aws.String(itgCopySource(srcBucket, srcKey)),
+	})
+	return itgOutcome(err)
+}
+
+// itgRandom returns n reproducible pseudo-random bytes.
+func itgRandom(n int, seed uint64) []byte {
+	var s [32]byte
+	s[0] = byte(seed)
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(s).Read(b)
+	return b
+}
+
+func itgHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
