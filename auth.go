@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -40,17 +42,28 @@ func (id *identity) mayForward(canonicalName string) bool {
 	if !id.verified || !strings.HasPrefix(canonicalName, "X-Amz-") {
 		return true
 	}
-	return containsFold(id.signed, canonicalName)
+	return hasFold(id.signed, canonicalName)
 }
 
-// containsFold reports whether list holds s, ignoring case.
-func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, s) {
-			return true
+// hasFold reports whether sorted, a sorted list of lowercase header names,
+// holds name in any case: a binary search, without allocating.
+func hasFold(sorted []string, name string) bool {
+	_, found := slices.BinarySearchFunc(sorted, name, compareLower)
+	return found
+}
+
+// compareLower compares a lowercase name with the lowercase form of name.
+func compareLower(lower, name string) int {
+	for i := 0; i < len(lower) && i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if lower[i] != c {
+			return cmp.Compare(lower[i], c)
 		}
 	}
-	return false
+	return cmp.Compare(len(lower), len(name))
 }
 
 // authenticate identifies the client. With client secrets configured it
@@ -84,9 +97,15 @@ func (p *Proxy) authenticate(r *http.Request) (identity, error) {
 	if err := checkSignedHeaders(r, sig); err != nil {
 		return identity{}, err
 	}
-	key := p.keys.signingKey(secret, sig.date, sig.region, sig.service)
+	key, cached := p.keys.lookup(secret, sig.date, sig.region, sig.service)
+	if !cached {
+		key = deriveKey(secret, sig.date, sig.region, sig.service)
+	}
 	if err := verifySignature(r, sig, payloadHash, key); err != nil {
 		return identity{}, err
+	}
+	if !cached {
+		p.keys.store(secret, sig.date, sig.region, sig.service, key)
 	}
 	id := identity{token: sig.accessKeyID, verified: true, signed: sig.signedHeaders, payloadHash: payloadHash}
 	if payloadHash == streamingSigned || payloadHash == streamingSignedTrailer {
@@ -104,6 +123,10 @@ func (p *Proxy) clientSecret(ctx context.Context, accessKeyID string) (string, e
 		}
 		return "", ErrInvalidAccessKeyID
 	}
+	if !p.secretsGate.enter() {
+		return "", errSlowDown.with(fmt.Errorf("client secrets hook: %d calls in flight", p.cfg.hookConcurrency))
+	}
+	defer p.secretsGate.leave()
 	secret, err := callHook(ctx, p.cfg.hookTimeout, "client secrets", func(ctx context.Context) (string, error) {
 		return p.cfg.secrets(ctx, accessKeyID)
 	})
@@ -312,6 +335,12 @@ func (s *sigV4) parseCredential(v string, malformed *Error) error {
 	if parts[0] == "" || parts[2] == "" || parts[4] != "aws4_request" {
 		return malformed.withMessage("The credential is not of the form <key id>/<date>/<region>/s3/aws4_request.")
 	}
+	if !validScopePart(parts[0], maxAccessKeyID, isKeyIDByte) {
+		return malformed.withMessage("The access key id is not valid.")
+	}
+	if !validScopePart(parts[2], maxRegion, isRegionByte) {
+		return malformed.withMessage("The credential scope region is not valid.")
+	}
 	if _, err := time.Parse("20060102", parts[1]); err != nil || len(parts[1]) != 8 {
 		return malformed.withMessage("The credential scope date is not a yyyymmdd date.")
 	}
@@ -322,9 +351,41 @@ func (s *sigV4) parseCredential(v string, malformed *Error) error {
 	return nil
 }
 
+// Bounds of the parts of a credential scope, checked before anything is done
+// with them.
+const (
+	maxAccessKeyID = 128 // AWS: 16 to 128 characters
+	maxRegion      = 64
+)
+
+// validScopePart reports whether s has 1 to max bytes, each one that ok
+// accepts.
+func validScopePart(s string, max int, ok func(byte) bool) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isKeyIDByte accepts the printable ASCII characters but space.
+func isKeyIDByte(c byte) bool { return '!' <= c && c <= '~' }
+
+// isRegionByte accepts letters, digits, '-', '_' and '.'.
+func isRegionByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
 // parseSignedHeaders parses "host;x-amz-date;…": lowercase, sorted, unique,
 // host included.
 func (s *sigV4) parseSignedHeaders(v string, malformed *Error) error {
+	if strings.Count(v, ";") >= maxFields {
+		return errHeaderTooLarge.withMessage("The request signs more header names than the proxy accepts.")
+	}
 	names := strings.Split(v, ";")
 	for i, n := range names {
 		if n == "" || n != strings.ToLower(n) || strings.ContainsAny(n, " \t:") || (i > 0 && names[i-1] >= n) {
@@ -345,8 +406,8 @@ func checkSignedHeaders(r *http.Request, sig *sigV4) error {
 		return nil
 	}
 	for name := range r.Header {
-		if strings.HasPrefix(name, "X-Amz-") && !containsFold(sig.signedHeaders, name) {
-			return accessDenied("There were headers present in the request which were not signed: " + strings.ToLower(name) + ".")
+		if strings.HasPrefix(name, "X-Amz-") && !hasFold(sig.signedHeaders, name) {
+			return accessDenied("There were headers present in the request which were not signed: " + clip(strings.ToLower(name)) + ".")
 		}
 	}
 	if !slices.Contains(sig.signedHeaders, "x-amz-content-sha256") {

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,6 +22,11 @@ func FuzzParseAuthHeader(f *testing.F) {
 	f.Add("AWS4-HMAC-SHA256 Credential=/20261128/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x")
 	f.Add("AWS4-HMAC-SHA256 Credential=a=b, SignedHeaders=host, Signature=")
 	f.Add("AWS AKID:c2ln")
+	// Hardening shapes: long and odd regions and key ids, many signed names.
+	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261128/" + strings.Repeat("r", 70) + "/s3/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("a", 64))
+	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261128/us east/s3/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("a", 64))
+	f.Add("AWS4-HMAC-SHA256 Credential=" + strings.Repeat("k", 129) + "/20261128/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("a", 64))
+	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261128/us-east-1/s3/aws4_request, SignedHeaders=host;" + strings.Repeat("x-amz-a;", 600) + "x-amz-b, Signature=" + strings.Repeat("a", 64))
 	f.Fuzz(func(t *testing.T, v string) {
 		sig, err := parseAuthHeader(v)
 		if err != nil {
@@ -30,7 +38,8 @@ func FuzzParseAuthHeader(f *testing.F) {
 			}
 			return
 		}
-		if sig.service != "s3" || len(sig.date) != 8 || sig.region == "" || sig.accessKeyID == "" {
+		if sig.service != "s3" || len(sig.date) != 8 || !validScopePart(sig.region, maxRegion, isRegionByte) ||
+			!validScopePart(sig.accessKeyID, maxAccessKeyID, isKeyIDByte) || len(sig.signedHeaders) > maxFields {
 			t.Fatalf("accepted a bad scope: %+v", sig)
 		}
 		if cred := sig.accessKeyID + "/" + sig.scope(); !strings.Contains(v, "Credential="+cred) ||
@@ -58,6 +67,8 @@ func FuzzParsePresign(f *testing.F) {
 	f.Add("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=0")
 	f.Add("X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256")
 	f.Add("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Algorithm=AWS4-HMAC-SHA256")
+	f.Add("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261128%2Fus%20east%2Fs3%2Faws4_request&X-Amz-Date=20261128T120000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=" + strings.Repeat("b", 64))
+	f.Add("x-amz-signature=x&x-amz-security-token=t&X-Amz-Algorithm=AWS4-HMAC-SHA256")
 	f.Fuzz(func(t *testing.T, rawQuery string) {
 		q, err := url.ParseQuery(rawQuery)
 		if err != nil {
@@ -73,7 +84,7 @@ func FuzzParsePresign(f *testing.F) {
 		if sig.expires <= 0 || sig.expires > maxPresignSecs*1e9 {
 			t.Fatalf("accepted expiry %v", sig.expires)
 		}
-		if sig.amzDate[:8] != sig.date || !sig.presigned {
+		if sig.amzDate[:8] != sig.date || !sig.presigned || !validScopePart(sig.region, maxRegion, isRegionByte) {
 			t.Fatalf("accepted %+v", sig)
 		}
 	})
@@ -82,7 +93,8 @@ func FuzzParsePresign(f *testing.F) {
 // FuzzParseRequest: path parsing never panics, never yields an invalid bucket
 // name, and the key it yields encodes back to a path that decodes to it.
 func FuzzParseRequest(f *testing.F) {
-	for _, s := range []string{"/bucket/key", "/bucket/a%20b", "/bucket//x", "/b%2Fc/k", "/", "/bucket", "/../etc", "/bucket/%ZZ"} {
+	for _, s := range []string{"/bucket/key", "/bucket/a%20b", "/bucket//x", "/b%2Fc/k", "/", "/bucket", "/../etc", "/bucket/%ZZ",
+		"/bucket/" + strings.Repeat("k", 1025), "/bkt-000001/k?pad=" + strings.Repeat("p", 2000)} {
 		f.Add(s, "proxy.test")
 	}
 	f.Add("/key", "bucket.s3.proxy.test")
@@ -100,6 +112,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if req.bucket != "" && !validBucketName(req.bucket) {
 			t.Fatalf("invalid bucket %q accepted", req.bucket)
+		}
+		if len(req.key) > maxKeyLength {
+			t.Fatalf("key of %d bytes accepted", len(req.key))
 		}
 		if dec, err := url.PathUnescape(encodeKey(req.key)); err != nil || dec != req.key {
 			t.Fatalf("key %q does not round-trip: %q %v", req.key, dec, err)
@@ -177,4 +192,80 @@ func sigv4Escape(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// FuzzCopySource: the copy-source parser never panics, and what it accepts
+// names a valid bucket and a key that stays inside it, however the value mixes
+// '?', encodings and dot segments.
+func FuzzCopySource(f *testing.F) {
+	for _, s := range []string{"bucket/key", "/bucket/key?versionId=abc", "a-bucket/x?/../../b-bucket/secret.txt",
+		"a-bucket/x%3F/../../b-bucket/s", "a-bucket/x?versionId=1/../../b-bucket/s", "b%2F../c/k", "//bucket/k", "bucket/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		bucket, err := copySourceBucket(v)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T is no *Error", err)
+			}
+			return
+		}
+		if !validBucketName(bucket) {
+			t.Fatalf("invalid bucket %q accepted from %q", bucket, v)
+		}
+		path, _, _ := strings.Cut(strings.TrimPrefix(v, "/"), "?versionId=")
+		_, rawKey, _ := strings.Cut(path, "/")
+		for _, key := range []string{rawKey, mustUnescape(t, rawKey)} {
+			if leavesBucket(key) {
+				t.Fatalf("a key leaving its bucket accepted: %q", v)
+			}
+		}
+		if whole, err := url.PathUnescape(strings.TrimPrefix(v, "/")); err == nil && leavesBucket(whole) {
+			t.Fatalf("decoded whole, %q leaves its bucket", v)
+		}
+	})
+}
+
+func mustUnescape(t *testing.T, s string) string {
+	d, err := url.PathUnescape(s)
+	if err != nil {
+		t.Fatalf("accepted a key that does not decode: %q", s)
+	}
+	return d
+}
+
+// FuzzWithoutDiagnostics: scrubbing an upstream error body never panics, and
+// what it returns is an XML <Error> without the upstream signature's
+// diagnostics.
+func FuzzWithoutDiagnostics(f *testing.F) {
+	f.Add([]byte(`<?xml version="1.0"?><Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>k</AWSAccessKeyId><StringToSign>s</StringToSign><RequestId>1</RequestId></Error>`))
+	f.Add([]byte(`<Error><CanonicalRequest><x>nested</x></CanonicalRequest></Error>`))
+	f.Add([]byte(`<Other/>`))
+	f.Add([]byte(`not xml`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		clean, ok := withoutDiagnostics(body)
+		if !ok {
+			return
+		}
+		d := xml.NewDecoder(bytes.NewReader(clean))
+		depth := 0
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				if err != io.EOF {
+					t.Fatalf("scrubbed body %q does not parse: %v", clean, err)
+				}
+				break
+			}
+			switch e := tok.(type) {
+			case xml.StartElement:
+				depth++
+				if depth == 1 && e.Name.Local != "Error" || depth == 2 && upstreamDiagnostics[e.Name.Local] {
+					t.Fatalf("scrubbed body %q keeps %s", clean, e.Name.Local)
+				}
+			case xml.EndElement:
+				depth--
+			}
+		}
+	})
 }

@@ -162,6 +162,35 @@ func TestHostileRequestsRefused(t *testing.T) {
 			clientSign(t, r, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
 			return r
 		}, 411, "MissingContentLength"},
+		// Shapes from the hardening round (issue 12): refused before anything
+		// is kept or forwarded.
+		{"TRACE, signed", signed("GET", "/bucket/k", "", func(r *http.Request) { r.Method = "TRACE" }), 405, "MethodNotAllowed"},
+		{"lowercase get, signed", signed("GET", "/bucket/k", "", func(r *http.Request) { r.Method = "get" }), 405, "MethodNotAllowed"},
+		{"PROPFIND, signed", signed("GET", "/bucket/k", "", func(r *http.Request) { r.Method = "PROPFIND" }), 405, "MethodNotAllowed"},
+		{"1 MiB region", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/us-east-1/", "/"+strings.Repeat("r", 1<<20)+"/", 1))
+		}), 400, "RequestHeaderSectionTooLarge"},
+		{"65-byte region", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/us-east-1/", "/"+strings.Repeat("r", 65)+"/", 1))
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"region with a space", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/us-east-1/", "/us east/", 1))
+		}), 400, "AuthorizationHeaderMalformed"},
+		{"600 unsigned x-amz headers", signed("GET", "/bucket/k", "", func(r *http.Request) {
+			for i := range 600 {
+				r.Header.Set("X-Amz-Meta-"+strings.Repeat("a", i%40)+string(rune('a'+i%26))+string(rune('a'+i/26)), "v")
+			}
+		}), 400, "RequestHeaderSectionTooLarge"},
+		{"two copy sources", signed("PUT", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Add("X-Amz-Copy-Source", "bucket/a")
+			r.Header.Add("X-Amz-Copy-Source", "other/b")
+			clientSign(t, r, sha256Hex(nil))
+		}), 400, "InvalidArgument"},
+		{"copy source climbing out after a literal ?", signed("PUT", "/bucket/k", "", func(r *http.Request) {
+			r.Header.Set("X-Amz-Copy-Source", "bucket/x?/../../other/secret.txt")
+			clientSign(t, r, sha256Hex(nil))
+		}), 400, "InvalidArgument"},
+		{"2 KiB key", signed("GET", "/bucket/"+strings.Repeat("k", 2048), "", func(*http.Request) {}), 400, "KeyTooLongError"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

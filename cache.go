@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jellydator/ttlcache/v3"
@@ -38,17 +40,29 @@ type entry[V any] struct {
 	expires time.Time
 }
 
-// loadingCache is a bounded TTL cache whose misses are filled by one call per
-// key however many callers miss at once. Errors are not cached; each caller
-// stops waiting when its own context ends.
+// loadingCache is a bounded TTL cache whose misses are filled by one call of a
+// hook per key however many callers miss at once. Errors are not cached; each
+// caller stops waiting when its own context ends, and a call whose callers
+// have all gone is cancelled. At most gate's capacity of calls run at once.
 type loadingCache[K comparable, V any] struct {
 	cache   *ttlcache.Cache[K, entry[V]]
-	group   singleflight.Group
+	gate    *hookGate
 	ttl     time.Duration
 	timeout time.Duration // of one call of a hook
 	now     func() time.Time
 	name    string
 	observe func(cache string, hit bool) // nil: not observed
+
+	mu      sync.Mutex
+	group   singleflight.Group // under mu: flights[k] exists if and only if k's call is in group
+	flights map[string]*flight
+}
+
+// flight is one call of a hook and the callers waiting for it.
+type flight struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	waiters int
 }
 
 func newLoadingCache[K comparable, V any](name string, ttl time.Duration, capacity int, cfg *config) *loadingCache[K, V] {
@@ -57,7 +71,10 @@ func newLoadingCache[K comparable, V any](name string, ttl time.Duration, capaci
 		ttlcache.WithCapacity[K, entry[V]](uint64(capacity)),
 		ttlcache.WithDisableTouchOnHit[K, entry[V]](),
 	)
-	return &loadingCache[K, V]{cache: c, ttl: ttl, timeout: cfg.hookTimeout, now: cfg.now, name: name, observe: cfg.observer.Cache}
+	return &loadingCache[K, V]{
+		cache: c, gate: newHookGate(cfg.hookConcurrency), ttl: ttl, timeout: cfg.hookTimeout,
+		now: cfg.now, name: name, observe: cfg.observer.Cache, flights: map[string]*flight{},
+	}
 }
 
 // lookup returns the cached value of key if it has not expired.
@@ -78,25 +95,76 @@ func (c *loadingCache[K, V]) lookup(key K) (V, bool) {
 }
 
 // load fills key with one call of load however many callers miss at once
-// (they share sfKey), through callHook on a context detached from the caller,
-// so that one client giving up does not fail the others waiting on it; each
-// caller stops waiting when its own context ends.
+// (they share sfKey). The call runs through callHook on a context detached
+// from any one caller, so that one client giving up does not fail the others
+// waiting on it; each caller stops waiting when its own context ends, and
+// when the last one has, the call's context is cancelled and new callers
+// start a call of their own. A new call beyond the gate's capacity is refused
+// with 503 SlowDown at once.
 func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load func(context.Context) (V, error)) (V, error) {
-	ch := c.group.DoChan(sfKey, func() (any, error) {
-		v, err := callHook(context.WithoutCancel(ctx), c.timeout, c.name, load)
-		if err != nil {
-			return v, err
+	var zero V
+	c.mu.Lock()
+	f := c.flights[sfKey]
+	if f == nil {
+		if !c.gate.enter() {
+			c.mu.Unlock()
+			return zero, errSlowDown.with(fmt.Errorf("%s hook: %d calls in flight", c.name, cap(c.gate.slots)))
 		}
-		c.cache.Set(key, entry[V]{value: v, expires: c.now().Add(c.ttl)}, c.ttl)
-		return v, nil
-	})
+		f = &flight{}
+		f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		c.flights[sfKey] = f
+	}
+	f.waiters++
+	ch := c.group.DoChan(sfKey, func() (any, error) { return c.run(sfKey, f, key, load) })
+	c.mu.Unlock()
 	select {
 	case res := <-ch:
+		c.leave(sfKey, f)
 		v, _ := res.Val.(V)
 		return v, res.Err
 	case <-ctx.Done():
-		var zero V
+		c.leave(sfKey, f)
 		return zero, ctx.Err()
+	}
+}
+
+// run is the call of a flight: the hook through callHook, its answer cached.
+// Its gate slot is held until the hook has returned, so a hook that ignores
+// its context still counts.
+func (c *loadingCache[K, V]) run(sfKey string, f *flight, key K, load func(context.Context) (V, error)) (V, error) {
+	defer c.gate.leave()
+	defer c.end(sfKey, f)
+	v, err := callHook(f.ctx, c.timeout, c.name, load)
+	if err == nil {
+		c.cache.Set(key, entry[V]{value: v, expires: c.now().Add(c.ttl)}, c.ttl)
+	}
+	return v, err
+}
+
+// leave takes a caller off a flight; the last one out cancels it (a no-op
+// once the call has returned).
+func (c *loadingCache[K, V]) leave(sfKey string, f *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.waiters--; f.waiters == 0 {
+		c.forget(sfKey, f)
+	}
+}
+
+// end retires a flight whose call has returned.
+func (c *loadingCache[K, V]) end(sfKey string, f *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forget(sfKey, f)
+}
+
+// forget cancels f and, if it is still sfKey's flight, removes it, so that
+// the next caller starts a new call. c.mu is held.
+func (c *loadingCache[K, V]) forget(sfKey string, f *flight) {
+	f.cancel()
+	if c.flights[sfKey] == f {
+		delete(c.flights, sfKey)
+		c.group.Forget(sfKey)
 	}
 }
 
@@ -131,6 +199,7 @@ func (r *resolver) resolve(ctx context.Context, bucket string) (*target, error) 
 	if t, ok := r.hooks.lookup(bucket); ok {
 		return t, nil
 	}
+	bucket = strings.Clone(bucket) // kept in the cache: not a slice of the request
 	t, err := r.hooks.load(ctx, bucket, bucket, func(ctx context.Context) (*target, error) {
 		return r.load(ctx, bucket)
 	})
@@ -232,6 +301,7 @@ func (a *authCache) allowed(ctx context.Context, token, bucket string) (bool, er
 	if ok, hit := a.cache.lookup(k); hit {
 		return ok, nil
 	}
+	k.bucket = strings.Clone(bucket) // kept in the cache: not a slice of the request
 	ok, err := a.cache.load(ctx, k, string(k.token[:])+bucket, func(ctx context.Context) (bool, error) {
 		return a.f(ctx, token, bucket)
 	})

@@ -143,7 +143,8 @@ func TestPanickingAuthorizerIs500(t *testing.T) {
 }
 
 // A client whose deadline passes while the authorizer blocks gets its answer at
-// the deadline; the authorizer's answer still lands in the cache.
+// the deadline; while another client still waits for the same call, the call
+// goes on and its answer lands in the cache.
 func TestBlockingAuthorizerHonoursClientDeadline(t *testing.T) {
 	up := newFakeUpstream(t)
 	var calls atomic.Int32
@@ -153,6 +154,9 @@ func TestBlockingAuthorizerHonoursClientDeadline(t *testing.T) {
 		<-release
 		return true, nil
 	})
+	patient := make(chan int)
+	go func() { patient <- tokenGet(t, p, "tok", "/bucket/k").Code }()
+	require.Eventually(t, func() bool { return calls.Load() == 1 }, 5*time.Second, time.Millisecond)
 	r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
 	clientSignAt(t, r, sha256Hex(nil), time.Now(), "tok", "x")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -162,8 +166,37 @@ func TestBlockingAuthorizerHonoursClientDeadline(t *testing.T) {
 	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
 	close(release)
-	require.Eventually(t, func() bool { return tokenGet(t, p, "tok", "/bucket/k").Code == 200 }, 5*time.Second, 10*time.Millisecond)
-	assert.Equal(t, int32(1), calls.Load())
+	assert.Equal(t, 200, <-patient)
+	assert.Equal(t, 200, tokenGet(t, p, "tok", "/bucket/k").Code)
+	assert.Equal(t, int32(1), calls.Load(), "one call, cached")
+}
+
+// When every client waiting for an authorizer call has gone, the call's
+// context is cancelled and the next client starts a call of its own.
+func TestAuthorizerCallCancelledWhenItsClientsLeave(t *testing.T) {
+	up := newFakeUpstream(t)
+	var calls atomic.Int32
+	cancelled := make(chan struct{})
+	p := tokenModeProxy(t, up, func(ctx context.Context, token, bucket string) (bool, error) {
+		if calls.Add(1) > 1 {
+			return true, nil
+		}
+		<-ctx.Done()
+		close(cancelled)
+		return false, ctx.Err()
+	})
+	r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+	clientSignAt(t, r, sha256Hex(nil), time.Now(), "tok", "x")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	assert.Equal(t, http.StatusServiceUnavailable, serve(p, r.WithContext(ctx)).Code)
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the authorizer's context was not cancelled when its client left")
+	}
+	assert.Equal(t, 200, tokenGet(t, p, "tok", "/bucket/k").Code)
+	assert.Equal(t, int32(2), calls.Load())
 }
 
 func TestBucketHooksCachedPerBucket(t *testing.T) {

@@ -494,14 +494,6 @@ func unhex(ch byte) (byte, bool) {
 	return 0, false
 }
 
-// clip shortens client-supplied text quoted in messages.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
-
 // trailerLine returns the verified trailer, "name:base64-value", once Read has
 // returned io.EOF; "" when the body had no trailer.
 func (c *chunkedReader) trailerLine() string {

@@ -149,6 +149,9 @@ var (
 	errBadGateway            = s3Error(http.StatusBadGateway, "BadGateway", "The upstream object store could not be reached.")
 	errGatewayTimeout        = s3Error(http.StatusGatewayTimeout, "GatewayTimeout", "The upstream object store did not answer in time.")
 	errNotImplemented        = s3Error(http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
+	errHeaderTooLarge        = s3Error(http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.")
+	errKeyTooLong            = s3Error(http.StatusBadRequest, "KeyTooLongError", "Your key is too long.")
+	errSlowDown              = s3Error(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 	errAccessDenied          = ErrAccessDenied.(sentinel).err()
 	errNoSuchBucket          = ErrNoSuchBucket.(sentinel).err()
 )
@@ -183,11 +186,15 @@ func (x *exchange) fail(err error) {
 	}
 	r := x.in
 	x.p.log.LogAttrs(r.Context(), level, "request failed",
-		slog.String("request_id", x.id), slog.String("method", r.Method),
-		slog.String("path", r.URL.Path), slog.Int("status", e.StatusCode),
+		slog.String("request_id", x.id), slog.String("method", logText(r.Method)),
+		slog.String("path", logText(r.URL.Path)), slog.Int("status", e.StatusCode),
 		slog.String("code", e.Code), slog.Any("error", err))
 	writeError(x.w, r, e, x.id)
 }
+
+// maxResource bounds the resource an error body names: the request's path,
+// whose key S3 bounds at 1,024 bytes, so that a hostile path is not echoed whole.
+const maxResource = 4 << 10
 
 // writeError is the single place where errors reach the wire: an S3 XML body
 // with the error's status, the request id and the resource. HEAD answers carry
@@ -196,7 +203,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID stri
 	body, err := xml.Marshal(errorBody{
 		Code:      e.Code,
 		Message:   e.Message,
-		Resource:  r.URL.Path,
+		Resource:  truncate(r.URL.Path, maxResource),
 		RequestID: requestID,
 		Extra:     e.extra,
 	})
@@ -215,4 +222,18 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID stri
 	h.Set("Content-Length", strconv.Itoa(len(payload)))
 	w.WriteHeader(e.StatusCode)
 	_, _ = w.Write(payload)
+}
+
+// clip shortens client-supplied text quoted in messages.
+func clip(s string) string { return truncate(s, 64) }
+
+// logText shortens client-supplied text written to the logs.
+func logText(s string) string { return truncate(s, 256) }
+
+// truncate cuts s to its first n bytes and says so.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "...[" + strconv.Itoa(len(s)) + " bytes]"
 }

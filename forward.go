@@ -1,12 +1,18 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -20,11 +26,12 @@ func (p *Proxy) forward(x *exchange) {
 		slog.String("request_id", x.id), slog.String("method", x.in.Method),
 		slog.String("bucket", x.req.bucket), slog.String("upstream", x.out.url.Host))
 	x.rp = httputil.ReverseProxy{
-		Rewrite:      x.rewrite,
-		Transport:    x,
-		ErrorHandler: x.upstreamError,
-		BufferPool:   bufferPool{},
-		ErrorLog:     p.errorLog,
+		Rewrite:       x.rewrite,
+		Transport:     x,
+		ErrorHandler:  x.upstreamError,
+		BufferPool:    bufferPool{},
+		ErrorLog:      p.errorLog,
+		FlushInterval: -1, // what the upstream sent reaches the client even if the upstream then stalls
 	}
 	x.rp.ServeHTTP(x.w, x.in)
 }
@@ -58,7 +65,103 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 	if x.upstreamID == "" {
 		resp.Header.Set("X-Amz-Request-Id", x.id)
 	}
+	if resp.StatusCode >= 400 && x.in.Method != http.MethodHead {
+		if err := scrubErrorBody(resp); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
+}
+
+// maxUpstreamErrorBody bounds the error body of an upstream answer the proxy
+// reads to scrub it. An S3 error body is a few hundred bytes; past the bound
+// the client gets 502 BadGateway instead.
+const maxUpstreamErrorBody = 64 << 10
+
+// upstreamDiagnostics are the elements of an S3 error body that describe the
+// signature of the request the upstream received: the proxy's upstream
+// signature, with the upstream's access key id, not the client's. They are
+// removed from the error bodies the client gets.
+var upstreamDiagnostics = map[string]bool{
+	"AWSAccessKeyId": true, "StringToSign": true, "StringToSignBytes": true,
+	"SignatureProvided": true, "CanonicalRequest": true, "CanonicalRequestBytes": true,
+}
+
+// scrubErrorBody replaces the body of an upstream error answer with the same
+// XML error without upstreamDiagnostics (Code, Message, Resource, RequestId and
+// the rest stay). A body that is not an XML <Error>, or is content-encoded,
+// passes as it is.
+func scrubErrorBody(resp *http.Response) error {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return nil
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamErrorBody+1))
+	_ = resp.Body.Close()
+	if err != nil {
+		return errBadGateway.with(fmt.Errorf("reading the upstream's error answer: %w", err))
+	}
+	if len(body) > maxUpstreamErrorBody {
+		return errBadGateway.with(fmt.Errorf("the upstream's error answer (status %d) exceeds %d bytes", resp.StatusCode, maxUpstreamErrorBody))
+	}
+	if clean, ok := withoutDiagnostics(body); ok {
+		body = clean
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.TransferEncoding = nil
+	return nil
+}
+
+// withoutDiagnostics returns an XML <Error> document without the
+// upstreamDiagnostics among its children; ok is false for any other body.
+func withoutDiagnostics(body []byte) (clean []byte, ok bool) {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	var out bytes.Buffer
+	enc := xml.NewEncoder(&out)
+	depth, skip := 0, 0
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && (t.Name.Local != "Error" || t.Name.Space != "") {
+				return nil, false
+			}
+			if skip > 0 || depth == 2 && upstreamDiagnostics[t.Name.Local] {
+				skip++
+				continue
+			}
+		case xml.EndElement:
+			depth--
+			if skip > 0 {
+				skip--
+				continue
+			}
+		case xml.Directive:
+			return nil, false
+		default:
+			if skip > 0 {
+				continue
+			}
+		}
+		if err := enc.EncodeToken(xml.CopyToken(tok)); err != nil {
+			return nil, false
+		}
+	}
+	if depth != 0 || enc.Flush() != nil {
+		return nil, false
+	}
+	return out.Bytes(), true
 }
 
 // upstreamError answers a failed upstream exchange: the S3 error a body check
@@ -69,7 +172,7 @@ func (x *exchange) upstreamError(_ http.ResponseWriter, _ *http.Request, err err
 	case errors.As(err, &e):
 	case errors.Is(x.in.Context().Err(), context.Canceled):
 		x.p.log.LogAttrs(x.in.Context(), slog.LevelDebug, "client went away",
-			slog.String("request_id", x.id), slog.String("path", x.in.URL.Path))
+			slog.String("request_id", x.id), slog.String("path", logText(x.in.URL.Path)))
 		return
 	case isTimeout(err):
 		e = errGatewayTimeout.with(err)

@@ -10,7 +10,7 @@ import (
 // callHook is the one way the proxy calls a caller's hook (client secrets,
 // authorizer, endpoint, credentials): on a context derived from ctx and bounded
 // by timeout (WithHookTimeout), with a panic turned into 500 InternalError. An
-// answer given after the context ended is not used: the call fails with the
+// answer given after the deadline is not used: the call fails with the
 // context's error. The hook's own error is returned as is; hookError says what
 // the client sees.
 func callHook[V any](ctx context.Context, timeout time.Duration, name string, hook func(context.Context) (V, error)) (v V, err error) {
@@ -23,9 +23,9 @@ func callHook[V any](ctx context.Context, timeout time.Duration, name string, ho
 		}
 	}()
 	v, err = hook(ctx)
-	if err == nil && ctx.Err() != nil {
+	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		var zero V
-		return zero, fmt.Errorf("%s hook answered after its context ended: %w", name, context.Cause(ctx))
+		return zero, fmt.Errorf("%s hook answered after its deadline: %w", name, ctx.Err())
 	}
 	return v, err
 }
@@ -40,3 +40,21 @@ func hookError(name string, err error) error {
 	}
 	return errServiceUnavailable.with(fmt.Errorf("%s hook: %w", name, err))
 }
+
+// hookGate bounds the calls of one hook in flight (WithHookConcurrency).
+type hookGate struct{ slots chan struct{} }
+
+func newHookGate(n int) *hookGate { return &hookGate{slots: make(chan struct{}, n)} }
+
+// enter takes a slot, or reports false at once when there is none.
+func (g *hookGate) enter() bool {
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// leave gives a slot back.
+func (g *hookGate) leave() { <-g.slots }

@@ -36,6 +36,7 @@ func TestObserver(t *testing.T) {
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 
+	done := 0
 	do := func(method, path, body string) {
 		r, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 		require.NoError(t, err)
@@ -43,6 +44,10 @@ func TestObserver(t *testing.T) {
 		resp, err := http.DefaultClient.Do(r)
 		require.NoError(t, err)
 		resp.Body.Close()
+		// The observer runs once the response is written, which the client
+		// may see first: wait for it, so that infos are in request order.
+		done++
+		require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(infos) == done }, 5*time.Second, time.Millisecond)
 	}
 	do(http.MethodPut, "/bucket/k", "twelve bytes")
 	do(http.MethodGet, "/bucket/k", "")

@@ -85,6 +85,7 @@ const (
 	DefaultHookCacheTTL          = time.Minute
 	DefaultHookCacheCapacity     = 100_000
 	DefaultHookTimeout           = 30 * time.Second
+	DefaultHookConcurrency       = 256
 	DefaultIAMEndpoint           = "https://iam.cloud.ibm.com/identity/token"
 	DefaultIAMTimeout            = 10 * time.Second
 	DefaultIAMRefreshAhead       = 0.2
@@ -105,6 +106,7 @@ type config struct {
 	hookCacheTTL    time.Duration
 	hookCacheCap    int
 	hookTimeout     time.Duration
+	hookConcurrency int
 	iamEndpoint     string
 	iamTimeout      time.Duration
 	iamRefreshAhead float64
@@ -127,6 +129,7 @@ func defaultConfig() *config {
 		hookCacheTTL:    DefaultHookCacheTTL,
 		hookCacheCap:    DefaultHookCacheCapacity,
 		hookTimeout:     DefaultHookTimeout,
+		hookConcurrency: DefaultHookConcurrency,
 		iamEndpoint:     DefaultIAMEndpoint,
 		iamTimeout:      DefaultIAMTimeout,
 		iamRefreshAhead: DefaultIAMRefreshAhead,
@@ -232,6 +235,18 @@ func WithHookCacheCapacity(n int) Option {
 // DefaultHookTimeout (30 seconds). It must be positive.
 func WithHookTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.hookTimeout = d })
+}
+
+// WithHookConcurrency bounds the calls in flight of each hook: client
+// secrets, authorizer, and the endpoint and credentials hooks of one bucket
+// (called one after the other, they count once). A request that needs one
+// more call is refused at once with 503 SlowDown, which S3 clients retry with
+// backoff: a burst of requests for unknown buckets or tokens cannot pile up
+// calls. Cached answers and calls already running that a request joins do not
+// count. By default, DefaultHookConcurrency (256 per hook). It must be
+// positive.
+func WithHookConcurrency(n int) Option {
+	return optionFunc(func(c *config) { c.hookConcurrency = n })
 }
 
 // WithIAMEndpoint sets the IBM Cloud IAM token endpoint used for buckets with an
@@ -360,6 +375,9 @@ func (c *config) validate() error {
 	}
 	if c.authCacheCap <= 0 || c.hookCacheCap <= 0 {
 		errs = append(errs, errors.New("cache capacities must be positive"))
+	}
+	if c.hookConcurrency <= 0 {
+		errs = append(errs, errors.New("hook concurrency must be positive"))
 	}
 	if c.iamRefreshAhead <= 0 || c.iamRefreshAhead >= 1 {
 		errs = append(errs, errors.New("IAM refresh-ahead fraction must be in (0, 1)"))

@@ -62,7 +62,9 @@ type Proxy struct {
 	iam       *iamTokens
 	keys      *signingKeys
 	janitor   *janitor
-	started   time.Time
+
+	secretsGate *hookGate // the client secrets hook is called uncached
+	started     time.Time
 
 	idPrefix  string
 	idCounter atomic.Uint64
@@ -100,6 +102,7 @@ func New(opts ...Option) (*Proxy, error) {
 	p.auth = newAuthCache(cfg)
 	p.iam = newIAMTokens(cfg, p.transport)
 	p.keys = newSigningKeys()
+	p.secretsGate = newHookGate(cfg.hookConcurrency)
 	p.janitor = startJanitor(janitorInterval, p.resolver.sweep, p.auth.sweep, p.keys.sweep)
 	return p, nil
 }

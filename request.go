@@ -7,6 +7,22 @@ import (
 	"strings"
 )
 
+// Bounds of a request, checked before anything else is done with it. They keep
+// the work done before a signature is verified linear in the request's size,
+// with small constants.
+const (
+	// maxHeadBytes bounds the request head: the names and values of its
+	// header fields, its path and its query. Past it: 400
+	// RequestHeaderSectionTooLarge, as S3 answers.
+	maxHeadBytes = 64 << 10
+	// maxFields bounds the number of header fields, of query parameters and of
+	// signed header names, each. Past it: 400 RequestHeaderSectionTooLarge.
+	maxFields = 500
+	// maxKeyLength is S3's bound of an object key, in bytes. Past it: 400
+	// KeyTooLongError.
+	maxKeyLength = 1024
+)
+
 // s3Request is what the proxy reads from a client request before anything else:
 // the bucket and the object key it addresses.
 type s3Request struct {
@@ -24,7 +40,18 @@ type s3Request struct {
 // when it is <bucket>.<domain> for a configured domain, otherwise from the first
 // segment of the path (path style). The path is split on its raw, escaped form,
 // so an encoded slash can never move a request into another bucket.
+//
+// Only S3's methods are served (GET, HEAD, PUT, POST, DELETE): anything else
+// is 405 MethodNotAllowed. A request head past the bounds above is refused.
 func parseRequest(r *http.Request, c *config) (s3Request, error) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
+	default:
+		return s3Request{}, errMethodNotAllowed
+	}
+	if err := checkHead(r); err != nil {
+		return s3Request{}, err
+	}
 	raw := r.URL.EscapedPath()
 	if c.pathPrefix != "" {
 		rest, ok := strings.CutPrefix(raw, c.pathPrefix)
@@ -45,11 +72,7 @@ func parseRequest(r *http.Request, c *config) (s3Request, error) {
 		if !validBucketName(bucket) {
 			return s3Request{}, errInvalidBucketName
 		}
-		key, err := url.PathUnescape(raw)
-		if err != nil {
-			return s3Request{}, errInvalidURI.with(err)
-		}
-		return withCopySource(r, s3Request{bucket: bucket, key: key}), nil
+		return newS3Request(r, bucket, raw)
 	}
 
 	rawBucket, rawKey, _ := strings.Cut(raw, "/")
@@ -63,19 +86,41 @@ func parseRequest(r *http.Request, c *config) (s3Request, error) {
 	if err != nil || !validBucketName(bucket) {
 		return s3Request{}, errInvalidBucketName
 	}
+	return newS3Request(r, bucket, rawKey)
+}
+
+// newS3Request decodes the key of a request for bucket and reads its copy
+// source.
+func newS3Request(r *http.Request, bucket, rawKey string) (s3Request, error) {
 	key, err := url.PathUnescape(rawKey)
 	if err != nil {
 		return s3Request{}, errInvalidURI.with(err)
 	}
-	return withCopySource(r, s3Request{bucket: bucket, key: key}), nil
+	if len(key) > maxKeyLength {
+		return s3Request{}, errKeyTooLong
+	}
+	req := s3Request{bucket: bucket, key: key}
+	req.copyBucket, req.copyErr = copySource(r)
+	return req, nil
 }
 
-// withCopySource adds the copy source of a request to req.
-func withCopySource(r *http.Request, req s3Request) s3Request {
-	if v := r.Header.Get("X-Amz-Copy-Source"); v != "" {
-		req.copyBucket, req.copyErr = copySourceBucket(v)
+// checkHead refuses a request head past maxHeadBytes or maxFields.
+func checkHead(r *http.Request) error {
+	n := len(r.URL.RawQuery) + len(r.URL.Path) + len(r.URL.RawPath)
+	fields := 0
+	for name, values := range r.Header {
+		fields += len(values)
+		for _, v := range values {
+			n += len(name) + len(v)
+		}
+		if n > maxHeadBytes || fields > maxFields {
+			return errHeaderTooLarge
+		}
 	}
-	return req
+	if n > maxHeadBytes || strings.Count(r.URL.RawQuery, "&") >= maxFields {
+		return errHeaderTooLarge
+	}
+	return nil
 }
 
 // hostBucket returns the bucket of a virtual-hosted request, <bucket>.<domain>.
@@ -123,20 +168,65 @@ func validBucketName(name string) bool {
 	return net.ParseIP(name) == nil
 }
 
-// copySourceBucket returns the bucket named by an x-amz-copy-source header value,
-// "[/]<bucket>/<key>[?versionId=…]", URL-encoded.
+// copySource returns the source bucket of a copy: the one value of the
+// x-amz-copy-source header or, hoisted there by a presigner, of the query
+// parameter of that name (any case). More than one value is 400
+// InvalidArgument: an upstream might copy from another one than the proxy
+// authorized. "" without a copy source.
+func copySource(r *http.Request) (string, error) {
+	values := r.Header.Values("X-Amz-Copy-Source")
+	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		name, value, _ := strings.Cut(part, "=")
+		if !queryNameIs(name, "x-amz-copy-source") {
+			continue
+		}
+		v, err := url.QueryUnescape(value)
+		if err != nil {
+			return "", errInvalidArgument.withMessage("The x-amz-copy-source query parameter is not validly encoded.")
+		}
+		values = append(values[:len(values):len(values)], v)
+	}
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+		return copySourceBucket(values[0])
+	}
+	return "", errInvalidArgument.withMessage("A request may name one copy source (x-amz-copy-source) only.")
+}
+
+// queryNameIs reports whether the raw (encoded) name of a query parameter is
+// name, ignoring case.
+func queryNameIs(raw, name string) bool {
+	if strings.EqualFold(raw, name) {
+		return true
+	}
+	if !strings.Contains(raw, "%") && !strings.Contains(raw, "+") {
+		return false
+	}
+	dec, err := url.QueryUnescape(raw)
+	return err == nil && strings.EqualFold(dec, name)
+}
+
+// copySourceBucket returns the bucket named by a copy source as S3 parses it:
+// "[/]<bucket>/<key>[?versionId=<id>]", bucket and key URL-encoded. Only
+// "?versionId=" starts a query: any other '?' belongs to the key, whose every
+// segment is checked.
 func copySourceBucket(v string) (string, error) {
-	v = strings.TrimPrefix(v, "/")
-	rawBucket, rest, ok := strings.Cut(v, "/")
-	if !ok || rest == "" {
+	path, version, versioned := strings.Cut(strings.TrimPrefix(v, "/"), "?versionId=")
+	if versioned && (version == "" || strings.ContainsAny(version, "/?&#%")) {
+		return "", errInvalidArgument.withMessage("The copy source version id is not valid.")
+	}
+	rawBucket, rawKey, ok := strings.Cut(path, "/")
+	if !ok || rawKey == "" {
 		return "", errInvalidArgument.withMessage("Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
 	}
 	bucket, err := url.PathUnescape(rawBucket)
 	if err != nil || !validBucketName(bucket) {
 		return "", errInvalidBucketName.withMessage("The copy source bucket is not valid.")
 	}
-	key, _, _ := strings.Cut(rest, "?")
-	if key, err = url.PathUnescape(key); err != nil || leavesBucket(key) {
+	key, err := url.PathUnescape(rawKey)
+	if err != nil || leavesBucket(key) || len(key) > maxKeyLength {
 		return "", errInvalidArgument.withMessage("The copy source key is not valid or leaves its bucket.")
 	}
 	return bucket, nil

@@ -238,29 +238,45 @@ func stripAWSChunked(values []string) []string {
 }
 
 // presignParams are the query parameters of a presigned request; they are
-// never forwarded upstream.
-var presignParams = map[string]bool{
-	"X-Amz-Algorithm": true, "X-Amz-Credential": true, "X-Amz-Date": true,
-	"X-Amz-Expires": true, "X-Amz-SignedHeaders": true, "X-Amz-Signature": true,
-	"X-Amz-Security-Token": true, "AWSAccessKeyId": true, "Signature": true, "Expires": true,
+// never forwarded upstream, in any case or encoding.
+var presignParams = [...]string{
+	"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
+	"X-Amz-Signature", "X-Amz-Security-Token", "AWSAccessKeyId", "Signature", "Expires",
+}
+
+// isPresignParam reports whether the raw (encoded) name of a query parameter
+// is one of presignParams, ignoring case.
+func isPresignParam(rawName string) bool {
+	name := rawName
+	if strings.ContainsAny(rawName, "%+") {
+		if dec, err := url.QueryUnescape(rawName); err == nil {
+			name = dec
+		}
+	}
+	for _, p := range presignParams {
+		if strings.EqualFold(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // upstreamQuery returns the client's raw query without presign parameters,
 // keeping the client's encoding of everything else.
 func upstreamQuery(rawQuery string) string {
-	if rawQuery == "" {
-		return ""
+	strip := false
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		if name, _, _ := strings.Cut(part, "="); isPresignParam(name) {
+			strip = true
+			break
+		}
 	}
-	if !strings.Contains(rawQuery, "X-Amz-") && !strings.Contains(rawQuery, "Signature") && !strings.Contains(rawQuery, "Expires") {
+	if !strip {
 		return rawQuery
 	}
 	var b strings.Builder
 	for part := range strings.SplitSeq(rawQuery, "&") {
-		name, _, _ := strings.Cut(part, "=")
-		if n, err := url.QueryUnescape(name); err == nil && presignParams[n] {
-			continue
-		}
-		if part == "" {
+		if name, _, _ := strings.Cut(part, "="); part == "" || isPresignParam(name) {
 			continue
 		}
 		if b.Len() > 0 {

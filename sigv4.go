@@ -442,14 +442,33 @@ func newSigningKeys() *signingKeys {
 	return &signingKeys{cache: c}
 }
 
+// signingKey returns the signing key of a secret the proxy holds (an
+// upstream's), derived once and cached.
 func (k *signingKeys) signingKey(secret, date, region, service string) []byte {
+	key, ok := k.lookup(secret, date, region, service)
+	if !ok {
+		key = deriveKey(secret, date, region, service)
+		k.store(secret, date, region, service, key)
+	}
+	return key
+}
+
+// lookup returns the cached signing key of a secret for a scope.
+func (k *signingKeys) lookup(secret, date, region, service string) ([]byte, bool) {
 	id := keyID{secret: sha256.Sum256([]byte(secret)), date: date, region: region, service: service}
 	if it := k.cache.Get(id); it != nil {
-		return it.Value()
+		return it.Value(), true
 	}
-	key := deriveKey(secret, date, region, service)
+	return nil, false
+}
+
+// store caches the signing key of a secret for a scope. A client's key is
+// stored only once a signature verified with it, so a request without the
+// secret adds nothing; the scope's strings are copied, so an entry never
+// holds on to the request it came from.
+func (k *signingKeys) store(secret, date, region, service string, key []byte) {
+	id := keyID{secret: sha256.Sum256([]byte(secret)), date: strings.Clone(date), region: strings.Clone(region), service: strings.Clone(service)}
 	k.cache.Set(id, key, ttlcache.DefaultTTL)
-	return key
 }
 
 func (k *signingKeys) sweep() { k.cache.DeleteExpired() }
