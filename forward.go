@@ -26,12 +26,11 @@ func (p *Proxy) forward(x *exchange) {
 		slog.String("request_id", x.id), slog.String("method", x.in.Method),
 		slog.String("bucket", x.req.bucket), slog.String("upstream", x.out.url.Host))
 	x.rp = httputil.ReverseProxy{
-		Rewrite:       x.rewrite,
-		Transport:     x,
-		ErrorHandler:  x.upstreamError,
-		BufferPool:    bufferPool{},
-		ErrorLog:      p.errorLog,
-		FlushInterval: -1, // what the upstream sent reaches the client even if the upstream then stalls
+		Rewrite:      x.rewrite,
+		Transport:    x,
+		ErrorHandler: x.upstreamError,
+		BufferPool:   bufferPool{},
+		ErrorLog:     p.errorLog,
 	}
 	x.rp.ServeHTTP(x.w, x.in)
 }
@@ -69,9 +68,47 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err := scrubErrorBody(resp); err != nil {
 			return nil, err
 		}
+	} else if resp.Body != nil && resp.Body != http.NoBody {
+		x.flushing = flushingBody{ReadCloser: resp.Body, w: x.w}
+		resp.Body = &x.flushing
 	}
 	return resp, nil
 }
+
+// flushingBody is an upstream response body that flushes the client's
+// response before each read after the first: what the upstream sent reaches
+// the client even when the upstream then stalls, and a response read in one
+// go is still written in one go. (httputil.ReverseProxy's FlushInterval -1
+// also starts a timer per response that flushes the headers on their own.)
+type flushingBody struct {
+	io.ReadCloser
+	w       http.ResponseWriter
+	flusher http.Flusher
+	read    bool
+}
+
+func (b *flushingBody) Read(p []byte) (int, error) {
+	if b.read {
+		if b.flusher == nil {
+			b.flusher = flusherOf(b.w)
+		}
+		b.flusher.Flush()
+	}
+	b.read = true
+	return b.ReadCloser.Read(p)
+}
+
+// flusherOf returns w's Flusher, found through Unwrap if need be.
+func flusherOf(w http.ResponseWriter) http.Flusher {
+	if f, ok := w.(http.Flusher); ok {
+		return f
+	}
+	return controllerFlusher{http.NewResponseController(w)}
+}
+
+type controllerFlusher struct{ rc *http.ResponseController }
+
+func (c controllerFlusher) Flush() { _ = c.rc.Flush() }
 
 // maxUpstreamErrorBody bounds the error body of an upstream answer the proxy
 // reads to scrub it. An S3 error body is a few hundred bytes; past the bound

@@ -178,7 +178,8 @@ type exchange struct {
 	upstream   time.Duration // from sending upstream to its response headers
 	upstreamID string        // the upstream's x-amz-request-id
 
-	rp httputil.ReverseProxy // the hand-off (forward)
+	rp       httputil.ReverseProxy // the hand-off (forward)
+	flushing flushingBody          // the upstream's response body (forward)
 }
 
 // ServeHTTP proxies one S3 request: parse, authenticate, authorize, resolve,
