@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"hash"
 	"hash/crc32"
@@ -17,13 +19,22 @@ type checksumAlgo struct {
 	new    func() hash.Hash
 }
 
-// checksumAlgos are the checksums S3 accepts in a trailer.
+// checksumAlgos are the ten checksums S3 accepts (ChecksumAlgorithm). The
+// proxy computes those the standard library has; the XXHASH ones (new is
+// nil) it cannot without a dependency of its own: their trailer is checked
+// for form (and, in a signed trailer, by its signature) and goes upstream with
+// the body, and the upstream verifies the checksum, as it does every one.
 var checksumAlgos = []checksumAlgo{
 	{"x-amz-checksum-crc32", "CRC32", crc32.Size, func() hash.Hash { return crc32.NewIEEE() }},
 	{"x-amz-checksum-crc32c", "CRC32C", crc32.Size, func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }},
 	{"x-amz-checksum-crc64nvme", "CRC64NVME", 8, newCRC64NVME},
 	{"x-amz-checksum-sha1", "SHA1", sha1.Size, sha1.New},
 	{"x-amz-checksum-sha256", "SHA256", sha256.Size, sha256.New},
+	{"x-amz-checksum-md5", "MD5", md5.Size, md5.New},
+	{"x-amz-checksum-sha512", "SHA512", sha512.Size, sha512.New},
+	{"x-amz-checksum-xxhash64", "XXHASH64", 8, nil},
+	{"x-amz-checksum-xxhash3", "XXHASH3", 8, nil},
+	{"x-amz-checksum-xxhash128", "XXHASH128", 16, nil},
 }
 
 // lookupChecksum returns the algorithm of a trailer header name, or nil.

@@ -68,7 +68,10 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err := scrubErrorBody(resp); err != nil {
 			return nil, err
 		}
-	} else if resp.Body != nil && resp.Body != http.NoBody {
+		return resp, nil
+	}
+	x.rewriteLocations(resp)
+	if resp.Body != nil && resp.Body != http.NoBody {
 		x.flushing = flushingBody{ReadCloser: resp.Body, w: x.w}
 		resp.Body = &x.flushing
 	}

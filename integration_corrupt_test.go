@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
@@ -116,12 +114,15 @@ func itgRawPut(ctx context.Context, s *itgSide, bucket, key, payloadHash string,
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	req.Header.Set("X-Amz-Content-Sha256", payloadHash)
-	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-	creds := aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret}
-	if err := signer.SignHTTP(ctx, creds, req, payloadHash, "s3", itgRegion, time.Now()); err != nil {
+	if err := itgSign(ctx, s, req, payloadHash); err != nil {
 		return "sign: " + err.Error()
 	}
+	return itgDo(s, req)
+}
+
+// itgDo sends a request of the side and returns "200" or the status and S3
+// error code.
+func itgDo(s *itgSide, req *http.Request) string {
 	resp, err := s.hc.Do(req)
 	if errors.Is(err, errItgCut) {
 		return "client went away"

@@ -611,3 +611,47 @@ func TestEveryHookIsGuarded(t *testing.T) {
 		}
 	}
 }
+
+// The upstream's Locations name the proxy as the client addressed it: the
+// CompleteMultipartUpload <Location>, streamed, and the Location header.
+func TestLocationsNameTheProxy(t *testing.T) {
+	up := newFakeUpstream(t)
+	up.handler = func(w http.ResponseWriter, r *http.Request) {
+		self := "http://" + r.Host
+		if r.Method == http.MethodPost {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "  \n")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><Location>`+self+`/dir%2Fk</Location><Bucket>bucket</Bucket><Key>dir/k</Key></CompleteMultipartUploadResult>`)
+			return
+		}
+		w.Header().Set("Location", self+"/dir/k?versionId=1")
+		w.WriteHeader(http.StatusMovedPermanently)
+	}
+	p := newProxy(t, up)
+	for _, c := range []struct {
+		name  string
+		h     http.Handler
+		mount string
+	}{
+		{"root", p, ""},
+		{"under StripPrefix", http.StripPrefix("/s3", p), "/s3"},
+	} {
+		post := httptest.NewRequest(http.MethodPost, c.mount+"/bucket/dir/k?uploadId=1", strings.NewReader("<CompleteMultipartUpload/>"))
+		post.Host = "proxy.example"
+		clientSign(t, post, sha256Hex([]byte("<CompleteMultipartUpload/>")))
+		w := serve(c.h, post)
+		require.Equal(t, 200, w.Code, w.Body.String())
+		assert.Contains(t, w.Body.String(), "<Location>http://proxy.example"+c.mount+"/bucket/dir%2Fk</Location>", c.name)
+		assert.NotContains(t, w.Body.String(), upstreamHost, c.name)
+		assert.True(t, strings.HasPrefix(w.Body.String(), "  \n<?xml"), "the keep-alive whitespace passes first")
+
+		get := httptest.NewRequest(http.MethodGet, c.mount+"/bucket/dir/k", nil)
+		get.Host = "proxy.example"
+		clientSign(t, get, sha256Hex(nil))
+		w = serve(c.h, get)
+		assert.Equal(t, http.StatusMovedPermanently, w.Code)
+		assert.Equal(t, "http://proxy.example"+c.mount+"/bucket/dir/k?versionId=1", w.Header().Get("Location"), c.name)
+	}
+}

@@ -28,6 +28,7 @@ const (
 type s3Request struct {
 	bucket string // "" for the service (ListBuckets)
 	key    string // decoded object key; "" for bucket operations
+	vhost  bool   // the bucket was named in the Host (WithVirtualHostDomains), not in the path
 
 	// The source bucket of CopyObject and UploadPartCopy (x-amz-copy-source);
 	// "" for other requests. copyErr is why the copy source is not valid; it
@@ -72,7 +73,9 @@ func parseRequest(r *http.Request, c *config) (s3Request, error) {
 		if !validBucketName(bucket) {
 			return s3Request{}, errInvalidBucketName
 		}
-		return newS3Request(r, bucket, raw)
+		req, err := newS3Request(r, bucket, raw)
+		req.vhost = true
+		return req, err
 	}
 
 	rawBucket, rawKey, _ := strings.Cut(raw, "/")
