@@ -74,12 +74,15 @@ func (p *Proxy) authenticate(r *http.Request) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
+	if err := p.checkRegion(sig); err != nil {
+		return identity{}, err
+	}
 	if !p.cfg.verifying() {
 		return tokenMode(r, sig, v2key)
 	}
 	if sig == nil {
 		if v2key != "" {
-			return identity{}, errInvalidRequest.withMessage("AWS Signature Version 2 is not supported; sign requests with AWS Signature Version 4 (AWS4-HMAC-SHA256).")
+			return identity{}, errInvalidRequest.withMessage("The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")
 		}
 		return identity{}, errAccessDenied
 	}
@@ -112,6 +115,20 @@ func (p *Proxy) authenticate(r *http.Request) (identity, error) {
 		id.chunks = &chunkSigner{key: key, amzDate: sig.amzDate, scope: sig.scope(), prev: sig.signature}
 	}
 	return id, nil
+}
+
+// checkRegion refuses a signature scoped to a region the proxy does not answer
+// for (WithRegions), naming the region it expects as S3 does.
+func (p *Proxy) checkRegion(sig *sigV4) error {
+	if sig == nil || len(p.cfg.regions) == 0 || slices.Contains(p.cfg.regions, sig.region) {
+		return nil
+	}
+	form := headerAuth
+	if sig.presigned {
+		form = queryAuth
+	}
+	want := p.cfg.regions[0]
+	return form.credential("the region '"+sig.region+"' is wrong; expecting '"+want+"'").withField("Region", want)
 }
 
 // clientSecret returns the secret access key of a client's access key id: from
@@ -172,15 +189,18 @@ func payloadHashOf(r *http.Request, sig *sigV4) (string, error) {
 func (p *Proxy) checkTime(sig *sigV4) error {
 	t, err := time.Parse(amzDateFormat, sig.amzDate)
 	if err != nil {
-		return accessDenied("X-Amz-Date is not a valid date.")
+		return accessDenied("AWS authentication requires a valid Date or x-amz-date header.")
 	}
 	now := p.cfg.now().UTC()
 	if sig.presigned {
 		if t.Sub(now) > p.cfg.maxSkew {
-			return accessDenied("Request is not valid yet.")
+			return accessDenied("Request is not valid yet")
 		}
-		if now.After(t.Add(sig.expires)) {
-			return accessDenied("Request has expired.")
+		if expires := t.Add(sig.expires); now.After(expires) {
+			return errAccessDenied.withMessage("Request has expired").
+				withField("X-Amz-Expires", strconv.Itoa(int(sig.expires/time.Second))).
+				withField("Expires", expires.Format("2006-01-02T15:04:05Z")).
+				withField("ServerTime", now.Format("2006-01-02T15:04:05Z"))
 		}
 		return nil
 	}
@@ -225,7 +245,7 @@ func parseAuth(r *http.Request) (*sigV4, string, error) {
 			sig.amzDate = d.UTC().Format(amzDateFormat)
 		}
 		if len(sig.amzDate) < 8 || sig.amzDate[:8] != sig.date {
-			return nil, "", errAuthHeaderMalformed.withMessage("The credential scope date does not match the request date.")
+			return nil, "", headerAuth.malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
 		}
 		return sig, "", nil
 	case strings.HasPrefix(auth, algorithmV4A+" "):
@@ -233,7 +253,7 @@ func parseAuth(r *http.Request) (*sigV4, string, error) {
 	case strings.HasPrefix(auth, "AWS "):
 		id, _, ok := strings.Cut(strings.TrimPrefix(auth, "AWS "), ":")
 		if !ok || id == "" {
-			return nil, "", errAuthHeaderMalformed
+			return nil, "", headerAuth.malformed("the authorization header is not of the form AWS <access key id>:<signature>.")
 		}
 		return nil, id, nil
 	case auth != "":
@@ -247,6 +267,25 @@ func parseAuth(r *http.Request) (*sigV4, string, error) {
 	return nil, "", nil
 }
 
+// authForm is where a SigV4 signature came from: the Authorization header or
+// a presigned URL's query. S3 words the errors of each form its own way.
+type authForm struct {
+	base       *Error // AuthorizationHeaderMalformed or AuthorizationQueryParametersError
+	prefix     string // of every message (header) or of credential messages (query)
+	credPrefix string
+}
+
+var (
+	headerAuth = authForm{base: errAuthHeaderMalformed, prefix: "The authorization header is malformed; "}
+	queryAuth  = authForm{base: errAuthQueryMalformed, credPrefix: "Error parsing the X-Amz-Credential parameter; "}
+)
+
+// malformed is the form's error with S3's message.
+func (f authForm) malformed(msg string) *Error { return f.base.withMessage(f.prefix + msg) }
+
+// credential is the form's error about the credential, with S3's message.
+func (f authForm) credential(msg string) *Error { return f.malformed(f.credPrefix + msg) }
+
 // parseAuthHeader parses "AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…,
 // Signature=…" strictly: each part once, nothing else.
 func parseAuthHeader(v string) (*sigV4, error) {
@@ -254,33 +293,41 @@ func parseAuthHeader(v string) (*sigV4, error) {
 	var cred, signed, signature string
 	var seen int
 	for part := range strings.SplitSeq(rest, ",") {
-		name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return nil, errAuthHeaderMalformed
-		}
+		part = strings.TrimSpace(part)
+		name, value, ok := strings.Cut(part, "=")
+		bit := 0
 		switch name {
 		case "Credential":
-			cred, seen = value, seen|1
+			cred, bit = value, 1
 		case "SignedHeaders":
-			signed, seen = value, seen|2
+			signed, bit = value, 2
 		case "Signature":
-			signature, seen = value, seen|4
-		default:
-			return nil, errAuthHeaderMalformed
+			signature, bit = value, 4
 		}
+		if !ok || bit == 0 || seen&bit != 0 || strings.Contains(value, "=") {
+			return nil, headerAuth.malformed("the authorization component " + strconv.Quote(clip(part)) + " is malformed.")
+		}
+		seen |= bit
 	}
-	if seen != 7 || strings.Count(rest, "=") != 3 {
-		return nil, errAuthHeaderMalformed
+	switch {
+	case seen == 0:
+		return nil, headerAuth.malformed("the authorization header requires three components: Credential, SignedHeaders, and Signature.")
+	case seen&1 == 0:
+		return nil, headerAuth.malformed("missing Credential.")
+	case seen&2 == 0:
+		return nil, headerAuth.malformed("missing SignedHeaders.")
+	case seen&4 == 0:
+		return nil, headerAuth.malformed("missing Signature.")
 	}
 	sig := &sigV4{}
-	if err := sig.parseCredential(cred, errAuthHeaderMalformed); err != nil {
+	if err := sig.parseCredential(cred, headerAuth); err != nil {
 		return nil, err
 	}
-	if err := sig.parseSignedHeaders(signed, errAuthHeaderMalformed); err != nil {
+	if err := sig.parseSignedHeaders(signed, headerAuth); err != nil {
 		return nil, err
 	}
 	if !isHexSHA256(signature) {
-		return nil, errAuthHeaderMalformed.withMessage("The signature is not 64 lowercase hex digits.")
+		return nil, headerAuth.malformed("the signature is not 64 lowercase hex digits.")
 	}
 	sig.signature = signature
 	return sig, nil
@@ -290,7 +337,7 @@ func parseAuthHeader(v string) (*sigV4, error) {
 func parsePresign(q url.Values) (*sigV4, error) {
 	for _, name := range []string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"} {
 		if len(q[name]) != 1 {
-			return nil, errAuthQueryMalformed.withMessage("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters, once each.")
+			return nil, queryAuth.malformed("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
 		}
 	}
 	switch q.Get("X-Amz-Algorithm") {
@@ -298,32 +345,41 @@ func parsePresign(q url.Values) (*sigV4, error) {
 	case algorithmV4A:
 		return nil, errNotImplemented.withMessage("AWS Signature Version 4A (AWS4-ECDSA-P256-SHA256) is not supported; sign with AWS4-HMAC-SHA256.")
 	default:
-		return nil, errAuthQueryMalformed.withMessage("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\".")
+		return nil, queryAuth.malformed("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
 	}
 	sig := &sigV4{presigned: true, amzDate: q.Get("X-Amz-Date")}
-	if err := sig.parseCredential(q.Get("X-Amz-Credential"), errAuthQueryMalformed); err != nil {
+	if err := sig.parseCredential(q.Get("X-Amz-Credential"), queryAuth); err != nil {
 		return nil, err
 	}
-	if err := sig.parseSignedHeaders(q.Get("X-Amz-SignedHeaders"), errAuthQueryMalformed); err != nil {
-		return nil, err
+	if _, err := time.Parse(amzDateFormat, sig.amzDate); err != nil {
+		return nil, queryAuth.malformed("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
+	}
+	if sig.amzDate[:8] != sig.date {
+		return nil, queryAuth.malformed("Invalid credential date " + strconv.Quote(sig.date) + ". This date is not the same as X-Amz-Date: " + strconv.Quote(sig.amzDate[:8]) + ".")
 	}
 	exp, err := strconv.Atoi(q.Get("X-Amz-Expires"))
-	if err != nil || exp < 1 || exp > maxPresignSecs {
-		return nil, errAuthQueryMalformed.withMessage("X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days).")
+	switch {
+	case err != nil:
+		return nil, queryAuth.malformed("X-Amz-Expires should be a number")
+	case exp < 0:
+		return nil, queryAuth.malformed("X-Amz-Expires must be non-negative")
+	case exp > maxPresignSecs:
+		return nil, queryAuth.malformed("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds")
 	}
 	sig.expires = time.Duration(exp) * time.Second
+	if err := sig.parseSignedHeaders(q.Get("X-Amz-SignedHeaders"), queryAuth); err != nil {
+		return nil, err
+	}
 	sig.signature = q.Get("X-Amz-Signature")
 	if !isHexSHA256(sig.signature) {
-		return nil, errAuthQueryMalformed.withMessage("X-Amz-Signature is not 64 lowercase hex digits.")
-	}
-	if len(sig.amzDate) != len(amzDateFormat) || sig.amzDate[:8] != sig.date {
-		return nil, errAuthQueryMalformed.withMessage("X-Amz-Date is not valid or does not match the credential scope date.")
+		return nil, queryAuth.malformed("X-Amz-Signature is not 64 lowercase hex digits.")
 	}
 	return sig, nil
 }
 
-// parseCredential parses "<key id>/<yyyymmdd>/<region>/s3/aws4_request".
-func (s *sigV4) parseCredential(v string, malformed *Error) error {
+// parseCredential parses "<key id>/<yyyymmdd>/<region>/s3/aws4_request",
+// with S3's messages for what is wrong.
+func (s *sigV4) parseCredential(v string, form authForm) error {
 	var parts [5]string // split without allocating: four slashes, five parts
 	if strings.Count(v, "/") == len(parts)-1 {
 		rest := v
@@ -332,23 +388,30 @@ func (s *sigV4) parseCredential(v string, malformed *Error) error {
 		}
 		parts[len(parts)-1] = rest
 	}
-	if parts[0] == "" || parts[2] == "" || parts[4] != "aws4_request" {
-		return malformed.withMessage("The credential is not of the form <key id>/<date>/<region>/s3/aws4_request.")
-	}
-	if !validScopePart(parts[0], maxAccessKeyID, isKeyIDByte) {
-		return malformed.withMessage("The access key id is not valid.")
-	}
-	if !validScopePart(parts[2], maxRegion, isRegionByte) {
-		return malformed.withMessage("The credential scope region is not valid.")
-	}
-	if _, err := time.Parse("20060102", parts[1]); err != nil || len(parts[1]) != 8 {
-		return malformed.withMessage("The credential scope date is not a yyyymmdd date.")
-	}
-	if parts[3] != "s3" {
-		return malformed.withMessage("The credential scope is for service " + strconv.Quote(parts[3]) + "; this is s3.")
+	switch {
+	case v == "":
+		return form.credential("missing Credential.")
+	case parts[0] == "" || parts[2] == "":
+		return form.credential("the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+	case !validScopePart(parts[0], maxAccessKeyID, isKeyIDByte):
+		return form.credential("the access key id is not valid.")
+	case len(parts[1]) != 8 || !isDate(parts[1]):
+		return form.credential("incorrect date format " + strconv.Quote(clip(parts[1])) + ". This date in the credential must be in the format \"yyyyMMdd\".")
+	case !validScopePart(parts[2], maxRegion, isRegionByte):
+		return form.credential("the region " + strconv.Quote(clip(parts[2])) + " is not valid.")
+	case parts[3] != "s3":
+		return form.credential("incorrect service " + strconv.Quote(clip(parts[3])) + ". This endpoint belongs to \"s3\".")
+	case parts[4] != "aws4_request":
+		return form.credential("incorrect terminal " + strconv.Quote(clip(parts[4])) + ". This endpoint uses \"aws4_request\".")
 	}
 	s.accessKeyID, s.date, s.region, s.service = parts[0], parts[1], parts[2], parts[3]
 	return nil
+}
+
+// isDate reports whether s is a valid yyyymmdd date.
+func isDate(s string) bool {
+	_, err := time.Parse("20060102", s)
+	return err == nil
 }
 
 // Bounds of the parts of a credential scope, checked before anything is done
@@ -382,18 +445,18 @@ func isRegionByte(c byte) bool {
 
 // parseSignedHeaders parses "host;x-amz-date;…": lowercase, sorted, unique,
 // host included.
-func (s *sigV4) parseSignedHeaders(v string, malformed *Error) error {
+func (s *sigV4) parseSignedHeaders(v string, form authForm) error {
 	if strings.Count(v, ";") >= maxFields {
 		return errHeaderTooLarge.withMessage("The request signs more header names than the proxy accepts.")
 	}
 	names := strings.Split(v, ";")
 	for i, n := range names {
 		if n == "" || n != strings.ToLower(n) || strings.ContainsAny(n, " \t:") || (i > 0 && names[i-1] >= n) {
-			return malformed.withMessage("SignedHeaders must be lowercase header names, sorted, each once.")
+			return form.malformed("SignedHeaders must be lowercase header names, sorted, each once.")
 		}
 	}
 	if !slices.Contains(names, "host") {
-		return malformed.withMessage("SignedHeaders must include host.")
+		return form.malformed("SignedHeaders must include host.")
 	}
 	s.signedHeaders = names
 	return nil

@@ -337,3 +337,80 @@ func TestTabsInSignedHeaderValues(t *testing.T) {
 	r.Header.Set("X-Amz-Meta-Note", "tab\tthere")
 	assert.Equal(t, http.StatusForbidden, serve(p, r).Code)
 }
+
+// The errors of malformed signatures carry S3's codes, messages and fields,
+// which SDKs show and act on.
+func TestAuthErrorsInS3Words(t *testing.T) {
+	up := newFakeUpstream(t)
+	p := newProxy(t, up, proxy.WithRegions("eu-de", "us-east-1"))
+	header := func(edit func(string) string) func(t *testing.T) *http.Request {
+		return func(t *testing.T) *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+			clientSign(t, r, sha256Hex(nil))
+			r.Header.Set("Authorization", edit(r.Header.Get("Authorization")))
+			return r
+		}
+	}
+	query := func(edit func(string) string) func(t *testing.T) *http.Request {
+		return func(t *testing.T) *http.Request {
+			u := presign(t, "GET", "http://example.com/bucket/k", fixedNow, time.Hour)
+			return httptest.NewRequest(http.MethodGet, edit(u.RequestURI()), nil)
+		}
+	}
+	for _, c := range []struct {
+		name, code, message, field string
+		req                        func(t *testing.T) *http.Request
+	}{
+		{"wrong region", "AuthorizationHeaderMalformed", "The authorization header is malformed; the region 'ap-south-9' is wrong; expecting 'eu-de'", "<Region>eu-de</Region>",
+			header(func(a string) string { return strings.Replace(a, "/us-east-1/", "/ap-south-9/", 1) })},
+		{"another service", "AuthorizationHeaderMalformed", `The authorization header is malformed; incorrect service "ec2". This endpoint belongs to "s3".`, "",
+			header(func(a string) string { return strings.Replace(a, "/s3/", "/ec2/", 1) })},
+		{"wrong terminal", "AuthorizationHeaderMalformed", `The authorization header is malformed; incorrect terminal "aws5_request". This endpoint uses "aws4_request".`, "",
+			header(func(a string) string { return strings.Replace(a, "aws4_request", "aws5_request", 1) })},
+		{"bad date", "AuthorizationHeaderMalformed", `incorrect date format "2026112x". This date in the credential must be in the format "yyyyMMdd".`, "",
+			header(func(a string) string { return strings.Replace(a, "/20261128/", "/2026112x/", 1) })},
+		{"missing credential", "AuthorizationHeaderMalformed", "The authorization header is malformed; missing Credential.", "",
+			header(func(a string) string { _, rest, _ := strings.Cut(a, ", "); return "AWS4-HMAC-SHA256 " + rest })},
+		{"mal-formed credential", "AuthorizationHeaderMalformed", `the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`, "",
+			header(func(a string) string {
+				return strings.Replace(a, "Credential=client-key/", "Credential=client-key//", 1)
+			})},
+		{"presigned, wrong region", "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter; the region 'ap-south-9' is wrong; expecting 'eu-de'", "<Region>eu-de</Region>",
+			query(func(q string) string { return strings.Replace(q, "%2Fus-east-1%2F", "%2Fap-south-9%2F", 1) })},
+		{"presigned, negative expiry", "AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative", "",
+			query(func(q string) string { return strings.Replace(q, "X-Amz-Expires=3600", "X-Amz-Expires=-1", 1) })},
+		{"presigned, over a week", "AuthorizationQueryParametersError", "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds", "",
+			query(func(q string) string { return strings.Replace(q, "X-Amz-Expires=3600", "X-Amz-Expires=604801", 1) })},
+		{"presigned, missing parameter", "AuthorizationQueryParametersError", "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.", "",
+			query(func(q string) string { return strings.Replace(q, "X-Amz-Expires=3600&", "", 1) })},
+		{"presigned, expired", "AccessDenied", "Request has expired", "<X-Amz-Expires>3600</X-Amz-Expires>",
+			func(t *testing.T) *http.Request {
+				u := presign(t, "GET", "http://example.com/bucket/k", fixedNow.Add(-2*time.Hour), time.Hour)
+				return httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+			}},
+		{"sigv2", "InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.", "",
+			func(t *testing.T) *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+				r.Header.Set("Authorization", "AWS "+unitKey+":c2lnbmF0dXJl")
+				return r
+			}},
+		{"body hash mismatch", "XAmzContentSHA256Mismatch", "", "<ClientComputedContentSHA256>" + sha256Hex([]byte("declared")) + "</ClientComputedContentSHA256><S3ComputedContentSHA256>" + sha256Hex([]byte("sent")) + "</S3ComputedContentSHA256>",
+			func(t *testing.T) *http.Request {
+				r := httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("sent"))
+				clientSign(t, r, sha256Hex([]byte("declared")))
+				return r
+			}},
+	} {
+		w := serve(p, c.req(t))
+		body := w.Body.String()
+		assert.Equal(t, c.code, s3Code(body), c.name)
+		assert.Contains(t, body, xmlEscape(c.message), c.name)
+		assert.Contains(t, body, c.field, c.name)
+	}
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}

@@ -112,8 +112,10 @@ func (s *sha256Reader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.h.Write(p[:n])
 	if err == io.EOF {
-		if !hmac.Equal(s.h.Sum(nil), s.want) {
-			err = errContentSHA256Mismatch
+		if got := s.h.Sum(nil); !hmac.Equal(got, s.want) {
+			err = errContentSHA256Mismatch.
+				withField("ClientComputedContentSHA256", hex.EncodeToString(s.want)).
+				withField("S3ComputedContentSHA256", hex.EncodeToString(got))
 		}
 	}
 	if err != nil {

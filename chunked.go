@@ -49,9 +49,9 @@ var (
 	errChunkedSizeTooLarge = errInvalidRequest.withMessage("The aws-chunked body declares a chunk size that is too large.")
 	errChunkedLineTooLong  = errInvalidRequest.withMessage("The aws-chunked body has a chunk header or trailer line that is too long.")
 	errChunkedNoCRLF       = errInvalidRequest.withMessage("The aws-chunked body does not have a CRLF where a chunk's data should end.")
-	errTrailerTooLong      = errInvalidRequest.withMessage("The aws-chunked trailer is too long.")
-	errTrailerMalformed    = errInvalidRequest.withMessage("The aws-chunked trailer is malformed.")
-	errTrailerUndeclared   = errInvalidRequest.withMessage("The aws-chunked trailer carries a header that x-amz-trailer does not declare.")
+	errTrailerTooLong      = errMalformedTrailer.with(errors.New("aws-chunked: the trailer is too long"))
+	errTrailerMalformed    = errMalformedTrailer
+	errTrailerUndeclared   = errMalformedTrailer
 )
 
 // Names in aws-chunked bodies.
@@ -348,7 +348,7 @@ func (c *chunkedReader) readTrailer() error {
 
 // missingTrailer is the error of a body without its declared trailer.
 func (c *chunkedReader) missingTrailer() error {
-	return errIncompleteBody.withMessage("The aws-chunked body lacks the " + c.algo.header + " trailer that x-amz-trailer declares.")
+	return errMalformedTrailer.with(errors.New("aws-chunked: the body lacks the " + c.algo.header + " trailer that x-amz-trailer declares"))
 }
 
 // parseChecksum decodes the trailer's checksum value and, when verifying,

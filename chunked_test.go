@@ -467,8 +467,8 @@ func TestChunkedEdgeCases(t *testing.T) {
 		{name: "empty payload with trailer", body: "0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n", o: withCRC(0), empt: true},
 		{name: "empty payload, unknown length", body: "0\r\n", o: plain(-1), empt: true},
 
-		{name: "trailer declared but absent", body: "b\r\nhello world\r\n0\r\n\r\n", o: withCRC(11), code: "IncompleteBody", msg: "x-amz-checksum-crc32 trailer"},
-		{name: "trailer declared, body ends after final chunk", body: "b\r\nhello world\r\n0\r\n", o: withCRC(11), code: "IncompleteBody", msg: "x-amz-checksum-crc32 trailer"},
+		{name: "trailer declared but absent", body: "b\r\nhello world\r\n0\r\n\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "x-amz-checksum-crc32 trailer"},
+		{name: "trailer declared, body ends after final chunk", body: "b\r\nhello world\r\n0\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "x-amz-checksum-crc32 trailer"},
 		{name: "empty body", body: "", o: plain(11), code: "IncompleteBody"},
 		{name: "no final chunk", body: "b\r\nhello world\r\n", o: plain(11), code: "IncompleteBody"},
 		{name: "truncated inside data", body: "b\r\nhello", o: plain(11), code: "IncompleteBody"},
@@ -497,21 +497,21 @@ func TestChunkedEdgeCases(t *testing.T) {
 		{name: "size line too long", body: "b;" + strings.Repeat("x", 5000) + "\r\nhello world\r\n0\r\n\r\n", o: plain(11), code: "InvalidRequest", msg: "too long"},
 		{name: "endless size line", body: strings.Repeat("1", 100000), o: plain(-1), code: "InvalidRequest", msg: "too long"},
 		{name: "trailer line too long", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:" + strings.Repeat("A", 5000) + "\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "too long"},
-		{name: "trailer section too long", body: "b\r\nhello world\r\n0\r\n" + strings.Repeat("\r\n", 10000), o: withCRC(11), code: "InvalidRequest", msg: "too long"},
-		{name: "undeclared trailer", body: full, o: plain(11), code: "InvalidRequest", msg: "does not declare"},
-		{name: "another trailer than declared", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-sha256:" + sha + "\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "does not declare"},
+		{name: "trailer section too long", body: "b\r\nhello world\r\n0\r\n" + strings.Repeat("\r\n", 10000), o: withCRC(11), code: "MalformedTrailerError", msg: "too long"},
+		{name: "undeclared trailer", body: full, o: plain(11), code: "MalformedTrailerError", msg: "declare"},
+		{name: "another trailer than declared", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-sha256:" + sha + "\r\n\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "declare"},
 		{name: "unsupported declared trailer", body: full, o: chunkedOptions{trailer: "x-amz-checksum-crc16", decodedLength: 11}, code: "InvalidArgument", msg: "x-amz-checksum-crc16"},
 		{name: "non-checksum declared trailer", body: full, o: chunkedOptions{trailer: "content-md5", decodedLength: 11}, code: "InvalidArgument"},
-		{name: "duplicate trailer", body: "b\r\nhello world\r\n0\r\n" + trailer + trailer + "\r\n", o: withCRC(11), code: "InvalidRequest", msg: "malformed"},
-		{name: "trailer without colon", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32=" + crc + "\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "malformed"},
+		{name: "duplicate trailer", body: "b\r\nhello world\r\n0\r\n" + trailer + trailer + "\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "twice"},
+		{name: "trailer without colon", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32=" + crc + "\r\n\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "colon"},
 		{name: "checksum not base64", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:!!!!!!==\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "Value for x-amz-checksum-crc32"},
 		{name: "checksum of the wrong length", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:" + sha + "\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "Value for x-amz-checksum-crc32"},
 		{name: "checksum without padding", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:" + strings.TrimRight(crc, "=") + "\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "Value for"},
 		{name: "empty checksum", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "Value for"},
 		{name: "checksum mismatch", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n", o: withCRC(11), code: "BadDigest", msg: "The CRC32 you specified"},
-		{name: "data after the end", body: "b\r\nhello world\r\n0\r\n\r\ngarbage\r\n", o: plain(11), code: "InvalidRequest"},
-		{name: "chunk after the final chunk", body: "b\r\nhello world\r\n0\r\n\r\n5\r\nhello\r\n0\r\n\r\n", o: plain(11), code: "InvalidRequest"},
-		{name: "signature on an unsigned trailer body is no trailer", body: "b\r\nhello world\r\n0\r\nx-amz-trailer-signature:abc\r\n\r\n", o: withCRC(11), code: "IncompleteBody"},
+		{name: "data after the end", body: "b\r\nhello world\r\n0\r\n\r\ngarbage\r\n", o: plain(11), code: "MalformedTrailerError"},
+		{name: "chunk after the final chunk", body: "b\r\nhello world\r\n0\r\n\r\n5\r\nhello\r\n0\r\n\r\n", o: plain(11), code: "MalformedTrailerError"},
+		{name: "signature on an unsigned trailer body is no trailer", body: "b\r\nhello world\r\n0\r\nx-amz-trailer-signature:abc\r\n\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "lacks"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -528,7 +528,7 @@ func TestChunkedEdgeCases(t *testing.T) {
 				}
 				e := requireChunkError(t, err, tc.code)
 				if tc.msg != "" {
-					require.Contains(t, e.Message, tc.msg)
+					require.Contains(t, e.Error(), tc.msg)
 				}
 				if tc.o.decodedLength >= 0 {
 					require.LessOrEqual(t, int64(len(out)), tc.o.decodedLength)
@@ -582,19 +582,19 @@ func TestChunkedSignedEdgeCases(t *testing.T) {
 		{"wrong key", plainW.body, chunkedOptions{signed: true, sig: &chunkSigner{key: testSigningKey("other", "20130524", docRegion), amzDate: docAmzDate, scope: docScope, prev: testSeed}, decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
 		{"wrong date", plainW.body, chunkedOptions{signed: true, sig: &chunkSigner{key: docSigner("").key, amzDate: "20130524T000001Z", scope: docScope, prev: testSeed}, decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
 		{"wrong scope", plainW.body, chunkedOptions{signed: true, sig: &chunkSigner{key: docSigner("").key, amzDate: docAmzDate, scope: "20130524/eu-west-1/s3/aws4_request", prev: testSeed}, decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
-		{"trailer signature on a body without trailer", append(plainW.body[:len(plainW.body)-2:len(plainW.body)-2], "x-amz-trailer-signature:"+strings.Repeat("0", 64)+"\r\n\r\n"...), plainW.opts, "InvalidRequest"},
+		{"trailer signature on a body without trailer", append(plainW.body[:len(plainW.body)-2:len(plainW.body)-2], "x-amz-trailer-signature:"+strings.Repeat("0", 64)+"\r\n\r\n"...), plainW.opts, "MalformedTrailerError"},
 
 		{"trailer valid", trailW.body, trailW.opts, ""},
 		{"trailer valid, token mode", trailW.body, token(trailW.opts), ""},
 		{"trailer no final CRLF", trailW.body[:len(trailW.body)-2], trailW.opts, ""},
 		{"trailer minio-go line ends", replace(trailW, trailLine, strings.TrimSuffix(trailLine, "\r\n")+"\n\r\n"), trailW.opts, ""},
 		{"trailer after a blank line", replace(trailW, trailLine, "\r\n"+trailLine), trailW.opts, ""},
-		{"trailer declared but absent", replace(trailW, trailLine+sigLine, ""), trailW.opts, "IncompleteBody"},
-		{"trailer declared but absent, end of body", trailW.body[:trailW.trailerAt], trailW.opts, "IncompleteBody"},
+		{"trailer declared but absent", replace(trailW, trailLine+sigLine, ""), trailW.opts, "MalformedTrailerError"},
+		{"trailer declared but absent, end of body", trailW.body[:trailW.trailerAt], trailW.opts, "MalformedTrailerError"},
 		{"trailer signature missing", replace(trailW, sigLine, ""), trailW.opts, "SignatureDoesNotMatch"},
 		{"trailer signature missing, token mode", replace(trailW, sigLine, ""), token(trailW.opts), "SignatureDoesNotMatch"},
-		{"trailer signature before the checksum", replace(trailW, trailLine+sigLine, sigLine+trailLine), trailW.opts, "IncompleteBody"},
-		{"header after the trailer signature", replace(trailW, sigLine, sigLine+trailLine), trailW.opts, "InvalidRequest"},
+		{"trailer signature before the checksum", replace(trailW, trailLine+sigLine, sigLine+trailLine), trailW.opts, "MalformedTrailerError"},
+		{"header after the trailer signature", replace(trailW, sigLine, sigLine+trailLine), trailW.opts, "MalformedTrailerError"},
 		{"trailer signature malformed", replace(trailW, trailW.trailSig, trailW.trailSig[:60]), trailW.opts, "SignatureDoesNotMatch"},
 		{"trailer signature tampered", replace(trailW, trailW.trailSig, flipHex(trailW.trailSig, 10)), trailW.opts, "SignatureDoesNotMatch"},
 		{"trailer signature tampered, token mode", replace(trailW, trailW.trailSig, flipHex(trailW.trailSig, 10)), token(trailW.opts), ""},

@@ -152,6 +152,7 @@ var (
 	errHeaderTooLarge        = s3Error(http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.")
 	errKeyTooLong            = s3Error(http.StatusBadRequest, "KeyTooLongError", "Your key is too long.")
 	errSlowDown              = s3Error(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+	errMalformedTrailer      = s3Error(http.StatusBadRequest, "MalformedTrailerError", "The request contained trailing data that was not well-formed or did not conform to our published schema.")
 	errAccessDenied          = ErrAccessDenied.(sentinel).err()
 	errNoSuchBucket          = ErrNoSuchBucket.(sentinel).err()
 )

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/xml"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -24,10 +25,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/cespare/xxhash/v2"
 	"github.com/minio/crc64nvme"
+	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/require"
 	"github.com/zeebo/xxh3"
 )
@@ -285,4 +288,133 @@ func itgRawStoredChecksums(ctx context.Context, s *itgSide, bucket, key string) 
 	}
 	slices.Sort(sums)
 	return strings.Join(sums, ",")
+}
+
+// TestIntegrationErrorCodes sends the same faulty requests straight to
+// versitygw and through the proxy and compares the status, the S3 code and
+// the field at stake: S3 SDKs act on the code, and some on the field (the
+// Region of a wrong-region answer, the server time of a skewed one).
+func TestIntegrationErrorCodes(t *testing.T) {
+	t.Parallel()
+	e := newItgEnv(t, itgConfig{opts: []proxy.Option{proxy.WithRegions(itgRegion)}})
+	ctx := t.Context()
+	e.createBuckets(t)
+	now := time.Now().UTC()
+	signed := func(s *itgSide, method, path, region, service string, at time.Time, mod func(*http.Request)) *http.Request {
+		r, _ := http.NewRequestWithContext(ctx, method, s.base+path, nil)
+		if mod != nil {
+			mod(r)
+		}
+		r.Header.Set("X-Amz-Content-Sha256", emptyPayloadHash)
+		signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+		_ = signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret}, r, emptyPayloadHash, service, region, at)
+		return r
+	}
+	presigned := func(s *itgSide, path, region string, at time.Time, expires string, key string) *http.Request {
+		u, _ := url.Parse(s.base + path)
+		q := u.Query()
+		q.Set("X-Amz-Expires", "60")
+		u.RawQuery = q.Encode()
+		r := &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: http.Header{}}
+		signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+		if key == "" {
+			key = s.key
+		}
+		signedURL, _, _ := signer.PresignHTTP(ctx, aws.Credentials{AccessKeyID: key, SecretAccessKey: s.secret}, r, "UNSIGNED-PAYLOAD", "s3", region, at)
+		if expires != "" {
+			signedURL = strings.Replace(signedURL, "X-Amz-Expires=60", "X-Amz-Expires="+expires, 1)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, signedURL, nil)
+		return req
+	}
+	cases := []struct {
+		name  string
+		field string // an XML field of the answer to compare
+		req   func(s *itgSide) *http.Request
+		s3    string // S3's answer, where versitygw answers otherwise: the proxy must give S3's
+	}{
+		{"header: wrong region", "Region", func(s *itgSide) *http.Request {
+			return signed(s, http.MethodGet, "/"+s.buckets[0]+"/k", "eu-west-1", "s3", now, nil)
+		}, ""},
+		{"header: another service", "", func(s *itgSide) *http.Request {
+			return signed(s, http.MethodGet, "/"+s.buckets[0]+"/k", itgRegion, "ec2", now, nil)
+		}, ""},
+		{"header: wrong terminal", "", func(s *itgSide) *http.Request {
+			r := signed(s, http.MethodGet, "/"+s.buckets[0]+"/k", itgRegion, "s3", now, nil)
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/aws4_request", "/aws5_request", 1))
+			return r
+		}, ""},
+		{"header: unknown access key", "", func(s *itgSide) *http.Request {
+			r := signed(s, http.MethodGet, "/"+s.buckets[0]+"/k", itgRegion, "s3", now, nil)
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "Credential="+s.key, "Credential=nobody", 1))
+			return r
+		}, "403 InvalidAccessKeyId"},
+		{"header: an hour of skew", "", func(s *itgSide) *http.Request {
+			return signed(s, http.MethodGet, "/"+s.buckets[0]+"/k", itgRegion, "s3", now.Add(-time.Hour), nil)
+		}, ""},
+		{"presigned: wrong region", "", func(s *itgSide) *http.Request { return presigned(s, "/"+s.buckets[0]+"/k", "eu-west-1", now, "", "") }, ""},
+		{"presigned: expired", "", func(s *itgSide) *http.Request {
+			return presigned(s, "/"+s.buckets[0]+"/k", itgRegion, now.Add(-time.Hour), "", "")
+		}, ""},
+		{"presigned: X-Amz-Expires negative", "", func(s *itgSide) *http.Request { return presigned(s, "/"+s.buckets[0]+"/k", itgRegion, now, "-1", "") }, ""},
+		{"presigned: X-Amz-Expires over a week", "", func(s *itgSide) *http.Request {
+			return presigned(s, "/"+s.buckets[0]+"/k", itgRegion, now, "604801", "")
+		}, ""},
+		{"presigned: X-Amz-Expires not a number", "", func(s *itgSide) *http.Request {
+			return presigned(s, "/"+s.buckets[0]+"/k", itgRegion, now, "soon", "")
+		}, ""},
+		{"presigned: unknown access key", "", func(s *itgSide) *http.Request {
+			return presigned(s, "/"+s.buckets[0]+"/k", itgRegion, now, "", "nobody")
+		}, "403 InvalidAccessKeyId"},
+		{"body does not match its x-amz-content-sha256", "ClientComputedContentSHA256", func(s *itgSide) *http.Request {
+			r, _ := http.NewRequestWithContext(ctx, http.MethodPut, s.base+"/"+s.buckets[0]+"/mismatch", strings.NewReader("the body"))
+			_ = itgSign(ctx, s, r, itgSHA256([]byte("another body")))
+			return r
+		}, ""},
+		{"key over 1,024 bytes", "", func(s *itgSide) *http.Request {
+			return signed(s, http.MethodGet, "/"+s.buckets[0]+"/"+strings.Repeat("k", 1025), itgRegion, "s3", now, nil)
+		}, ""},
+		{"Content-MD5 not base64", "", func(s *itgSide) *http.Request {
+			return signed(s, http.MethodPut, "/"+s.buckets[0]+"/md5", itgRegion, "s3", now, func(r *http.Request) { r.Header.Set("Content-Md5", "not md5") })
+		}, ""},
+	}
+	for _, c := range cases {
+		if c.s3 != "" {
+			d, p := itgErrorOutcome(e.direct, c.req(e.direct), c.field), itgErrorOutcome(e.proxy, c.req(e.proxy), c.field)
+			if p != c.s3 {
+				t.Errorf("%s: proxy %q, S3 answers %q", c.name, p, c.s3)
+			}
+			t.Logf("%s: versitygw answers %q where S3 answers %q", c.name, d, c.s3)
+			continue
+		}
+		e.both(t, c.name, "", func(s *itgSide) string {
+			return itgErrorOutcome(s, c.req(s), c.field)
+		})
+	}
+	e.deleteBuckets(t)
+}
+
+// itgErrorOutcome sends req and returns its status, S3 code and field.
+func itgErrorOutcome(s *itgSide, req *http.Request, field string) string {
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return "ERR " + err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var fields struct {
+		Code  string
+		Inner []byte `xml:",innerxml"`
+	}
+	_ = xml.Unmarshal(body, &fields)
+	out := fmt.Sprintf("%d %s", resp.StatusCode, fields.Code)
+	if field != "" {
+		_, v, _ := strings.Cut(string(fields.Inner), "<"+field+">")
+		v, _, _ = strings.Cut(v, "</"+field+">")
+		if field == "ClientComputedContentSHA256" && v != "" {
+			v = "present"
+		}
+		out += " " + field + "=" + v
+	}
+	return out
 }

@@ -117,7 +117,8 @@ type config struct {
 	vhostDomains    []string
 	pathPrefix      string
 	maxSkew         time.Duration
-	upstreamHashes  bool // HMAC upstreams check hex payload hashes themselves
+	regions         []string // the regions signatures may be scoped to; none: any
+	upstreamHashes  bool     // HMAC upstreams check hex payload hashes themselves
 	errs            []error
 }
 
@@ -337,6 +338,16 @@ func WithMaxClockSkew(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxSkew = d })
 }
 
+// WithRegions names the regions the proxy answers for: a signature scoped to
+// another region is refused with S3's AuthorizationHeaderMalformed (or, for a
+// presigned URL, AuthorizationQueryParametersError) "the region 'x' is wrong;
+// expecting 'y'", whose <Region> SDKs use to sign again for the right one. The
+// first region given is the one named. By default every region is accepted:
+// one endpoint in front of buckets in many regions.
+func WithRegions(regions ...string) Option {
+	return optionFunc(func(c *config) { c.regions = append(c.regions, regions...) })
+}
+
 // WithUpstreamPayloadCheck leaves the check of a hex SHA-256 payload
 // (x-amz-content-sha256) to upstreams reached with HMAC keys. The proxy still
 // verifies the client's signature, which covers the hash; it signs the
@@ -388,6 +399,11 @@ func (c *config) validate() error {
 	for _, d := range c.vhostDomains {
 		if d == "" || strings.ContainsAny(d, "/:@ ") {
 			errs = append(errs, fmt.Errorf("virtual host domain %q is not a host name", d))
+		}
+	}
+	for _, r := range c.regions {
+		if !validScopePart(r, maxRegion, isRegionByte) {
+			errs = append(errs, fmt.Errorf("region %q is not a region name", r))
 		}
 	}
 	if c.pathPrefix != "" && !strings.HasPrefix(c.pathPrefix, "/") {

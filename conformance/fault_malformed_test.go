@@ -194,10 +194,10 @@ func TestFaultMalformedRequests(t *testing.T) {
 		expect(t, "unsigned trailer, wrong CRC32", roundTripRaw(addr, head, body, timeout), 400, "BadDigest")
 		notStored(t, "trailer-bad")
 		head, body = unsigned("trailer-missing", "")
-		expect(t, "unsigned trailer declared, missing", roundTripRaw(addr, head, body, timeout), 400, "IncompleteBody")
+		expect(t, "unsigned trailer declared, missing", roundTripRaw(addr, head, body, timeout), 400, "MalformedTrailerError")
 		notStored(t, "trailer-missing")
 		head, body = unsigned("trailer-other", "x-amz-checksum-sha1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n")
-		expect(t, "unsigned trailer, undeclared header", roundTripRaw(addr, head, body, timeout), 400, "InvalidRequest")
+		expect(t, "unsigned trailer, undeclared header", roundTripRaw(addr, head, body, timeout), 400, "MalformedTrailerError")
 		notStored(t, "trailer-other")
 	})
 
