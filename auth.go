@@ -3,7 +3,6 @@ package proxy
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -140,17 +139,9 @@ func (p *Proxy) clientSecret(ctx context.Context, accessKeyID string) (string, e
 		}
 		return "", ErrInvalidAccessKeyID
 	}
-	if !p.secretsGate.enter() {
-		return "", errSlowDown.with(fmt.Errorf("client secrets hook: %d calls in flight", p.cfg.hookConcurrency))
-	}
-	defer p.secretsGate.leave()
-	secret, err := callHook(ctx, p.cfg.hookTimeout, "client secrets", func(ctx context.Context) (string, error) {
+	return callGated(ctx, p.secretsGate, p.cfg.hookTimeout, "client secrets", func(ctx context.Context) (string, error) {
 		return p.cfg.secrets(ctx, accessKeyID)
 	})
-	if err != nil {
-		return "", hookError("client secrets", err)
-	}
-	return secret, nil
 }
 
 // tokenMode takes the client's access key id as its token, unverified.

@@ -108,7 +108,7 @@ func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load
 	if f == nil {
 		if !c.gate.enter() {
 			c.mu.Unlock()
-			return zero, errSlowDown.with(fmt.Errorf("%s hook: %d calls in flight", c.name, cap(c.gate.slots)))
+			return zero, c.gate.busy(c.name)
 		}
 		f = &flight{}
 		f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))

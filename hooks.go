@@ -41,6 +41,21 @@ func hookError(name string, err error) error {
 	return errServiceUnavailable.with(fmt.Errorf("%s hook: %w", name, err))
 }
 
+// callGated calls a hook no cache stands in front of (client secrets, bucket
+// list) through its gate and callHook; the error is what the client sees.
+func callGated[V any](ctx context.Context, g *hookGate, timeout time.Duration, name string, hook func(context.Context) (V, error)) (V, error) {
+	var zero V
+	if !g.enter() {
+		return zero, g.busy(name)
+	}
+	defer g.leave()
+	v, err := callHook(ctx, timeout, name, hook)
+	if err != nil {
+		return zero, hookError(name, err)
+	}
+	return v, nil
+}
+
 // hookGate bounds the calls of one hook in flight (WithHookConcurrency).
 type hookGate struct{ slots chan struct{} }
 
@@ -58,3 +73,8 @@ func (g *hookGate) enter() bool {
 
 // leave gives a slot back.
 func (g *hookGate) leave() { <-g.slots }
+
+// busy is the error of a call refused at the gate: 503 SlowDown.
+func (g *hookGate) busy(name string) error {
+	return errSlowDown.with(fmt.Errorf("%s hook: %d calls in flight", name, cap(g.slots)))
+}

@@ -62,6 +62,7 @@ type itgConfig struct {
 	mount     itgMount       // how the proxy is mounted
 	tls       bool           // clients speak https: to the proxy, and to versitygw through a TLS-terminating pass-through
 	opts      []proxy.Option // more proxy options
+	hooks     bool           // route the buckets with WithEndpoint, WithCredentials and WithBucketList, not WithBuckets
 }
 
 // itgSide is one way to reach versitygw: directly or through the proxy.
@@ -104,14 +105,17 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 		buckets = append(buckets, proxy.Bucket{Name: name, Endpoint: ep,
 			Credentials: proxy.Credentials{AccessKeyID: vgwAccessKey, SecretAccessKey: vgwSecretKey}})
 	}
-	opts := []proxy.Option{
-		proxy.WithBuckets(buckets...),
+	routing := []proxy.Option{proxy.WithBuckets(buckets...)}
+	if cfg.hooks {
+		routing = itgHookRouting(buckets)
+	}
+	opts := append(routing,
 		proxy.WithClientKeys(map[string]string{itgClientKey: itgClientSecret}),
 		proxy.WithAuthorizer(func(_ context.Context, token, _ string) (bool, error) {
 			return token == itgClientKey, nil
 		}),
 		proxy.WithTransport(v.transport(t)),
-	}
+	)
 	if cfg.mount == itgMountPathPrefix {
 		opts = append(opts, proxy.WithPathPrefix(itgMountPath))
 	}
@@ -154,6 +158,32 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 		s.c, s.hc = itgS3Client(t, s.base, s.key, s.secret, tlsConf)
 	}
 	return e
+}
+
+// itgHookRouting routes buckets with hooks instead of as static buckets, and
+// lists them with WithBucketList.
+func itgHookRouting(buckets []proxy.Bucket) []proxy.Option {
+	byName := map[string]proxy.Bucket{}
+	var listed []proxy.ListedBucket
+	for _, b := range buckets {
+		byName[b.Name] = b
+		listed = append(listed, proxy.ListedBucket{Name: b.Name, Region: itgRegion})
+	}
+	return []proxy.Option{
+		proxy.WithEndpoint(func(_ context.Context, name string) (proxy.Endpoint, error) {
+			if b, ok := byName[name]; ok {
+				return b.Endpoint, nil
+			}
+			return proxy.Endpoint{}, proxy.ErrNoSuchBucket
+		}),
+		proxy.WithCredentials(func(_ context.Context, name string) (proxy.Credentials, error) {
+			if b, ok := byName[name]; ok {
+				return b.Credentials, nil
+			}
+			return proxy.Credentials{}, proxy.ErrNoSuchBucket
+		}),
+		proxy.WithBucketList(func(context.Context, string) ([]proxy.ListedBucket, error) { return listed, nil }),
+	}
 }
 
 // itgPassThrough is a TLS terminator for versitygw: it forwards every request

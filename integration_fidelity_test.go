@@ -418,3 +418,49 @@ func itgErrorOutcome(s *itgSide, req *http.Request, field string) string {
 	}
 	return out
 }
+
+// TestIntegrationListBuckets: with buckets routed by hooks, ListBuckets shows
+// them (WithBucketList) and answers prefix, max-buckets and
+// continuation-token as versitygw does.
+func TestIntegrationListBuckets(t *testing.T) {
+	t.Parallel()
+	e := newItgEnv(t, itgConfig{buckets: 3, hooks: true})
+	ctx := t.Context()
+	e.createBuckets(t)
+	// Each side's buckets share a prefix no other test's have.
+	prefix := func(s *itgSide) string { return s.buckets[0][:strings.LastIndex(s.buckets[0], "-")-1] }
+	list := func(s *itgSide, in *s3.ListBucketsInput) string {
+		out, err := s.c.ListBuckets(ctx, in)
+		if err != nil {
+			return itgOutcome(err)
+		}
+		var names []string
+		for _, b := range out.Buckets {
+			if i := slices.Index(s.buckets, aws.ToString(b.Name)); i >= 0 {
+				names = append(names, strconv.Itoa(i))
+			} else {
+				names = append(names, "other")
+			}
+		}
+		return fmt.Sprintf("ok %v, prefix echoed %v, token %v", names, aws.ToString(out.Prefix) == aws.ToString(in.Prefix) && in.Prefix != nil, out.ContinuationToken != nil)
+	}
+	e.both(t, "list by prefix", "ok [0 1 2], prefix echoed true, token false", func(s *itgSide) string {
+		return list(s, &s3.ListBucketsInput{Prefix: aws.String(prefix(s))})
+	})
+	e.both(t, "list two by two", "ok [0 1], prefix echoed true, token true; then ok [2], prefix echoed true, token false", func(s *itgSide) string {
+		in := &s3.ListBucketsInput{Prefix: aws.String(prefix(s)), MaxBuckets: aws.Int32(2)}
+		first, err := s.c.ListBuckets(ctx, in)
+		if err != nil {
+			return itgOutcome(err)
+		}
+		out := list(s, in)
+		in.ContinuationToken = first.ContinuationToken
+		return out + "; then " + list(s, in)
+	})
+	for _, bad := range []int32{0, 10001} {
+		e.both(t, fmt.Sprintf("max-buckets %d", bad), "ERR 400 InvalidArgument", func(s *itgSide) string {
+			return list(s, &s3.ListBucketsInput{Prefix: aws.String(prefix(s)), MaxBuckets: aws.Int32(bad)})
+		})
+	}
+	e.deleteBuckets(t)
+}

@@ -57,6 +57,21 @@ type CredentialsFunc func(ctx context.Context, bucket string) (Credentials, erro
 // ErrNoSuchBucket for an unknown bucket. It must be safe for concurrent use.
 type EndpointFunc func(ctx context.Context, bucket string) (Endpoint, error)
 
+// ListedBucket is a bucket as ListBuckets (GET /) shows it.
+type ListedBucket struct {
+	Name         string
+	Region       string    // shown as BucketRegion and matched by the bucket-region parameter; "" for none
+	CreationDate time.Time // zero: the proxy's start
+}
+
+// BucketListFunc returns the buckets the hooks route (WithEndpoint,
+// WithCredentials) for ListBuckets, in any order; the client's token is given
+// so that a large deployment can return only the buckets of that client. The
+// proxy adds the static buckets, keeps those the authorizer allows the client,
+// and answers S3's prefix, bucket-region, max-buckets and continuation-token.
+// It must be safe for concurrent use.
+type BucketListFunc func(ctx context.Context, token string) ([]ListedBucket, error)
+
 // AuthorizeFunc reports whether the client identified by token may use bucket.
 // The token is the client's access key id: verified when client secrets are
 // configured (WithClientSecrets), taken on trust otherwise. It must be safe for
@@ -99,6 +114,7 @@ type config struct {
 	credentials     CredentialsFunc
 	endpoint        EndpointFunc
 	authorize       AuthorizeFunc
+	bucketList      BucketListFunc
 	secrets         SecretFunc
 	clientKeys      map[string]string // static client secrets: looked up, not a hook
 	authCacheTTL    time.Duration
@@ -169,6 +185,13 @@ func WithCredentials(f CredentialsFunc) Option {
 // buckets (WithBuckets) are served.
 func WithEndpoint(f EndpointFunc) Option {
 	return optionFunc(func(c *config) { c.endpoint = f })
+}
+
+// WithBucketList sets the hook that lists the buckets the hooks route, for
+// ListBuckets (GET /, aws s3 ls). By default ListBuckets shows the static
+// buckets (WithBuckets) only.
+func WithBucketList(f BucketListFunc) Option {
+	return optionFunc(func(c *config) { c.bucketList = f })
 }
 
 // WithAuthorizer sets the hook that decides whether a client token may use a

@@ -64,6 +64,7 @@ type Proxy struct {
 	janitor   *janitor
 
 	secretsGate *hookGate // the client secrets hook is called uncached
+	listGate    *hookGate // and so is the bucket list hook
 	started     time.Time
 
 	idPrefix  string
@@ -103,6 +104,7 @@ func New(opts ...Option) (*Proxy, error) {
 	p.iam = newIAMTokens(cfg, p.transport)
 	p.keys = newSigningKeys()
 	p.secretsGate = newHookGate(cfg.hookConcurrency)
+	p.listGate = newHookGate(cfg.hookConcurrency)
 	p.janitor = startJanitor(janitorInterval, p.resolver.sweep, p.auth.sweep, p.keys.sweep)
 	return p, nil
 }

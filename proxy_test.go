@@ -655,3 +655,75 @@ func TestLocationsNameTheProxy(t *testing.T) {
 		assert.Equal(t, "http://proxy.example"+c.mount+"/bucket/dir/k?versionId=1", w.Header().Get("Location"), c.name)
 	}
 }
+
+// ListBuckets merges the static buckets and the WithBucketList hook's, keeps
+// those the authorizer allows, and pages as S3 does.
+func TestListBucketsHookAndPaging(t *testing.T) {
+	up := newFakeUpstream(t)
+	var fail atomic.Bool
+	p := newProxy(t, up,
+		proxy.WithEndpoint(func(context.Context, string) (proxy.Endpoint, error) { return up.endpoint(), nil }),
+		proxy.WithCredentials(func(context.Context, string) (proxy.Credentials, error) {
+			return proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}, nil
+		}),
+		proxy.WithBucketList(func(_ context.Context, token string) ([]proxy.ListedBucket, error) {
+			if fail.Load() {
+				return nil, errors.New("directory down")
+			}
+			return []proxy.ListedBucket{
+				{Name: "beta-1", Region: "eu-de"}, {Name: "alpha-2", Region: "us-south"}, {Name: "alpha-1", Region: "eu-de"},
+				{Name: "denied-1"}, {Name: "Not_A_Bucket"}, {Name: "bucket", Region: "listed twice"},
+				{Name: "alpha-3", CreationDate: time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)},
+			}, nil
+		}),
+		proxy.WithAuthorizer(func(_ context.Context, token, bucket string) (bool, error) { return bucket != "denied-1", nil }),
+	)
+	type result struct {
+		Buckets []struct {
+			Name, CreationDate, BucketRegion string
+		} `xml:"Buckets>Bucket"`
+		ContinuationToken, Prefix string
+	}
+	list := func(query string) (result, *httptest.ResponseRecorder) {
+		r := httptest.NewRequest(http.MethodGet, "/"+query, nil)
+		clientSign(t, r, sha256Hex(nil))
+		w := serve(p, r)
+		var res result
+		if w.Code == 200 {
+			require.NoError(t, xml.Unmarshal(w.Body.Bytes(), &res))
+		}
+		return res, w
+	}
+	names := func(res result) (n []string) {
+		for _, b := range res.Buckets {
+			n = append(n, b.Name)
+		}
+		return n
+	}
+	res, _ := list("")
+	assert.Equal(t, []string{"alpha-1", "alpha-2", "alpha-3", "beta-1", "bucket"}, names(res), "sorted, denied and invalid names left out, static once")
+	assert.Empty(t, res.ContinuationToken)
+	assert.Equal(t, "2020-01-02T03:04:05.000Z", res.Buckets[2].CreationDate)
+	assert.Equal(t, "eu-de", res.Buckets[3].BucketRegion)
+
+	res, _ = list("?prefix=alpha&max-buckets=2")
+	assert.Equal(t, []string{"alpha-1", "alpha-2"}, names(res))
+	assert.Equal(t, "alpha", res.Prefix)
+	require.NotEmpty(t, res.ContinuationToken)
+	res, _ = list("?prefix=alpha&max-buckets=2&continuation-token=" + res.ContinuationToken)
+	assert.Equal(t, []string{"alpha-3"}, names(res))
+	assert.Empty(t, res.ContinuationToken)
+
+	res, _ = list("?bucket-region=eu-de")
+	assert.Equal(t, []string{"alpha-1", "beta-1", "bucket"}, names(res), "the static bucket's endpoint is in eu-de")
+
+	for _, bad := range []string{"?max-buckets=0", "?max-buckets=10001", "?max-buckets=x", "?continuation-token=%21%21"} {
+		_, w := list(bad)
+		assert.Equal(t, 400, w.Code, bad)
+		assert.Equal(t, "InvalidArgument", s3Code(w.Body.String()), bad)
+	}
+	fail.Store(true)
+	_, w := list("")
+	assert.Equal(t, 503, w.Code)
+	assert.Empty(t, up.requests(), "ListBuckets is the proxy's own answer")
+}
