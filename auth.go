@@ -30,6 +30,7 @@ const (
 type identity struct {
 	token       string       // the client's access key id: verified, or taken on trust in token mode
 	verified    bool         // the signature was verified (WithClientSecrets)
+	anonymous   bool         // no signature at all: forwarded without credentials where a bucket allows it
 	signed      []string     // the header names the client signed, lower case; nil in token mode
 	payloadHash string       // the client's x-amz-content-sha256 (UNSIGNED-PAYLOAD when it sent none)
 	chunks      *chunkSigner // what verified chunk signatures chain from; nil unless the body has signed chunks
@@ -76,14 +77,14 @@ func (p *Proxy) authenticate(r *http.Request) (identity, error) {
 	if err := p.checkRegion(sig); err != nil {
 		return identity{}, err
 	}
+	if sig == nil && v2key == "" {
+		return anonymous(r)
+	}
 	if !p.cfg.verifying() {
 		return tokenMode(r, sig, v2key)
 	}
 	if sig == nil {
-		if v2key != "" {
-			return identity{}, errInvalidRequest.withMessage("The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")
-		}
-		return identity{}, errAccessDenied
+		return identity{}, errInvalidRequest.withMessage("The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")
 	}
 	secret, err := p.clientSecret(r.Context(), sig.accessKeyID)
 	if err != nil {
@@ -142,6 +143,19 @@ func (p *Proxy) clientSecret(ctx context.Context, accessKeyID string) (string, e
 	return callGated(ctx, p.secretsGate, p.cfg.hookTimeout, "client secrets", func(ctx context.Context) (string, error) {
 		return p.cfg.secrets(ctx, accessKeyID)
 	})
+}
+
+// anonymous is the identity of a request without any signature: authorize
+// lets it through only to a bucket that takes anonymous requests.
+func anonymous(r *http.Request) (identity, error) {
+	id := identity{anonymous: true, payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
+	switch id.payloadHash {
+	case "":
+		id.payloadHash = unsignedPayload
+	case streamingSigned, streamingSignedTrailer:
+		return identity{}, errInvalidRequest.withMessage("Anonymous requests don't support this x-amz-content-sha256 value. Please use UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER.")
+	}
+	return id, nil
 }
 
 // tokenMode takes the client's access key id as its token, unverified.

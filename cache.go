@@ -233,9 +233,32 @@ func (r *resolver) sweep() {
 	}
 }
 
-// authorize asks the (cached) authorizer whether token may use bucket. Without
-// an authorizer every verified client may use every bucket.
-func (p *Proxy) authorize(ctx context.Context, token, bucket string) error {
+// authorize decides whether who may use bucket: an anonymous request where
+// the bucket takes them (Bucket.Anonymous, WithAnonymous), any other as the
+// authorizer says (authorizeToken).
+func (p *Proxy) authorize(ctx context.Context, who *identity, bucket string) error {
+	if !who.anonymous {
+		return p.authorizeToken(ctx, who.token, bucket)
+	}
+	if b, ok := p.cfg.buckets[bucket]; ok {
+		if b.Anonymous {
+			return nil
+		}
+		return errAnonymous
+	}
+	ok, err := p.auth.anonymousAllowed(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errAnonymous
+	}
+	return nil
+}
+
+// authorizeToken asks the (cached) authorizer whether token may use bucket.
+// Without an authorizer every verified client may use every bucket.
+func (p *Proxy) authorizeToken(ctx context.Context, token, bucket string) error {
 	if p.cfg.authorize == nil {
 		return nil
 	}
@@ -253,14 +276,17 @@ func (p *Proxy) authorize(ctx context.Context, token, bucket string) error {
 // UploadPartCopy and makes sure it lives on the same endpoint with the same
 // credentials as the destination dst: the upstream copies within one instance
 // only.
-func (p *Proxy) authorizeCopySource(ctx context.Context, token string, req s3Request, dst *target) error {
+func (p *Proxy) authorizeCopySource(ctx context.Context, who *identity, req s3Request, dst *target) error {
 	if req.copyErr != nil {
 		return req.copyErr
+	}
+	if req.copyBucket != "" && who.anonymous {
+		return errAnonymousCopy
 	}
 	if req.copyBucket == "" || req.copyBucket == dst.bucket {
 		return nil
 	}
-	if err := p.authorize(ctx, token, req.copyBucket); err != nil {
+	if err := p.authorizeToken(ctx, who.token, req.copyBucket); err != nil {
 		return err
 	}
 	src, err := p.resolver.resolve(ctx, req.copyBucket)
@@ -280,20 +306,43 @@ type authKey struct {
 	bucket string
 }
 
-// authCache caches the authorizer's answers, true and false alike.
+// authCache caches the authorizer's answers, true and false alike, and those
+// of the anonymous hook.
 type authCache struct {
 	f     AuthorizeFunc
 	cache *loadingCache[authKey, bool]
+	anonF AnonymousFunc
+	anon  *loadingCache[string, bool]
 }
 
 func newAuthCache(cfg *config) *authCache {
-	if cfg.authorize == nil {
-		return &authCache{}
+	a := &authCache{f: cfg.authorize, anonF: cfg.anonymous}
+	if cfg.authorize != nil {
+		a.cache = newLoadingCache[authKey, bool]("authorization", cfg.authCacheTTL, cfg.authCacheCap, cfg)
 	}
-	return &authCache{
-		f:     cfg.authorize,
-		cache: newLoadingCache[authKey, bool]("authorization", cfg.authCacheTTL, cfg.authCacheCap, cfg),
+	if cfg.anonymous != nil {
+		a.anon = newLoadingCache[string, bool]("anonymous", cfg.authCacheTTL, cfg.authCacheCap, cfg)
 	}
+	return a
+}
+
+// anonymousAllowed asks the (cached) anonymous hook whether bucket takes
+// anonymous requests; without the hook none does.
+func (a *authCache) anonymousAllowed(ctx context.Context, bucket string) (bool, error) {
+	if a.anon == nil {
+		return false, nil
+	}
+	if ok, hit := a.anon.lookup(bucket); hit {
+		return ok, nil
+	}
+	bucket = strings.Clone(bucket) // kept in the cache: not a slice of the request
+	ok, err := a.anon.load(ctx, bucket, bucket, func(ctx context.Context) (bool, error) {
+		return a.anonF(ctx, bucket)
+	})
+	if err != nil {
+		return false, hookError("anonymous", err)
+	}
+	return ok, nil
 }
 
 func (a *authCache) allowed(ctx context.Context, token, bucket string) (bool, error) {
@@ -314,6 +363,9 @@ func (a *authCache) allowed(ctx context.Context, token, bucket string) (bool, er
 func (a *authCache) sweep() {
 	if a.cache != nil {
 		a.cache.sweep()
+	}
+	if a.anon != nil {
+		a.anon.sweep()
 	}
 }
 

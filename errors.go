@@ -154,6 +154,8 @@ var (
 	errSlowDown              = s3Error(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 	errMalformedTrailer      = s3Error(http.StatusBadRequest, "MalformedTrailerError", "The request contained trailing data that was not well-formed or did not conform to our published schema.")
 	errAccessDenied          = ErrAccessDenied.(sentinel).err()
+	errAnonymous             = errAccessDenied.withMessage("Anonymous users cannot invoke this API. Please authenticate.")
+	errAnonymousCopy         = errAccessDenied.withMessage("Anonymous users cannot copy objects. Please authenticate.")
 	errNoSuchBucket          = ErrNoSuchBucket.(sentinel).err()
 )
 

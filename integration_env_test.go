@@ -63,6 +63,7 @@ type itgConfig struct {
 	tls       bool           // clients speak https: to the proxy, and to versitygw through a TLS-terminating pass-through
 	opts      []proxy.Option // more proxy options
 	hooks     bool           // route the buckets with WithEndpoint, WithCredentials and WithBucketList, not WithBuckets
+	anonymous bool           // the proxy's buckets take anonymous requests
 }
 
 // itgSide is one way to reach versitygw: directly or through the proxy.
@@ -102,7 +103,7 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 	ep := proxy.Endpoint{Host: vgwDomain, Port: v.Port, Scheme: "http", PathStyle: cfg.pathStyle}
 	var buckets []proxy.Bucket
 	for _, name := range e.proxy.buckets {
-		buckets = append(buckets, proxy.Bucket{Name: name, Endpoint: ep,
+		buckets = append(buckets, proxy.Bucket{Name: name, Endpoint: ep, Anonymous: cfg.anonymous,
 			Credentials: proxy.Credentials{AccessKeyID: vgwAccessKey, SecretAccessKey: vgwSecretKey}})
 	}
 	routing := []proxy.Option{proxy.WithBuckets(buckets...)}

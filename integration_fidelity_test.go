@@ -464,3 +464,44 @@ func TestIntegrationListBuckets(t *testing.T) {
 	}
 	e.deleteBuckets(t)
 }
+
+// TestIntegrationAnonymous: a bucket whose policy lets anyone read is read
+// through the proxy without credentials, as straight from versitygw; what the
+// policy does not allow is refused by versitygw itself, since the proxy
+// forwards anonymous requests without the bucket's credentials.
+func TestIntegrationAnonymous(t *testing.T) {
+	t.Parallel()
+	e := newItgEnv(t, itgConfig{anonymous: true})
+	ctx := t.Context()
+	e.createBuckets(t)
+	body := []byte("public bytes")
+	e.both(t, "put an object", "ok", func(s *itgSide) string { return itgPut(ctx, s.c, s.buckets[0], "pub.txt", body, nil) })
+	anon := func(s *itgSide, method, path string, payload []byte) string {
+		r, _ := http.NewRequestWithContext(ctx, method, s.base+path, bytes.NewReader(payload))
+		resp, err := s.hc.Do(r)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 200 {
+			return fmt.Sprintf("200 %q", b)
+		}
+		return fmt.Sprintf("%d %s", resp.StatusCode, s3Code(string(b)))
+	}
+	e.both(t, "anonymous GET before the policy", "403 AccessDenied", func(s *itgSide) string {
+		return anon(s, http.MethodGet, "/"+s.buckets[0]+"/pub.txt", nil)
+	})
+	e.both(t, "public-read policy", "ok", func(s *itgSide) string {
+		policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + s.buckets[0] + `/*"}]}`
+		_, err := s.c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &s.buckets[0], Policy: &policy})
+		return itgOutcome(err)
+	})
+	e.both(t, "anonymous GET", `200 "public bytes"`, func(s *itgSide) string { return anon(s, http.MethodGet, "/"+s.buckets[0]+"/pub.txt", nil) })
+	e.both(t, "anonymous PUT, which the policy does not allow", "403 AccessDenied", func(s *itgSide) string {
+		return anon(s, http.MethodPut, "/"+s.buckets[0]+"/new.txt", []byte("x"))
+	})
+	e.both(t, "anonymous ListBuckets", "403 AccessDenied", func(s *itgSide) string { return anon(s, http.MethodGet, "/", nil) })
+	e.both(t, "delete the object", "ok", func(s *itgSide) string { return itgDelete(ctx, s.c, s.buckets[0], "pub.txt") })
+	e.deleteBuckets(t)
+}

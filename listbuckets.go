@@ -23,6 +23,9 @@ func (p *Proxy) listBuckets(x *exchange) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return errMethodNotAllowed
 	}
+	if x.who.anonymous {
+		return errAnonymous
+	}
 	q, err := parseListBuckets(r)
 	if err != nil {
 		return err
@@ -37,7 +40,7 @@ func (p *Proxy) listBuckets(x *exchange) error {
 		if b.Name <= q.after || !strings.HasPrefix(b.Name, q.prefix) || q.region != "" && b.Region != q.region {
 			continue
 		}
-		if err := p.authorize(r.Context(), x.who.token, b.Name); err != nil {
+		if err := p.authorizeToken(r.Context(), x.who.token, b.Name); err != nil {
 			if errors.Is(err, ErrAccessDenied) {
 				continue
 			}

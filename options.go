@@ -47,6 +47,10 @@ type Bucket struct {
 	Name        string
 	Endpoint    Endpoint
 	Credentials Credentials
+	// Anonymous lets requests without any signature through to this bucket,
+	// forwarded WITHOUT the bucket's credentials: the upstream's own public
+	// access rules (bucket policy, ACL) decide. Off by default.
+	Anonymous bool
 }
 
 // CredentialsFunc returns the upstream credentials of a bucket. It returns (or
@@ -71,6 +75,12 @@ type ListedBucket struct {
 // and answers S3's prefix, bucket-region, max-buckets and continuation-token.
 // It must be safe for concurrent use.
 type BucketListFunc func(ctx context.Context, token string) ([]ListedBucket, error)
+
+// AnonymousFunc reports whether requests without any signature may go to a
+// hook-routed bucket, forwarded WITHOUT the bucket's credentials so that the
+// upstream's own public access rules decide. It must be safe for concurrent
+// use.
+type AnonymousFunc func(ctx context.Context, bucket string) (bool, error)
 
 // AuthorizeFunc reports whether the client identified by token may use bucket.
 // The token is the client's access key id: verified when client secrets are
@@ -115,6 +125,7 @@ type config struct {
 	endpoint        EndpointFunc
 	authorize       AuthorizeFunc
 	bucketList      BucketListFunc
+	anonymous       AnonymousFunc
 	secrets         SecretFunc
 	clientKeys      map[string]string // static client secrets: looked up, not a hook
 	authCacheTTL    time.Duration
@@ -192,6 +203,18 @@ func WithEndpoint(f EndpointFunc) Option {
 // buckets (WithBuckets) only.
 func WithBucketList(f BucketListFunc) Option {
 	return optionFunc(func(c *config) { c.bucketList = f })
+}
+
+// WithAnonymous sets the hook that says which hook-routed buckets take
+// anonymous requests (no signature at all); static buckets say so with
+// Bucket.Anonymous. Such a request is forwarded without the bucket's
+// credentials, so the upstream's own public access rules decide and nothing
+// is escalated; it cannot copy, and its body cannot be signed aws-chunked.
+// The answers are cached like the authorizer's (WithAuthCacheTTL). By
+// default anonymous requests are refused: 403 AccessDenied "Anonymous users
+// cannot invoke this API. Please authenticate."
+func WithAnonymous(f AnonymousFunc) Option {
+	return optionFunc(func(c *config) { c.anonymous = f })
 }
 
 // WithAuthorizer sets the hook that decides whether a client token may use a

@@ -215,13 +215,13 @@ func (p *Proxy) serve(x *exchange) error {
 	if req.bucket == "" {
 		return p.listBuckets(x)
 	}
-	if err := p.authorize(r.Context(), x.who.token, req.bucket); err != nil {
+	if err := p.authorize(r.Context(), &x.who, req.bucket); err != nil {
 		return err
 	}
 	if x.target, err = p.resolver.resolve(r.Context(), req.bucket); err != nil {
 		return err
 	}
-	if err := p.authorizeCopySource(r.Context(), x.who.token, req, x.target); err != nil {
+	if err := p.authorizeCopySource(r.Context(), &x.who, req, x.target); err != nil {
 		return err
 	}
 	if x.out, err = p.buildUpstream(r, req, &x.who, &x.body, x.target); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -726,4 +727,69 @@ func TestListBucketsHookAndPaging(t *testing.T) {
 	_, w := list("")
 	assert.Equal(t, 503, w.Code)
 	assert.Empty(t, up.requests(), "ListBuckets is the proxy's own answer")
+}
+
+// Anonymous requests (no signature at all) reach only the buckets that take
+// them, WITHOUT the bucket's credentials: the upstream decides.
+func TestAnonymousRequests(t *testing.T) {
+	up := newFakeUpstream(t)
+	static := func(name string, anonymous bool) proxy.Bucket {
+		return proxy.Bucket{Name: name, Endpoint: up.endpoint(), Anonymous: anonymous,
+			Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret, SessionToken: "upstream-session"}}
+	}
+	var hookCalls atomic.Int32
+	p, err := proxy.New(
+		proxy.WithBuckets(static("public", true), static("private", false)),
+		proxy.WithEndpoint(func(context.Context, string) (proxy.Endpoint, error) { return up.endpoint(), nil }),
+		proxy.WithCredentials(func(context.Context, string) (proxy.Credentials, error) {
+			return proxy.Credentials{APIKey: "never-used"}, nil
+		}),
+		proxy.WithAnonymous(func(_ context.Context, bucket string) (bool, error) {
+			hookCalls.Add(1)
+			return bucket == "open-hooked", nil
+		}),
+		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
+		proxy.WithTransport(up.transport()),
+		proxy.WithClock(func() time.Time { return fixedNow }),
+	)
+	require.NoError(t, err)
+	defer p.Close()
+	anon := func(method, target string, h http.Header) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, target, nil)
+		maps.Copy(r.Header, h)
+		return serve(p, r)
+	}
+	for _, target := range []string{"/public/k", "/open-hooked/k", "/open-hooked/k"} {
+		w := anon(http.MethodGet, target, nil)
+		require.Equal(t, 200, w.Code, target+": "+w.Body.String())
+		got := up.last(t)
+		assert.Empty(t, got.Header.Get("Authorization"), "no credentials go upstream")
+		assert.Empty(t, got.Header.Get("X-Amz-Security-Token"))
+		assert.Empty(t, got.Header.Get("X-Amz-Content-Sha256"), "none sent, none added")
+	}
+	assert.Equal(t, int32(1), hookCalls.Load(), "the hook's answer is cached")
+	forwarded := len(up.requests())
+	for _, c := range []struct {
+		name, method, target string
+		h                    http.Header
+		status               int
+		message              string
+	}{
+		{"private static bucket", http.MethodGet, "/private/k", nil, 403, "Anonymous users cannot invoke this API. Please authenticate."},
+		{"hook says no", http.MethodGet, "/closed-hooked/k", nil, 403, "Anonymous users cannot invoke this API. Please authenticate."},
+		{"ListBuckets", http.MethodGet, "/", nil, 403, "Anonymous users cannot invoke this API. Please authenticate."},
+		{"copy", http.MethodPut, "/public/k", http.Header{"X-Amz-Copy-Source": {"public/other"}}, 403, "Anonymous users cannot copy objects. Please authenticate."},
+		{"signed chunks without a signature", http.MethodPut, "/public/k", http.Header{"X-Amz-Content-Sha256": {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD"}}, 400, "Anonymous requests don't support this x-amz-content-sha256 value."},
+	} {
+		w := anon(c.method, c.target, c.h)
+		assert.Equal(t, c.status, w.Code, c.name)
+		assert.Contains(t, w.Body.String(), xmlEscape(c.message), c.name)
+	}
+	assert.Len(t, up.requests(), forwarded, "nothing forwarded")
+
+	// A signed request to the public bucket is signed for the upstream as ever.
+	r := httptest.NewRequest(http.MethodGet, "/public/k", nil)
+	clientSign(t, r, sha256Hex(nil))
+	require.Equal(t, 200, serve(p, r).Code)
+	assert.True(t, up.last(t).SigOK)
 }

@@ -30,15 +30,18 @@ func (p *Proxy) buildUpstream(r *http.Request, req s3Request, id *identity, b *c
 	u := upstreamURL(t, req.key)
 	u.RawQuery = upstreamQuery(r.URL.RawQuery)
 	bearer := t.creds.APIKey != ""
-	f, err := p.frame(b, bearer)
+	f, err := p.frame(b, bearer || id.anonymous)
 	if err != nil {
 		return upstream{}, err
 	}
 	h := upstreamHeaders(r, req, id, b, f, t)
 	var chain *chunkChain
-	if bearer {
+	switch {
+	case id.anonymous:
+		signNothing(h, f, r.Header.Get("X-Amz-Content-Sha256") != "")
+	case bearer:
 		err = p.signBearer(r.Context(), h, t, f)
-	} else {
+	default:
 		chain, err = p.signHMAC(r.Context(), r.Method, u, h, f, t)
 	}
 	if err != nil {
@@ -57,6 +60,15 @@ func (p *Proxy) buildUpstream(r *http.Request, req s3Request, id *identity, b *c
 	return out, nil
 }
 
+// signNothing leaves an anonymous request without credentials: the upstream's
+// public access rules decide. A payload hash the client sent goes on, so the
+// upstream checks it; a body framed again declares its payload method.
+func signNothing(h http.Header, f framing, clientHash bool) {
+	if clientHash || f.reframe {
+		h.Set("X-Amz-Content-Sha256", f.payloadHash)
+	}
+}
+
 // framing is how a client body goes upstream: as received (verified as it
 // streams), or decoded from aws-chunked and framed again by a chunkEncoder.
 type framing struct {
@@ -70,15 +82,15 @@ type framing struct {
 // frame decides how b goes upstream. An aws-chunked body is framed again when
 // it carried a checksum trailer (which the upstream then stores, as it would
 // from the client) or signed chunks (signed again for the upstream's keys; a
-// bearer upstream has no key, so it gets the plain body). Either way the
+// request signed with no key, bearer or anonymous, sends the plain body). Either way the
 // upstream itself can tell a cut body from a complete one. Signed chunks keep
 // the client's chunk size where they can, so that each is hashed once.
-func (p *Proxy) frame(b *clientBody, bearer bool) (framing, error) {
+func (p *Proxy) frame(b *clientBody, keyless bool) (framing, error) {
 	f := framing{body: b.body, length: b.length, payloadHash: b.payloadHash}
-	if p.cfg.upstreamHashes && !bearer && b.unchecked != nil {
+	if p.cfg.upstreamHashes && !keyless && b.unchecked != nil {
 		f.body = b.unchecked // the upstream signature carries the client's hash: the upstream checks it
 	}
-	if b.chunked != nil && (b.trailer != "" || b.signedChunks && !bearer) {
+	if b.chunked != nil && (b.trailer != "" || b.signedChunks && !keyless) {
 		f.body, f.reframe, f.chunk = nil, true, upstreamChunkSize
 		f.payloadHash = streamingUnsigned
 		if b.trailer == "" {
