@@ -69,22 +69,23 @@ func compareLower(lower, name string) int {
 // authenticate identifies the client. With client secrets configured it
 // verifies the SigV4 signature (header or presigned URL), which covers the
 // payload hash; in token mode it only reads the access key id.
-func (p *Proxy) authenticate(r *http.Request) (identity, error) {
-	sig, v2key, err := parseAuth(r)
+func (p *Proxy) authenticate(r *http.Request, req *s3Request) (identity, error) {
+	sig, sig2, err := parseAuth(r)
 	if err != nil {
 		return identity{}, err
 	}
 	if err := p.checkRegion(sig); err != nil {
 		return identity{}, err
 	}
-	if sig == nil && v2key == "" {
+	switch {
+	case sig == nil && sig2 == nil:
 		return anonymous(r)
-	}
-	if !p.cfg.verifying() {
-		return tokenMode(r, sig, v2key)
-	}
-	if sig == nil {
+	case !p.cfg.verifying():
+		return tokenMode(r, sig, sig2)
+	case sig2 != nil && !p.cfg.sigV2:
 		return identity{}, errInvalidRequest.withMessage("The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")
+	case sig2 != nil:
+		return p.authenticateV2(r, sig2, req)
 	}
 	secret, err := p.clientSecret(r.Context(), sig.accessKeyID)
 	if err != nil {
@@ -145,6 +146,37 @@ func (p *Proxy) clientSecret(ctx context.Context, accessKeyID string) (string, e
 	})
 }
 
+// authenticateV2 verifies a SigV2 signature (WithSigV2). Every x-amz-* header
+// is signed in SigV2; the body is not, unless an x-amz-content-sha256 the
+// signature covers says what it is.
+func (p *Proxy) authenticateV2(r *http.Request, sig *sigV2, req *s3Request) (identity, error) {
+	secret, err := p.clientSecret(r.Context(), sig.accessKeyID)
+	if err != nil {
+		return identity{}, err
+	}
+	vhost := ""
+	if req.vhost {
+		vhost = req.bucket
+	}
+	if err := p.verifySigV2(r, sig, secret, vhost); err != nil {
+		return identity{}, err
+	}
+	id := identity{token: sig.accessKeyID, verified: true, payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
+	switch id.payloadHash {
+	case "":
+		id.payloadHash = unsignedPayload
+	case streamingSigned, streamingSignedTrailer:
+		return identity{}, errInvalidRequest.withMessage("Signed aws-chunked bodies need AWS Signature Version 4.")
+	}
+	for name := range r.Header {
+		if strings.HasPrefix(name, "X-Amz-") {
+			id.signed = append(id.signed, strings.ToLower(name))
+		}
+	}
+	slices.Sort(id.signed)
+	return id, nil
+}
+
 // anonymous is the identity of a request without any signature: authorize
 // lets it through only to a bucket that takes anonymous requests.
 func anonymous(r *http.Request) (identity, error) {
@@ -159,10 +191,12 @@ func anonymous(r *http.Request) (identity, error) {
 }
 
 // tokenMode takes the client's access key id as its token, unverified.
-func tokenMode(r *http.Request, sig *sigV4, v2key string) (identity, error) {
-	id := identity{token: v2key, payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
+func tokenMode(r *http.Request, sig *sigV4, sig2 *sigV2) (identity, error) {
+	id := identity{payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
 	if sig != nil {
 		id.token = sig.accessKeyID
+	} else {
+		id.token = sig2.accessKeyID
 	}
 	if id.token == "" {
 		return identity{}, errAccessDenied
@@ -223,8 +257,8 @@ func accessDenied(msg string) error {
 }
 
 // parseAuth finds how the request is signed: a SigV4 signature (header or
-// query), or the access key id of a SigV2 one, or neither (anonymous).
-func parseAuth(r *http.Request) (*sigV4, string, error) {
+// query), a SigV2 one, or neither (anonymous).
+func parseAuth(r *http.Request) (*sigV4, *sigV2, error) {
 	auth := r.Header.Get("Authorization")
 	var q url.Values
 	if r.URL.RawQuery != "" {
@@ -233,43 +267,41 @@ func parseAuth(r *http.Request) (*sigV4, string, error) {
 	presignV4 := q.Has("X-Amz-Algorithm") || q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential")
 	presignV2 := q.Has("AWSAccessKeyId") && q.Has("Signature")
 	if auth != "" && (presignV4 || presignV2) {
-		return nil, "", errInvalidArgument.withMessage("Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified.")
+		return nil, nil, errInvalidArgument.withMessage("Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified.")
 	}
 	switch {
 	case strings.HasPrefix(auth, algorithmV4+" "):
 		sig, err := parseAuthHeader(auth)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, err
 		}
 		sig.amzDate = r.Header.Get("X-Amz-Date")
 		if sig.amzDate == "" {
 			d, err := http.ParseTime(r.Header.Get("Date"))
 			if err != nil {
-				return nil, "", accessDenied("AWS authentication requires a valid Date or x-amz-date header.")
+				return nil, nil, accessDenied("AWS authentication requires a valid Date or x-amz-date header.")
 			}
 			sig.amzDate = d.UTC().Format(amzDateFormat)
 		}
 		if len(sig.amzDate) < 8 || sig.amzDate[:8] != sig.date {
-			return nil, "", headerAuth.malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
+			return nil, nil, headerAuth.malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
 		}
-		return sig, "", nil
+		return sig, nil, nil
 	case strings.HasPrefix(auth, algorithmV4A+" "):
-		return nil, "", errNotImplemented.withMessage("AWS Signature Version 4A (AWS4-ECDSA-P256-SHA256) is not supported; sign with AWS4-HMAC-SHA256.")
+		return nil, nil, errNotImplemented.withMessage("AWS Signature Version 4A (AWS4-ECDSA-P256-SHA256) is not supported; sign with AWS4-HMAC-SHA256.")
 	case strings.HasPrefix(auth, "AWS "):
-		id, _, ok := strings.Cut(strings.TrimPrefix(auth, "AWS "), ":")
-		if !ok || id == "" {
-			return nil, "", headerAuth.malformed("the authorization header is not of the form AWS <access key id>:<signature>.")
-		}
-		return nil, id, nil
+		sig2, err := parseSigV2Header(auth)
+		return nil, sig2, err
 	case auth != "":
-		return nil, "", errInvalidArgument.withMessage("Unsupported Authorization Type.")
+		return nil, nil, errInvalidArgument.withMessage("Unsupported Authorization Type.")
 	case presignV4:
 		sig, err := parsePresign(q)
-		return sig, "", err
+		return sig, nil, err
 	case presignV2:
-		return nil, q.Get("AWSAccessKeyId"), nil
+		sig2, err := parseSigV2Query(q)
+		return nil, sig2, err
 	}
-	return nil, "", nil
+	return nil, nil, nil
 }
 
 // authForm is where a SigV4 signature came from: the Authorization header or

@@ -126,7 +126,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	r := benchSignedGET(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.authenticate(r); err != nil {
+		if _, err := p.authenticate(r, &s3Request{bucket: "bucket", key: "k"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -141,7 +141,7 @@ func BenchmarkBuildUpstream(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	id, err := p.authenticate(r)
+	id, err := p.authenticate(r, &req)
 	if err != nil {
 		b.Fatal(err)
 	}

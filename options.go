@@ -145,6 +145,7 @@ type config struct {
 	pathPrefix      string
 	maxSkew         time.Duration
 	regions         []string // the regions signatures may be scoped to; none: any
+	sigV2           bool     // verify AWS Signature Version 2 (WithSigV2)
 	upstreamHashes  bool     // HMAC upstreams check hex payload hashes themselves
 	errs            []error
 }
@@ -382,6 +383,21 @@ func WithObserver(o Observer) Option {
 // proxy's clock. By default, DefaultMaxClockSkew (15 minutes), as S3.
 func WithMaxClockSkew(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxSkew = d })
+}
+
+// WithSigV2 makes the proxy verify AWS Signature Version 2 as well, in the
+// Authorization header ("AWS <key>:<signature>") and in presigned URLs
+// (AWSAccessKeyId, Expires, Signature), with the same client secrets and S3's
+// SigV2 string to sign (Content-MD5, Content-Type, date, every x-amz-* header,
+// the path and its sub-resources). It is what aws-cli v1's `s3 presign`,
+// s3cmd (signurl, signature_v2), boto2 and old Hadoop connectors send. The
+// request then goes upstream signed with SigV4 or a bearer token as any other.
+// SigV2 signs no body hash (a body is only as safe as its Content-MD5) and
+// HMAC-SHA1; a SigV2 presigned URL may expire at most seven days ahead. By
+// default SigV2 is refused with S3's InvalidRequest "The authorization
+// mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+func WithSigV2(on bool) Option {
+	return optionFunc(func(c *config) { c.sigV2 = on })
 }
 
 // WithRegions names the regions the proxy answers for: a signature scoped to

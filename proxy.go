@@ -206,7 +206,7 @@ func (p *Proxy) serve(x *exchange) error {
 		return err
 	}
 	x.req, x.parsed = req, true
-	if x.who, err = p.authenticate(r); err != nil {
+	if x.who, err = p.authenticate(r, &x.req); err != nil {
 		return err
 	}
 	if x.body, err = openBody(r, &x.who); err != nil {

@@ -40,19 +40,28 @@ func boto3Client(id, python, version string) *clientSpec {
 	}}
 }
 
+// boto3SigV2Client is boto3 signing every request and presigned URL with
+// AWS Signature Version 2 (signature_version "s3").
+func boto3SigV2Client(python, version string) *clientSpec {
+	return &clientSpec{id: "boto3-sigv2", name: "boto3 " + version + " (SigV2)", open: func(_ *testing.T, tg target, work string) (ops, error) {
+		return startBoto3(python, tg, work, "OSP_SIGNATURE_VERSION=s3")
+	}}
+}
+
 // scriptDir is this package's directory, where testdata lives.
 func scriptDir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(file)
 }
 
-func startBoto3(python string, tg target, work string) (*boto3Ops, error) {
+func startBoto3(python string, tg target, work string, env ...string) (*boto3Ops, error) {
 	b := &boto3Ops{lines: make(chan string), quit: make(chan struct{}), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(python, "-u", filepath.Join(scriptDir(), "testdata", "boto3_ops.py"))
 	b.cmd.Dir = work
 	b.cmd.Env = clientEnv("OSP_ENDPOINT="+tg.url, "AWS_ACCESS_KEY_ID="+tg.key, "AWS_SECRET_ACCESS_KEY="+tg.secret,
 		"AWS_DEFAULT_REGION="+region, "AWS_CONFIG_FILE="+filepath.Join(work, "no-config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(work, "no-credentials"))
+	b.cmd.Env = append(b.cmd.Env, env...)
 	b.cmd.Stderr = b.stderr
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{}
 	vgwtest.KillWithParent(b.cmd.SysProcAttr)

@@ -21,8 +21,16 @@ type s3cmdCLI struct {
 	cfg string
 }
 
-func s3cmdClient(bin, version string) *clientSpec {
-	return &clientSpec{id: "s3cmd", name: "s3cmd " + version, open: func(_ *testing.T, tg target, work string) (ops, error) {
+func s3cmdClient(bin, version string) *clientSpec { return s3cmdClientSigned(bin, version, false) }
+
+// s3cmdClientSigned is s3cmdClient signing with AWS Signature Version 2 when
+// v2 (signature_v2 = True); s3cmd's signurl signs with SigV2 either way.
+func s3cmdClientSigned(bin, version string, v2 bool) *clientSpec {
+	id, name := "s3cmd", "s3cmd "+version
+	if v2 {
+		id, name = "s3cmd-sigv2", name+" (SigV2)"
+	}
+	return &clientSpec{id: id, name: name, open: func(_ *testing.T, tg target, work string) (ops, error) {
 		cfg := filepath.Join(work, "s3cfg")
 		conf := fmt.Sprintf(`[default]
 access_key = %s
@@ -34,10 +42,10 @@ check_ssl_certificate = False
 check_ssl_hostname = False
 signurl_use_https = %s
 bucket_location = us-east-1
-signature_v2 = False
+signature_v2 = %s
 max_retries = 0
 progress_meter = False
-`, tg.key, tg.secret, tg.hostPort(), tg.hostPort(), pyBool(tg.https()), pyBool(tg.https()))
+`, tg.key, tg.secret, tg.hostPort(), tg.hostPort(), pyBool(tg.https()), pyBool(tg.https()), pyBool(v2))
 		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 			return nil, err
 		}

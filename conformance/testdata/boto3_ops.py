@@ -24,7 +24,8 @@ client = boto3.client(
     endpoint_url=os.environ["OSP_ENDPOINT"],
     verify=False,
     config=Config(
-        signature_version="s3v4",
+        # "s3" is AWS Signature Version 2, as boto2-era programs sign.
+        signature_version=os.environ.get("OSP_SIGNATURE_VERSION", "s3v4"),
         s3={"addressing_style": "path"},
         retries={"max_attempts": 1, "mode": "standard"},
         connect_timeout=10,
