@@ -68,9 +68,11 @@ type logConfig struct {
 }
 
 type clientsConfig struct {
-	Mode   setting[string]   `yaml:"mode"`
-	Keys   []clientKey       `yaml:"keys"`
-	Tokens []setting[string] `yaml:"tokens"`
+	Mode    setting[string]   `yaml:"mode"`
+	Keys    []clientKey       `yaml:"keys"`
+	Tokens  []setting[string] `yaml:"tokens"`
+	SigV2   setting[bool]     `yaml:"sigv2"`
+	Regions []setting[string] `yaml:"regions"`
 }
 
 type clientKey struct {
@@ -90,6 +92,7 @@ type bucketConfig struct {
 	APIKey            setting[string]   `yaml:"api_key"`
 	ServiceInstanceID setting[string]   `yaml:"service_instance_id"`
 	Allow             []setting[string] `yaml:"allow"`
+	Anonymous         setting[bool]     `yaml:"anonymous"`
 }
 
 type cacheConfig struct {
@@ -558,7 +561,8 @@ func checkBucket(b proxy.Bucket) error {
 
 func (b bucketConfig) proxyBucket() proxy.Bucket {
 	return proxy.Bucket{
-		Name: b.Name.Value,
+		Name:      b.Name.Value,
+		Anonymous: b.Anonymous.Value,
 		Endpoint: proxy.Endpoint{
 			Host:      b.Host.Value,
 			Port:      b.Port.Value,
@@ -657,6 +661,14 @@ func (c *config) proxyOptions() []proxy.Option {
 		proxy.WithIAMTimeout(c.IAM.Timeout.Value),
 		proxy.WithResponseHeaderTimeout(c.Upstream.ResponseHeaderTimeout.Value),
 		proxy.WithUpstreamPayloadCheck(c.Upstream.PayloadCheck.Value),
+		proxy.WithSigV2(c.Clients.SigV2.Value),
+	}
+	if len(c.Clients.Regions) > 0 {
+		regions := make([]string, len(c.Clients.Regions))
+		for i, r := range c.Clients.Regions {
+			regions[i] = r.Value
+		}
+		opts = append(opts, proxy.WithRegions(regions...))
 	}
 	if len(c.VHosts) > 0 {
 		domains := make([]string, len(c.VHosts))

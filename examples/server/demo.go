@@ -54,6 +54,7 @@ func demoOptions(port int) []proxy.Option {
 			Credentials: proxy.Credentials{AccessKeyID: fakeS3KeyID, SecretAccessKey: fakeS3Secret},
 		}),
 		proxy.WithClientKeys(map[string]string{demoKeyID: demoSecret}),
+		proxy.WithSigV2(true), // aws-cli v1's `aws s3 presign` signs with SigV2
 	}
 }
 

@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -360,4 +365,28 @@ func randomBytes(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The demo takes the SigV2 presigned URLs of aws-cli v1's `aws s3 presign`,
+// a newcomer's first try.
+func TestDemoSigV2Presign(t *testing.T) {
+	addr := startTestDemo(t)
+	c := newClient(addr, demoKeyID, demoSecret)
+	body := []byte("shared by a link\n")
+	if _, err := c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(demoBucket), Key: aws.String("link.txt"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	expires := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	m := hmac.New(sha1.New, []byte(demoSecret))
+	m.Write([]byte("GET\n\n\n" + expires + "\n/" + demoBucket + "/link.txt"))
+	q := url.Values{"AWSAccessKeyId": {demoKeyID}, "Expires": {expires}, "Signature": {base64.StdEncoding.EncodeToString(m.Sum(nil))}}
+	resp, err := http.Get("http://" + addr + "/" + demoBucket + "/link.txt?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) {
+		t.Errorf("SigV2 presigned GET: %s %q", resp.Status, got)
+	}
 }
