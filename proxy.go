@@ -16,17 +16,20 @@
 //
 //  1. parseRequest (request.go): the bucket and key, from the raw path.
 //  2. authenticate (auth.go): who sent it; the SigV4 canonical request and
-//     signing keys are in sigv4.go.
+//     signing keys are in sigv4.go, SigV2 (WithSigV2) in sigv2.go.
 //  3. openBody (body.go): the body to forward, verified as it streams; an
 //     aws-chunked body is decoded by chunked.go.
-//  4. authorize (cache.go): the caller's authorizer, cached; every hook is
+//     (ListBuckets is answered here, by listbuckets.go.)
+//  4. authorize (cache.go): the caller's authorizer (for an anonymous
+//     request, whether the bucket takes them), cached; every hook is
 //     called through callHook (hooks.go).
 //  5. resolve (cache.go): the bucket's endpoint and credentials.
 //  6. buildUpstream (rewrite.go): URL, headers and body framing (chunkenc.go)
 //     of the upstream request, signed with HMAC keys (sigv4.go) or an IAM
 //     bearer token (iam.go).
 //  7. forward (forward.go): the hand-off to httputil.ReverseProxy, which
-//     streams both ways.
+//     streams both ways; the upstream's Locations are rewritten to name the
+//     proxy (location.go).
 //
 // A failing step returns an error that fail (errors.go) answers as S3 does;
 // observe.go measures the exchange for an Observer.
