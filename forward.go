@@ -64,6 +64,13 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 	if x.upstreamID == "" {
 		resp.Header.Set("X-Amz-Request-Id", x.id)
 	}
+	if x.p.cfg.cors != nil { // the proxy's policy speaks (corsHeaders), not the upstream's
+		for name := range resp.Header {
+			if strings.HasPrefix(name, "Access-Control-") {
+				delete(resp.Header, name)
+			}
+		}
+	}
 	if resp.StatusCode >= 400 && x.in.Method != http.MethodHead {
 		if err := scrubErrorBody(resp); err != nil {
 			return nil, err

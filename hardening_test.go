@@ -249,7 +249,7 @@ func sortedCopy(s []string) []string {
 func TestOnlyS3Methods(t *testing.T) {
 	up := newFakeUpstream(t)
 	p := newProxy(t, up)
-	for _, m := range []string{"TRACE", "TRACK", "PROPFIND", "CONNECT", "PATCH", "get", "Put", "OPTIONS"} {
+	for _, m := range []string{"TRACE", "TRACK", "PROPFIND", "CONNECT", "PATCH", "get", "Put", "options"} {
 		r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
 		r.Method = m
 		clientSign(t, r, sha256Hex(nil))

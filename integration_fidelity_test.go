@@ -505,3 +505,45 @@ func TestIntegrationAnonymous(t *testing.T) {
 	e.both(t, "delete the object", "ok", func(s *itgSide) string { return itgDelete(ctx, s.c, s.buckets[0], "pub.txt") })
 	e.deleteBuckets(t)
 }
+
+// TestIntegrationCORSPreflight: with the bucket's own CORS configuration,
+// a preflight through the proxy (forwarded without credentials) gets
+// versitygw's own answer: allowed, refused for another origin, refused for a
+// bucket without CORS.
+func TestIntegrationCORSPreflight(t *testing.T) {
+	t.Parallel()
+	e := newItgEnv(t, itgConfig{buckets: 2})
+	ctx := t.Context()
+	e.createBuckets(t)
+	e.both(t, "put bucket CORS", "ok", func(s *itgSide) string {
+		_, err := s.c.PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: &s.buckets[0], CORSConfiguration: &types.CORSConfiguration{
+			CORSRules: []types.CORSRule{{AllowedOrigins: []string{"https://app.example"}, AllowedMethods: []string{"GET", "PUT"},
+				AllowedHeaders: []string{"content-type"}, MaxAgeSeconds: aws.Int32(600)}},
+		}})
+		return itgOutcome(err)
+	})
+	preflight := func(s *itgSide, bucket, origin, method string) string {
+		r, _ := http.NewRequestWithContext(ctx, http.MethodOptions, s.base+"/"+bucket+"/k", nil)
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Access-Control-Request-Method", method)
+		r.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := s.hc.Do(r)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s allow-origin=%q allow-methods=%q", resp.StatusCode, s3Code(string(b)),
+			resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Access-Control-Allow-Methods"))
+	}
+	e.both(t, "allowed preflight", `200  allow-origin="https://app.example" allow-methods="GET, PUT"`, func(s *itgSide) string {
+		return preflight(s, s.buckets[0], "https://app.example", "PUT")
+	})
+	e.both(t, "another origin", `403 AccessForbidden allow-origin="" allow-methods=""`, func(s *itgSide) string {
+		return preflight(s, s.buckets[0], "https://evil.example", "PUT")
+	})
+	e.both(t, "a bucket without CORS", `403 AccessForbidden allow-origin="" allow-methods=""`, func(s *itgSide) string {
+		return preflight(s, s.buckets[1], "https://app.example", "GET")
+	})
+	e.deleteBuckets(t)
+}

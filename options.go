@@ -146,6 +146,7 @@ type config struct {
 	maxSkew         time.Duration
 	regions         []string // the regions signatures may be scoped to; none: any
 	sigV2           bool     // verify AWS Signature Version 2 (WithSigV2)
+	cors            []CORSRule
 	upstreamHashes  bool     // HMAC upstreams check hex payload hashes themselves
 	errs            []error
 }
@@ -385,6 +386,20 @@ func WithMaxClockSkew(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxSkew = d })
 }
 
+// WithCORS gives the proxy a CORS policy of its own, for upstreams that have
+// none or should not be consulted: preflights (OPTIONS) for the buckets the
+// proxy routes are answered from rules (the first that allows the origin, the
+// method and every requested header; else 403 AccessForbidden, as S3), and
+// every cross-origin answer (the upstream's, or the proxy's own error) carries
+// the matching Access-Control-Allow-Origin and Access-Control-Expose-Headers,
+// the upstream's own Access-Control-* headers dropped. By default preflights
+// for routed buckets are forwarded to the upstream without credentials and
+// its answer (from the bucket's own CORS configuration) is relayed, as are its
+// Access-Control-* headers on actual requests.
+func WithCORS(rules ...CORSRule) Option {
+	return optionFunc(func(c *config) { c.cors = append(c.cors, rules...) })
+}
+
 // WithSigV2 makes the proxy verify AWS Signature Version 2 as well, in the
 // Authorization header ("AWS <key>:<signature>") and in presigned URLs
 // (AWSAccessKeyId, Expires, Signature), with the same client secrets and S3's
@@ -462,6 +477,9 @@ func (c *config) validate() error {
 		if d == "" || strings.ContainsAny(d, "/:@ ") {
 			errs = append(errs, fmt.Errorf("virtual host domain %q is not a host name", d))
 		}
+	}
+	if err := validateCORS(c.cors); err != nil {
+		errs = append(errs, err)
 	}
 	for _, r := range c.regions {
 		if !validScopePart(r, maxRegion, isRegionByte) {

@@ -209,6 +209,10 @@ func (p *Proxy) serve(x *exchange) error {
 		return err
 	}
 	x.req, x.parsed = req, true
+	if r.Method == http.MethodOptions {
+		return p.preflight(x) // carries no credentials; cors.go
+	}
+	p.corsHeaders(x)
 	if x.who, err = p.authenticate(r, &x.req); err != nil {
 		return err
 	}

@@ -42,11 +42,11 @@ type s3Request struct {
 // segment of the path (path style). The path is split on its raw, escaped form,
 // so an encoded slash can never move a request into another bucket.
 //
-// Only S3's methods are served (GET, HEAD, PUT, POST, DELETE): anything else
-// is 405 MethodNotAllowed. A request head past the bounds above is refused.
+// Only S3's methods are served (GET, HEAD, PUT, POST, DELETE, and OPTIONS for
+// CORS preflights): anything else is 405 MethodNotAllowed. A request head past the bounds above is refused.
 func parseRequest(r *http.Request, c *config) (s3Request, error) {
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions:
 	default:
 		return s3Request{}, errMethodNotAllowed
 	}

@@ -222,7 +222,8 @@ func forwardedHeader(canonicalName string) bool {
 	switch canonicalName {
 	case "Content-Type", "Content-Md5", "Content-Encoding", "Content-Language",
 		"Content-Disposition", "Cache-Control", "Expires", "Range",
-		"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since":
+		"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+		"Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers":
 		return true
 	case "X-Amz-Date", "X-Amz-Content-Sha256", "X-Amz-Security-Token",
 		"X-Amz-Decoded-Content-Length", "X-Amz-Trailer", "X-Amz-User-Agent":
