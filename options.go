@@ -147,7 +147,7 @@ type config struct {
 	regions         []string // the regions signatures may be scoped to; none: any
 	sigV2           bool     // verify AWS Signature Version 2 (WithSigV2)
 	cors            []CORSRule
-	upstreamHashes  bool     // HMAC upstreams check hex payload hashes themselves
+	upstreamHashes  bool // HMAC upstreams check hex payload hashes themselves
 	errs            []error
 }
 
