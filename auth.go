@@ -236,21 +236,38 @@ func (p *Proxy) checkTime(sig *sigV4) error {
 			return accessDenied("Request is not valid yet")
 		}
 		if expires := t.Add(sig.expires); now.After(expires) {
-			return errAccessDenied.withMessage("Request has expired").
-				withField("X-Amz-Expires", strconv.Itoa(int(sig.expires/time.Second))).
-				withField("Expires", expires.Format("2006-01-02T15:04:05Z")).
-				withField("ServerTime", now.Format("2006-01-02T15:04:05Z"))
+			return expired(strconv.Itoa(int(sig.expires/time.Second)), expires, now)
 		}
 		return nil
 	}
+	return p.checkSkew(t, sig.amzDate, now)
+}
+
+// checkSkew refuses a header-signed request whose time t (as the client wrote
+// it: sent) is further from now than the allowed skew, with the fields SDKs
+// use to correct their clocks.
+func (p *Proxy) checkSkew(t time.Time, sent string, now time.Time) error {
 	if d := now.Sub(t); d > p.cfg.maxSkew || -d > p.cfg.maxSkew {
 		return errTimeTooSkewed.
-			withField("RequestTime", sig.amzDate).
-			withField("ServerTime", now.Format("2006-01-02T15:04:05Z")).
+			withField("RequestTime", sent).
+			withField("ServerTime", now.Format(iso8601)).
 			withField("MaxAllowedSkewMilliseconds", strconv.FormatInt(p.cfg.maxSkew.Milliseconds(), 10))
 	}
 	return nil
 }
+
+// expired is S3's answer to a presigned URL used after expires; a SigV4 URL
+// names its X-Amz-Expires too (xAmzExpires; "" for SigV2).
+func expired(xAmzExpires string, expires, now time.Time) *Error {
+	e := errAccessDenied.withMessage("Request has expired")
+	if xAmzExpires != "" {
+		e = e.withField("X-Amz-Expires", xAmzExpires)
+	}
+	return e.withField("Expires", expires.UTC().Format(iso8601)).withField("ServerTime", now.Format(iso8601))
+}
+
+// iso8601 is how S3 writes times in error bodies.
+const iso8601 = "2006-01-02T15:04:05Z"
 
 func accessDenied(msg string) error {
 	return errAccessDenied.withMessage(msg)

@@ -200,15 +200,17 @@ func copySource(r *http.Request) (string, error) {
 
 // queryNameIs reports whether the raw (encoded) name of a query parameter is
 // name, ignoring case.
-func queryNameIs(raw, name string) bool {
-	if strings.EqualFold(raw, name) {
-		return true
+func queryNameIs(raw, name string) bool { return strings.EqualFold(queryName(raw), name) }
+
+// queryName decodes the raw name of a query parameter; one that does not
+// decode is taken as it is.
+func queryName(raw string) string {
+	if strings.ContainsAny(raw, "%+") {
+		if dec, err := url.QueryUnescape(raw); err == nil {
+			return dec
+		}
 	}
-	if !strings.Contains(raw, "%") && !strings.Contains(raw, "+") {
-		return false
-	}
-	dec, err := url.QueryUnescape(raw)
-	return err == nil && strings.EqualFold(dec, name)
+	return raw
 }
 
 // copySourceBucket returns the bucket named by a copy source as S3 parses it:

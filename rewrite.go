@@ -260,12 +260,7 @@ var presignParams = [...]string{
 // isPresignParam reports whether the raw (encoded) name of a query parameter
 // is one of presignParams, ignoring case.
 func isPresignParam(rawName string) bool {
-	name := rawName
-	if strings.ContainsAny(rawName, "%+") {
-		if dec, err := url.QueryUnescape(rawName); err == nil {
-			name = dec
-		}
-	}
+	name := queryName(rawName)
 	for _, p := range presignParams {
 		if strings.EqualFold(name, p) {
 			return true

@@ -65,9 +65,7 @@ func (p *Proxy) verifySigV2(r *http.Request, sig *sigV2, secret string, vhostBuc
 		}
 		at := time.Unix(exp, 0)
 		if now.After(at) {
-			return errAccessDenied.withMessage("Request has expired").
-				withField("Expires", at.UTC().Format("2006-01-02T15:04:05Z")).
-				withField("ServerTime", now.Format("2006-01-02T15:04:05Z"))
+			return expired("", at, now)
 		}
 		if at.Sub(now) > maxSigV2Expires+p.cfg.maxSkew {
 			return errAccessDenied.withMessage("Expires must be at most seven days from now.")
@@ -83,11 +81,8 @@ func (p *Proxy) verifySigV2(r *http.Request, sig *sigV2, secret string, vhostBuc
 		if err != nil {
 			return accessDenied("AWS authentication requires a valid Date or x-amz-date header.")
 		}
-		if d := now.Sub(t); d > p.cfg.maxSkew || -d > p.cfg.maxSkew {
-			return errTimeTooSkewed.
-				withField("RequestTime", when).
-				withField("ServerTime", now.Format("2006-01-02T15:04:05Z")).
-				withField("MaxAllowedSkewMilliseconds", strconv.FormatInt(p.cfg.maxSkew.Milliseconds(), 10))
+		if err := p.checkSkew(t, when, now); err != nil {
+			return err
 		}
 	}
 	got := []byte(sig.signature)
