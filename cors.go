@@ -92,8 +92,11 @@ func (p *Proxy) preflight(x *exchange) error {
 // headers of the proxy's rule for it, so that a page can read the answer.
 // Without WithCORS the upstream's own headers pass through.
 func (p *Proxy) corsHeaders(x *exchange) {
+	if p.cfg.cors == nil {
+		return
+	}
 	origin := x.in.Header.Get("Origin")
-	if p.cfg.cors == nil || origin == "" {
+	if origin == "" {
 		return
 	}
 	h := x.w.Header()
