@@ -78,7 +78,9 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	x.rewriteLocations(resp)
-	if resp.Body != nil && resp.Body != http.NoBody {
+	// A body of unknown length is flushed after every write by the reverse
+	// proxy itself (FlushInterval -1), from a goroutine of its own: leave it.
+	if resp.Body != nil && resp.Body != http.NoBody && resp.ContentLength >= 0 {
 		x.flushing = flushingBody{ReadCloser: resp.Body, w: x.w}
 		resp.Body = &x.flushing
 	}
