@@ -283,6 +283,19 @@ func BenchmarkProxyGET(b *testing.B) {
 	benchLoop(b, o, newBenchClient(b), r, nil)
 }
 
+// BenchmarkProxyRequestAuthzGET is BenchmarkProxyGET with a request-level
+// authorizer (WithRequestAuthorizer) whose per-bucket rule is cached: its
+// cost is the action mapping and one cache lookup per request.
+func BenchmarkProxyRequestAuthzGET(b *testing.B) {
+	o := newBenchOrigin(b)
+	srv := newBenchProxy(b, o, proxy.WithRequestAuthorizer(func(_ context.Context, r proxy.AccessRequest) (proxy.Decision, error) {
+		return proxy.Decision{Allow: r.Bucket == benchBucket, Scope: proxy.ScopeBucket}, nil
+	}))
+	r := benchRequest(b, http.MethodGet, srv.URL+"/"+benchBucket+"/object", nil)
+	benchSign(b, r, sha256Hex(nil))
+	benchLoop(b, o, newBenchClient(b), r, nil)
+}
+
 // BenchmarkProxyPresignedGET is BenchmarkProxyGET with a presigned URL.
 func BenchmarkProxyPresignedGET(b *testing.B) {
 	o := newBenchOrigin(b)

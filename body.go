@@ -18,6 +18,10 @@ type clientBody struct {
 	length      int64         // the payload's length; -1 when unknown
 	payloadHash string        // x-amz-content-sha256 of the plain payload, for the upstream signature
 	unchecked   io.ReadCloser // a hex-signed body as received, for an upstream that checks its hash (body checks it here)
+	decoded     bool          // the client's aws-chunked framing was removed
+	// checksumHeader is "name:value" of a verified trailer checksum that goes
+	// upstream as a header: the body was read whole (deleteKeys).
+	checksumHeader string
 
 	// An aws-chunked client body: its decoder (nil for other bodies), its
 	// verified trailer's name ("" for none) and whether its chunks were signed.
@@ -83,6 +87,7 @@ func (b *clientBody) openChunked(r *http.Request, payloadHash string, cs *chunkS
 		return errIncompleteBody
 	}
 	b.payloadHash = unsignedPayload
+	b.decoded = true
 	b.length = n
 	b.trailer = trailer
 	b.signedChunks = payloadHash != streamingUnsigned

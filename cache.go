@@ -52,6 +52,9 @@ type loadingCache[K comparable, V any] struct {
 	now     func() time.Time
 	name    string
 	observe func(cache string, hit bool) // nil: not observed
+	// place says where and for how long an answer is kept; nil: under the
+	// key it was loaded for, for ttl.
+	place func(key K, v V) (K, time.Duration, bool)
 
 	mu      sync.Mutex
 	group   singleflight.Group // under mu: flights[k] exists if and only if k's call is in group
@@ -106,6 +109,12 @@ func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load
 	c.mu.Lock()
 	f := c.flights[sfKey]
 	if f == nil {
+		// A second look: a flight stores its answer before it leaves
+		// flights, so one that ended since the caller's lookup left it here.
+		if it := c.cache.Get(key); it != nil && c.now().Before(it.Value().expires) {
+			c.mu.Unlock()
+			return it.Value().value, nil
+		}
 		if !c.gate.enter() {
 			c.mu.Unlock()
 			return zero, c.gate.busy(c.name)
@@ -135,10 +144,17 @@ func (c *loadingCache[K, V]) run(sfKey string, f *flight, key K, load func(conte
 	defer c.gate.leave()
 	defer c.end(sfKey, f)
 	v, err := callHook(f.ctx, c.timeout, c.name, load)
-	if err == nil {
-		c.cache.Set(key, entry[V]{value: v, expires: c.now().Add(c.ttl)}, c.ttl)
+	if err != nil {
+		return v, err
 	}
-	return v, err
+	k, ttl, keep := key, c.ttl, true
+	if c.place != nil {
+		k, ttl, keep = c.place(key, v)
+	}
+	if keep {
+		c.cache.Set(k, entry[V]{value: v, expires: c.now().Add(ttl)}, ttl)
+	}
+	return v, nil
 }
 
 // leave takes a caller off a flight; the last one out cancels it (a no-op

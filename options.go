@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -126,6 +127,8 @@ type config struct {
 	authorize       AuthorizeFunc
 	bucketList      BucketListFunc
 	anonymous       AnonymousFunc
+	requestAuth     RequestAuthorizeFunc
+	trusted         []netip.Prefix
 	secrets         SecretFunc
 	clientKeys      map[string]string // static client secrets: looked up, not a hook
 	authCacheTTL    time.Duration
@@ -205,6 +208,40 @@ func WithEndpoint(f EndpointFunc) Option {
 // buckets (WithBuckets) only.
 func WithBucketList(f BucketListFunc) Option {
 	return optionFunc(func(c *config) { c.bucketList = f })
+}
+
+// WithRequestAuthorizer sets a hook that decides each request from its S3
+// action (as AWS names them in policies), bucket, key, copy source, listing
+// prefix, client address, presigning and token, beside the token + bucket
+// authorizer (WithAuthorizer), which keeps working and is asked first. Its
+// Decision says for how long and for what scope the answer may be reused: a
+// per-bucket rule (ScopeBucket) costs one call per TTL, a per-key rule
+// (ScopeKey) one per key; answers are cached like the authorizer's
+// (WithAuthCacheCapacity) and concurrent identical calls collapse into one. A
+// copy is asked about s3:GetObject on its source, then its own action;
+// DeleteObjects about s3:DeleteObject on every key it names (its body, at most
+// 1,000 keys, is read first), and one denied key refuses the whole request
+// with 403 AccessDenied. Anonymous requests (WithAnonymous) are not asked. By
+// default there is none.
+func WithRequestAuthorizer(f RequestAuthorizeFunc) Option {
+	return optionFunc(func(c *config) { c.requestAuth = f })
+}
+
+// WithTrustedProxies names the proxies (CIDR prefixes, e.g. "10.0.0.0/8")
+// whose X-Forwarded-For the proxy believes for AccessRequest.ClientIP: the
+// client is the last address of X-Forwarded-For that is not a trusted proxy.
+// By default none: the client is the connection's peer.
+func WithTrustedProxies(cidrs ...string) Option {
+	return optionFunc(func(c *config) {
+		for _, s := range cidrs {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				c.errs = append(c.errs, fmt.Errorf("trusted proxy %q: %w", s, err))
+				continue
+			}
+			c.trusted = append(c.trusted, p)
+		}
+	})
 }
 
 // WithAnonymous sets the hook that says which hook-routed buckets take

@@ -64,6 +64,7 @@ type Proxy struct {
 	auth      *authCache
 	iam       *iamTokens
 	keys      *signingKeys
+	decisions *decisions // WithRequestAuthorizer; nil without
 	janitor   *janitor
 
 	secretsGate *hookGate // the client secrets hook is called uncached
@@ -106,9 +107,10 @@ func New(opts ...Option) (*Proxy, error) {
 	p.auth = newAuthCache(cfg)
 	p.iam = newIAMTokens(cfg, p.transport)
 	p.keys = newSigningKeys()
+	p.decisions = newDecisions(cfg)
 	p.secretsGate = newHookGate(cfg.hookConcurrency)
 	p.listGate = newHookGate(cfg.hookConcurrency)
-	p.janitor = startJanitor(janitorInterval, p.resolver.sweep, p.auth.sweep, p.keys.sweep)
+	p.janitor = startJanitor(janitorInterval, p.resolver.sweep, p.auth.sweep, p.keys.sweep, p.decisions.sweep)
 	return p, nil
 }
 
@@ -229,6 +231,9 @@ func (p *Proxy) serve(x *exchange) error {
 		return err
 	}
 	if err := p.authorizeCopySource(r.Context(), &x.who, req, x.target); err != nil {
+		return err
+	}
+	if err := p.authorizeRequest(x); err != nil {
 		return err
 	}
 	if x.out, err = p.buildUpstream(r, req, &x.who, &x.body, x.target); err != nil {

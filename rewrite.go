@@ -112,7 +112,7 @@ func (p *Proxy) frame(b *clientBody, keyless bool) (framing, error) {
 // the client's end-to-end headers it may forward (see forwardedHeader and
 // identity.mayForward) and the framing headers of f.
 func upstreamHeaders(r *http.Request, req s3Request, id *identity, b *clientBody, f framing, t *target) http.Header {
-	decoded := b.chunked != nil
+	decoded := b.decoded
 	h := make(http.Header, len(r.Header))
 	for name, values := range r.Header {
 		if !forwardedHeader(name) || !id.mayForward(name) {
@@ -123,10 +123,13 @@ func upstreamHeaders(r *http.Request, req s3Request, id *identity, b *clientBody
 				continue // set below when the body is framed again
 			}
 		}
-		if decoded && !f.reframe && name == "X-Amz-Sdk-Checksum-Algorithm" {
+		if decoded && !f.reframe && b.checksumHeader == "" && name == "X-Amz-Sdk-Checksum-Algorithm" {
 			continue // the checksum travelled in the trailer and was verified here
 		}
 		h[name] = values
+	}
+	if name, value, ok := strings.Cut(b.checksumHeader, ":"); ok {
+		h.Set(name, value)
 	}
 	if t.creds.ServiceInstanceID != "" && r.Method == http.MethodPut && req.key == "" && r.URL.RawQuery == "" {
 		h.Set("Ibm-Service-Instance-Id", t.creds.ServiceInstanceID)
