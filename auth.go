@@ -28,12 +28,16 @@ const (
 // identity is who sent a request, as authentication established it, and what
 // the client's signature covers.
 type identity struct {
-	token       string       // the client's access key id: verified, or taken on trust in token mode
-	verified    bool         // the signature was verified (WithClientSecrets)
-	anonymous   bool         // no signature at all: forwarded without credentials where a bucket allows it
-	signed      []string     // the header names the client signed, lower case; nil in token mode
-	payloadHash string       // the client's x-amz-content-sha256 (UNSIGNED-PAYLOAD when it sent none)
-	chunks      *chunkSigner // what verified chunk signatures chain from; nil unless the body has signed chunks
+	token     string // the client's access key id: verified, or taken on trust in token mode
+	verified  bool   // the signature was verified (WithClientSecrets)
+	anonymous bool   // no signature at all: forwarded without credentials where a bucket allows it
+	// A verified presigned URL: its signature, which names it, and when it
+	// expires (for WithPresignedUseLimit); "" otherwise.
+	presignedURL string
+	urlExpires   time.Time
+	signed       []string     // the header names the client signed, lower case; nil in token mode
+	payloadHash  string       // the client's x-amz-content-sha256 (UNSIGNED-PAYLOAD when it sent none)
+	chunks       *chunkSigner // what verified chunk signatures chain from; nil unless the body has signed chunks
 }
 
 // mayForward reports whether a client header may go upstream: in token mode
@@ -112,6 +116,10 @@ func (p *Proxy) authenticate(r *http.Request, req *s3Request) (identity, error) 
 		p.keys.store(secret, sig.date, sig.region, sig.service, key)
 	}
 	id := identity{token: sig.accessKeyID, verified: true, signed: sig.signedHeaders, payloadHash: payloadHash}
+	if sig.presigned {
+		t, _ := time.Parse(amzDateFormat, sig.amzDate) // checked by checkTime
+		id.presignedURL, id.urlExpires = "v4:"+sig.signature, t.Add(sig.expires)
+	}
 	if payloadHash == streamingSigned || payloadHash == streamingSignedTrailer {
 		id.chunks = &chunkSigner{key: key, amzDate: sig.amzDate, scope: sig.scope(), prev: sig.signature}
 	}
@@ -162,6 +170,10 @@ func (p *Proxy) authenticateV2(r *http.Request, sig *sigV2, req *s3Request) (ide
 		return identity{}, err
 	}
 	id := identity{token: sig.accessKeyID, verified: true, payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
+	if sig.presigned {
+		exp, _ := strconv.ParseInt(sig.expires, 10, 64) // checked by verifySigV2
+		id.presignedURL, id.urlExpires = "v2:"+sig.signature, time.Unix(exp, 0)
+	}
 	switch id.payloadHash {
 	case "":
 		id.payloadHash = unsignedPayload

@@ -128,6 +128,8 @@ type config struct {
 	bucketList      BucketListFunc
 	anonymous       AnonymousFunc
 	requestAuth     RequestAuthorizeFunc
+	useLimit        int
+	useCounter      UseCounter
 	trusted         []netip.Prefix
 	secrets         SecretFunc
 	clientKeys      map[string]string // static client secrets: looked up, not a hook
@@ -225,6 +227,24 @@ func WithBucketList(f BucketListFunc) Option {
 // default there is none.
 func WithRequestAuthorizer(f RequestAuthorizeFunc) Option {
 	return optionFunc(func(c *config) { c.requestAuth = f })
+}
+
+// WithPresignedUseLimit lets each presigned URL (SigV4, or SigV2 with
+// WithSigV2) be used at most n times until it expires. A use is a request
+// whose presigned signature verified, whatever the upstream answers. The
+// counts live in c: nil is NewMemoryUseCounter(DefaultUseCounterCapacity),
+// this process only (on the proxy's clock, WithClock); give every replica the
+// same shared counter to enforce the limit across them. A use past the limit is
+// 403 AccessDenied; a counter that fails fails the request closed, 503
+// ServiceUnavailable, logged at Warn. By default presigned URLs work until they
+// expire.
+func WithPresignedUseLimit(n int, c UseCounter) Option {
+	return optionFunc(func(cfg *config) {
+		if c == nil {
+			c = NewMemoryUseCounter(DefaultUseCounterCapacity)
+		}
+		cfg.useLimit, cfg.useCounter = n, c
+	})
 }
 
 // WithTrustedProxies names the proxies (CIDR prefixes, e.g. "10.0.0.0/8")
@@ -514,6 +534,9 @@ func (c *config) validate() error {
 		if d == "" || strings.ContainsAny(d, "/:@ ") {
 			errs = append(errs, fmt.Errorf("virtual host domain %q is not a host name", d))
 		}
+	}
+	if c.useCounter != nil && c.useLimit <= 0 {
+		errs = append(errs, errors.New("a presigned-URL use limit must be positive"))
 	}
 	if err := validateCORS(c.cors); err != nil {
 		errs = append(errs, err)

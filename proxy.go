@@ -108,6 +108,11 @@ func New(opts ...Option) (*Proxy, error) {
 	p.iam = newIAMTokens(cfg, p.transport)
 	p.keys = newSigningKeys()
 	p.decisions = newDecisions(cfg)
+	if m, ok := cfg.useCounter.(*memoryUses); ok {
+		m.mu.Lock()
+		m.now = cfg.now // expiry on the proxy's clock
+		m.mu.Unlock()
+	}
 	p.secretsGate = newHookGate(cfg.hookConcurrency)
 	p.listGate = newHookGate(cfg.hookConcurrency)
 	p.janitor = startJanitor(janitorInterval, p.resolver.sweep, p.auth.sweep, p.keys.sweep, p.decisions.sweep)
@@ -216,6 +221,9 @@ func (p *Proxy) serve(x *exchange) error {
 	}
 	p.corsHeaders(x)
 	if x.who, err = p.authenticate(r, &x.req); err != nil {
+		return err
+	}
+	if err := p.countUse(x); err != nil {
 		return err
 	}
 	if x.body, err = openBody(r, &x.who); err != nil {

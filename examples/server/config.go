@@ -73,11 +73,22 @@ type clientsConfig struct {
 	Tokens  []setting[string] `yaml:"tokens"`
 	SigV2   setting[bool]     `yaml:"sigv2"`
 	Regions []setting[string] `yaml:"regions"`
+	// MaxPresignedUses bounds the uses of one presigned URL; 0: unlimited.
+	MaxPresignedUses setting[int] `yaml:"max_presigned_uses"`
+}
+
+// ruleConfig is one rule of a client key: what it may do. A key with rules
+// may do only what one of them allows.
+type ruleConfig struct {
+	Actions []setting[string] `yaml:"actions"` // S3 actions, e.g. s3:GetObject; "s3:*" for all
+	Buckets []setting[string] `yaml:"buckets"` // default: any bucket
+	Prefix  setting[string]   `yaml:"prefix"`  // keys and listing prefixes under it; default: any
 }
 
 type clientKey struct {
 	AccessKeyID     setting[string] `yaml:"access_key_id"`
 	SecretAccessKey setting[string] `yaml:"secret_access_key"`
+	Rules           []ruleConfig    `yaml:"rules"`
 }
 
 type bucketConfig struct {
@@ -579,9 +590,82 @@ func (b bucketConfig) proxyBucket() proxy.Bucket {
 	}
 }
 
+// keyRules are the rules of the client keys that have some.
+type keyRules map[string][]ruleConfig
+
+func rulesOf(keys []clientKey) keyRules {
+	r := keyRules{}
+	for _, k := range keys {
+		if len(k.Rules) > 0 {
+			r[k.AccessKeyID.Value] = k.Rules
+		}
+	}
+	if len(r) == 0 {
+		return nil
+	}
+	return r
+}
+
+// decide is the request authorizer of the rules: a key without rules may do
+// what its buckets allow; a key with rules only what one of them allows. The
+// answer holds for the bucket when no rule of the key has a prefix, for the
+// key (or listing prefix) otherwise.
+func (r keyRules) decide(_ context.Context, a proxy.AccessRequest) (proxy.Decision, error) {
+	rules, ok := r[a.Token]
+	if !ok {
+		return proxy.Decision{Allow: true, Scope: proxy.ScopeBucket}, nil
+	}
+	scope := proxy.ScopeBucket
+	for _, rule := range rules {
+		if rule.Prefix.Value != "" {
+			scope = proxy.ScopeKey
+		}
+	}
+	if scope == proxy.ScopeKey && a.Action == "s3:ListBucket" {
+		scope = proxy.ScopeRequest // the prefix is not in every listing
+	}
+	for _, rule := range rules {
+		if rule.allows(a) {
+			return proxy.Decision{Allow: true, Scope: scope}, nil
+		}
+	}
+	return proxy.Decision{Allow: false, Scope: scope}, nil
+}
+
+func (rule ruleConfig) allows(a proxy.AccessRequest) bool {
+	action := false
+	for _, s := range rule.Actions {
+		action = action || s.Value == "s3:*" || s.Value == a.Action
+	}
+	bucket := len(rule.Buckets) == 0
+	for _, b := range rule.Buckets {
+		bucket = bucket || b.Value == a.Bucket
+	}
+	name := a.Key
+	if a.Action == "s3:ListBucket" {
+		name = a.Prefix
+	}
+	return action && bucket && strings.HasPrefix(name, rule.Prefix.Value)
+}
+
 func (c *config) validateProxy(p *problems) {
 	if ttl := c.Cache.AuthTTL; ttl.Value <= 0 {
 		at(p, ttl, "cache.auth_ttl must be positive, not %s", ttl.Value)
+	}
+	if n := c.Clients.MaxPresignedUses; n.Value < 0 {
+		at(p, n, "clients.max_presigned_uses must not be negative, not %d", n.Value)
+	}
+	for _, k := range c.Clients.Keys {
+		for _, rule := range k.Rules {
+			if len(rule.Actions) == 0 {
+				at(p, k.AccessKeyID, "a rule of client %q names no action", k.AccessKeyID.Value)
+			}
+			for _, a := range rule.Actions {
+				if !strings.HasPrefix(a.Value, "s3:") {
+					at(p, a, "action %q is not an S3 action (s3:GetObject, s3:*, …)", a.Value)
+				}
+			}
+		}
 	}
 	if n := c.Cache.AuthCapacity; n.Value <= 0 {
 		at(p, n, "cache.auth_capacity must be positive, not %d", n.Value)
@@ -689,6 +773,12 @@ func (c *config) proxyOptions() []proxy.Option {
 			keys[k.AccessKeyID.Value] = k.SecretAccessKey.Value
 		}
 		opts = append(opts, proxy.WithClientKeys(keys))
+		if r := rulesOf(c.Clients.Keys); r != nil {
+			opts = append(opts, proxy.WithRequestAuthorizer(r.decide))
+		}
+	}
+	if n := c.Clients.MaxPresignedUses.Value; n > 0 {
+		opts = append(opts, proxy.WithPresignedUseLimit(n, nil))
 	}
 	if a.clients != nil || len(a.buckets) > 0 {
 		opts = append(opts, proxy.WithAuthorizer(a.authorize))
