@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/redisuse"
+	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -42,6 +44,9 @@ type config struct {
 	cert *tls.Certificate
 	// check asks to check the configuration and exit (-check).
 	check bool
+	// redis counts presigned-URL uses (clients.presigned_uses_redis); the
+	// server closes it when it stops.
+	redis *redis.Client
 }
 
 type serverConfig struct {
@@ -75,6 +80,9 @@ type clientsConfig struct {
 	Regions []setting[string] `yaml:"regions"`
 	// MaxPresignedUses bounds the uses of one presigned URL; 0: unlimited.
 	MaxPresignedUses setting[int] `yaml:"max_presigned_uses"`
+	// UsesRedis is the Redis (host:port) where replicas count the uses
+	// together; "": this process counts alone.
+	UsesRedis setting[string] `yaml:"presigned_uses_redis"`
 }
 
 // ruleConfig is one rule of a client key: what it may do. A key with rules
@@ -655,6 +663,11 @@ func (c *config) validateProxy(p *problems) {
 	if n := c.Clients.MaxPresignedUses; n.Value < 0 {
 		at(p, n, "clients.max_presigned_uses must not be negative, not %d", n.Value)
 	}
+	if r := c.Clients.UsesRedis; r.Value != "" {
+		if _, _, err := net.SplitHostPort(r.Value); err != nil {
+			at(p, r, "clients.presigned_uses_redis %q is not host:port", r.Value)
+		}
+	}
 	for _, k := range c.Clients.Keys {
 		for _, rule := range k.Rules {
 			if len(rule.Actions) == 0 {
@@ -778,7 +791,12 @@ func (c *config) proxyOptions() []proxy.Option {
 		}
 	}
 	if n := c.Clients.MaxPresignedUses.Value; n > 0 {
-		opts = append(opts, proxy.WithPresignedUseLimit(n, nil))
+		var counter proxy.UseCounter // nil: this process
+		if addr := c.Clients.UsesRedis.Value; addr != "" {
+			c.redis = redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+			counter = redisuse.New(c.redis, "")
+		}
+		opts = append(opts, proxy.WithPresignedUseLimit(n, counter))
 	}
 	if a.clients != nil || len(a.buckets) > 0 {
 		opts = append(opts, proxy.WithAuthorizer(a.authorize))

@@ -57,7 +57,7 @@ func start(cfg config, log *slog.Logger) (_ *server, err error) {
 		}
 		opts = demoOptions(port)
 	} else {
-		opts = cfg.proxyOptions()
+		opts = s.cfg.proxyOptions() // s.cfg keeps what the options hold open (a Redis client)
 	}
 	opts = append(opts,
 		proxy.WithLogger(log.With(slog.String("component", "proxy"))),
@@ -183,6 +183,9 @@ func (s *server) shutdown(ctx context.Context) error {
 		err = errors.Join(fmt.Errorf("draining requests: %w", err), s.front.Close())
 	}
 	_ = s.proxy.Close()
+	if s.cfg.redis != nil {
+		_ = s.cfg.redis.Close()
+	}
 	if s.s3 != nil {
 		// The upstream is ours alone: nothing is in flight there any more.
 		err = errors.Join(err, s.s3.Close())
@@ -204,5 +207,8 @@ func (s *server) close() {
 	}
 	if s.proxy != nil {
 		_ = s.proxy.Close()
+	}
+	if s.cfg.redis != nil {
+		_ = s.cfg.redis.Close()
 	}
 }
