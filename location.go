@@ -65,10 +65,8 @@ func (x *exchange) clientBase() (scheme, host, path string) {
 		return scheme, r.Host, ""
 	}
 	mount := x.p.cfg.pathPrefix
-	if raw, _, _ := strings.Cut(r.RequestURI, "?"); !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://") {
-		if esc := r.URL.EscapedPath(); strings.HasSuffix(raw, esc) {
-			mount = raw[:len(raw)-len(esc)] + mount
-		}
+	if raw, _ := rawTarget(r); strings.HasSuffix(raw, r.URL.EscapedPath()) {
+		mount = raw[:len(raw)-len(r.URL.EscapedPath())] + mount
 	}
 	return scheme, r.Host, mount + "/" + x.target.bucket
 }

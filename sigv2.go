@@ -153,10 +153,7 @@ func stringToSignV2(r *http.Request, date, vhostBucket string, v v2Variant) (sts
 		b = appendValues(b, r.Header[name], false)
 		b = append(b, '\n')
 	}
-	rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
-	if r.RequestURI == "" || strings.HasPrefix(rawPath, "http://") || strings.HasPrefix(rawPath, "https://") {
-		rawPath, rawQuery = r.URL.EscapedPath(), r.URL.RawQuery
-	}
+	rawPath, rawQuery := rawTarget(r)
 	if vhostBucket != "" {
 		b = append(b, '/')
 		b = append(b, vhostBucket...)

@@ -155,10 +155,7 @@ func (v *verifier) release() {
 // The raw path and query come from RequestURI, so a proxy mounted under a
 // prefix still verifies. The results are valid until v is released.
 func (v *verifier) canonicalRequests(r *http.Request, sig *sigV4, payloadHash string) ([][]byte, error) {
-	rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
-	if r.RequestURI == "" || strings.HasPrefix(rawPath, "http://") || strings.HasPrefix(rawPath, "https://") {
-		rawPath, rawQuery = r.URL.EscapedPath(), r.URL.RawQuery
-	}
+	rawPath, rawQuery := rawTarget(r)
 	query, err := v.canonicalQuery(rawQuery, sig.presigned)
 	if err != nil {
 		return nil, err
