@@ -162,7 +162,10 @@ func parseFormHead(buf []byte, boundary string) (*postForm, error) {
 		}
 		lower := strings.ToLower(name)
 		if lower == "file" {
-			if f.fileAt = partContent(buf, boundary, i); f.fileAt < 0 {
+			switch f.fileAt = partContent(buf, boundary, i); {
+			case f.fileAt == -2:
+				return nil, errMalformedPOST.withMessage("The body of your POST request is not well-formed multipart/form-data: its lines must end in CRLF.")
+			case f.fileAt < 0:
 				return nil, errNeedMore // a header cut short parses: its end is not in buf yet
 			}
 			if _, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition")); err == nil {
@@ -188,7 +191,9 @@ func parseFormHead(buf []byte, boundary string) (*postForm, error) {
 
 // partContent returns where the content of part n (from 0) of a multipart
 // body starts in buf: after its delimiter line and its header, which ends
-// with an empty line; -1 when buf does not hold it.
+// with an empty line; -1 when buf does not hold it, -2 when the first
+// delimiter line does not end in CRLF (mime/multipart then takes LF alone as
+// the line break, and the file's end would be another).
 func partContent(buf []byte, boundary string, n int) int {
 	delim := []byte("\r\n--" + boundary)
 	pos := 0
@@ -198,6 +203,12 @@ func partContent(buf []byte, boundary string, n int) int {
 		pos = i + len(delim)
 	} else {
 		return -1
+	}
+	line := bytes.TrimLeft(buf[pos:], " \t")
+	if i := bytes.IndexByte(line, '\n'); i < 0 {
+		return -1
+	} else if i == 0 || line[i-1] != '\r' {
+		return -2
 	}
 	for range n {
 		i := bytes.Index(buf[pos:], delim)
@@ -214,7 +225,7 @@ func partContent(buf []byte, boundary string, n int) int {
 }
 
 // postFile streams the file of a form from the client: exactly n bytes, which
-// must hold no delimiter and be followed by one. Before it gives the last byte
+// must hold no delimiter and be followed by the closing one. Before it gives the last byte
 // it reads the delimiter, so that a file of another length fails the upload
 // while the upstream still waits for bytes.
 type postFile struct {
@@ -223,6 +234,7 @@ type postFile struct {
 	delim   []byte
 	carry   []byte // the last len(delim)-1 bytes given, where a delimiter may start
 	scratch []byte
+	ended   bool // the delimiter after the file was read
 	err     error
 }
 
@@ -238,6 +250,11 @@ func (f *postFile) Read(p []byte) (int, error) {
 		return 0, f.err
 	}
 	if f.left == 0 {
+		if !f.ended { // an empty file: only the delimiter follows
+			if f.err = f.end(); f.err != nil {
+				return 0, f.err
+			}
+		}
 		return 0, io.EOF
 	}
 	if int64(len(p)) > f.left {
@@ -287,15 +304,17 @@ func (f *postFile) delimIn(b []byte) int {
 	return at
 }
 
-// end reads what follows the file: it must be the delimiter, and the first
-// delimiter of carry and it.
+// end reads what follows the file: it must be the closing delimiter
+// ("\r\n--boundary--\r\n", what the file's length was worked out with), and
+// no delimiter may start before it in the file's last bytes.
 func (f *postFile) end() error {
-	got := make([]byte, len(f.delim))
-	if _, err := io.ReadFull(f.src, got); err != nil || !bytes.Equal(got, f.delim) {
+	f.ended = true
+	got := make([]byte, len(f.delim)+4)
+	if _, err := io.ReadFull(f.src, got); err != nil || !bytes.Equal(got[:len(f.delim)], f.delim) || string(got[len(f.delim):]) != "--\r\n" {
 		return errFileNotLast
 	}
 	c := len(f.carry)
-	if at := f.delimIn(got); at != c {
+	if at := f.delimIn(got[:len(f.delim)]); at != c {
 		return errFileNotLast
 	}
 	return nil
