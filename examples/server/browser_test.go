@@ -132,6 +132,42 @@ browser:
 		t.Fatalf("page at %s, want %s/", got, pageOrigin)
 	}
 
+	read := func(key string) ([]byte, string, error) {
+		out, err := store.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			return nil, "", err
+		}
+		defer out.Body.Close()
+		b, err := io.ReadAll(out.Body)
+		return b, aws.ToString(out.ContentType), err
+	}
+	ctx := useBrowserPage(t, chrome, s.PageURL(), s.URL(), []browserUpload{
+		{"put", "from the browser/put.bin"},
+	}, read)
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(t.ArtifactDir(), "browser-page.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of the page after the uploads: %s", shot)
+}
+
+// browserUpload is an upload the page makes: with the button of op (put or
+// post), to key.
+type browserUpload struct{ op, key string }
+
+// useBrowserPage loads the page at pageURL in a new headless Chromium, checks
+// that it is another origin than the proxy's, and uploads a file (every byte
+// value, and more) with each of uploads in turn. read reads an object back
+// from the store, not through the page: each must hold the file byte for byte,
+// with the page's content type. At the end the page's listing must show the
+// uploads alone, with their size. It returns the browser's tab.
+func useBrowserPage(t *testing.T, chrome, pageURL, proxyURL string, uploads []browserUpload, read func(key string) ([]byte, string, error)) context.Context {
+	t.Helper()
 	ctx := newBrowser(t, chrome)
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -139,13 +175,12 @@ browser:
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	run("load the page", chromedp.Navigate(s.PageURL()))
+	run("load the page", chromedp.Navigate(pageURL))
 	waitLog(t, ctx, "list") // the page lists the bucket as it loads
-	if origin, err := chromedp.Run(ctx, chromedp.Evaluate[string]("location.origin")); err != nil || origin == strings.TrimSuffix(s.URL(), "/") {
-		t.Fatalf("the page's origin %q (%v) is the proxy's %s", origin, err, s.URL())
+	if origin, err := chromedp.Run(ctx, chromedp.Evaluate[string]("location.origin")); err != nil || origin == proxyURL {
+		t.Fatalf("the page's origin %q (%v) is the proxy's %s", origin, err, proxyURL)
 	}
 
-	// A file with every byte value, and more.
 	body := make([]byte, 300<<10)
 	for i := range 256 {
 		body[i] = byte(i)
@@ -156,7 +191,6 @@ browser:
 		t.Fatal(err)
 	}
 
-	uploads := []struct{ op, key string }{{"put", "from the browser/put.bin"}}
 	for _, up := range uploads {
 		run("upload with "+up.op,
 			chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{file}),
@@ -164,19 +198,14 @@ browser:
 			chromedp.Click(chromedp.CSS("#"+up.op)),
 		)
 		t.Logf("%s: %s", up.op, waitLog(t, ctx, up.op))
-		out, err := store.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(up.key)})
+		got, ct, err := read(up.key)
 		if err != nil {
-			t.Fatalf("%s: the object is not in versitygw: %v", up.op, err)
-		}
-		got, err := io.ReadAll(out.Body)
-		out.Body.Close()
-		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: the object is not in the store: %v", up.op, err)
 		}
 		if !bytes.Equal(got, body) {
-			t.Errorf("%s: versitygw holds %d bytes, not the %d bytes of the file", up.op, len(got), len(body))
+			t.Errorf("%s: the store holds %d bytes, not the %d bytes of the file", up.op, len(got), len(body))
 		}
-		if ct := aws.ToString(out.ContentType); ct != "application/octet-stream" {
+		if ct != "application/octet-stream" {
 			t.Errorf("%s: Content-Type %q, want the page's application/octet-stream", up.op, ct)
 		}
 	}
@@ -198,16 +227,26 @@ browser:
 	if len(rows) != len(uploads) {
 		t.Errorf("listing = %v, want the %d uploads alone", rows, len(uploads))
 	}
+	return ctx
+}
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(t.ArtifactDir(), "browser-page.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of the page after the uploads: %s", shot)
+// TestBrowserDemo: the demo's page, reached as localhost (the demo's CORS
+// policy allows that origin too), uploads through the demo's proxy to its
+// in-memory S3.
+func TestBrowserDemo(t *testing.T) {
+	chrome := chromium(t)
+	s := startTestServer(t, demoConfig(t))
+	page := strings.Replace(s.PageURL(), "127.0.0.1", "localhost", 1)
+	c := newClient(s.Addr(), demoKeyID, demoSecret)
+	useBrowserPage(t, chrome, page, s.URL(), []browserUpload{{"put", "put.bin"}}, func(key string) ([]byte, string, error) {
+		out, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(demoBucket), Key: aws.String(key)})
+		if err != nil {
+			return nil, "", err
+		}
+		defer out.Body.Close()
+		b, err := io.ReadAll(out.Body)
+		return b, aws.ToString(out.ContentType), err
+	})
 }
 
 // newBrowser starts a headless Chromium with a fresh profile and returns a

@@ -144,12 +144,15 @@ async function upload(op) {
   if (!resp.ok) {
     throw await s3Failure(resp);
   }
-  // 201 (success_action_status): a PostResponse with Location, Key and ETag.
-  const doc = parseXML(await resp.text());
+  // 201 (success_action_status): a PostResponse with Location, Key and ETag;
+  // a server that ignores success_action_status may answer 200 or 204 without.
+  const text = await resp.text();
+  const doc = text ? parseXML(text) : null;
   const etag = child(doc, 'ETag') || resp.headers.get('ETag');
   const location = child(doc, 'Location') || resp.headers.get('Location');
   uploaded.add(key);
-  return `POST ${key} (${file.size} bytes): ${resp.status}, ETag ${etag}, Location ${location}`;
+  return `POST ${key} (${file.size} bytes): ${resp.status}` + (etag ? `, ETag ${etag}` : '') +
+    (location ? `, Location ${location}` : '') + `, request ${requestID(resp)}`;
 }
 
 // run runs an operation with the buttons off, and logs how it went.
