@@ -115,7 +115,12 @@ func TestBrowserPage(t *testing.T) {
 	s := startConfigServer(t, fmt.Sprintf(`
 clients:
   keys:
-    - {access_key_id: page-client, secret_access_key: page-client-secret}
+    - access_key_id: page-client
+      secret_access_key: page-client-secret
+      rules:
+        - actions: [s3:ListBucket]
+        - actions: [s3:PutObject]
+          prefix: "from the browser/"
     - {access_key_id: other-client, secret_access_key: other-secret}
 buckets:
   - {name: %s, host: 127.0.0.1, port: %d, scheme: http, path_style: true, access_key_id: %s, secret_access_key: %s}
@@ -143,7 +148,24 @@ browser:
 	}
 	ctx := useBrowserPage(t, chrome, s.PageURL(), s.URL(), []browserUpload{
 		{"put", "from the browser/put.bin"},
+		{"post", "from the browser/post.bin"},
 	}, read)
+
+	// Uploads the client key's rules deny: the proxy's 403 reaches the page,
+	// which reads S3's Code and Message across origins.
+	for _, op := range []string{"put", "post"} {
+		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#key"), "elsewhere/denied.bin"), chromedp.Click(chromedp.CSS("#"+op))); err != nil {
+			t.Fatal(err)
+		}
+		state, text := pageLog(t, ctx, op, 2)
+		if state != "error" || !strings.Contains(text, "403") || !strings.Contains(text, "AccessDenied: ") || !strings.Contains(text, "(request ") {
+			t.Errorf("a denied %s: the page logs %s: %s", op, state, text)
+		}
+		t.Logf("denied %s: %s", op, text)
+	}
+	if _, _, err := read("elsewhere/denied.bin"); err == nil {
+		t.Error("a denied upload is in the store")
+	}
 
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -176,7 +198,7 @@ func useBrowserPage(t *testing.T, chrome, pageURL, proxyURL string, uploads []br
 		}
 	}
 	run("load the page", chromedp.Navigate(pageURL))
-	waitLog(t, ctx, "list") // the page lists the bucket as it loads
+	waitLog(t, ctx, "list", 1) // the page lists the bucket as it loads
 	if origin, err := chromedp.Run(ctx, chromedp.Evaluate[string]("location.origin")); err != nil || origin == proxyURL {
 		t.Fatalf("the page's origin %q (%v) is the proxy's %s", origin, err, proxyURL)
 	}
@@ -191,13 +213,15 @@ func useBrowserPage(t *testing.T, chrome, pageURL, proxyURL string, uploads []br
 		t.Fatal(err)
 	}
 
+	done := map[string]int{} // uploads per op
 	for _, up := range uploads {
+		done[up.op]++
 		run("upload with "+up.op,
 			chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{file}),
 			chromedp.SetValue(chromedp.CSS("#key"), up.key),
 			chromedp.Click(chromedp.CSS("#"+up.op)),
 		)
-		t.Logf("%s: %s", up.op, waitLog(t, ctx, up.op))
+		t.Logf("%s: %s", up.op, waitLog(t, ctx, up.op, done[up.op]))
 		got, ct, err := read(up.key)
 		if err != nil {
 			t.Fatalf("%s: the object is not in the store: %v", up.op, err)
@@ -238,7 +262,7 @@ func TestBrowserDemo(t *testing.T) {
 	s := startTestServer(t, demoConfig(t))
 	page := strings.Replace(s.PageURL(), "127.0.0.1", "localhost", 1)
 	c := newClient(s.Addr(), demoKeyID, demoSecret)
-	useBrowserPage(t, chrome, page, s.URL(), []browserUpload{{"put", "put.bin"}}, func(key string) ([]byte, string, error) {
+	useBrowserPage(t, chrome, page, s.URL(), []browserUpload{{"put", "put.bin"}, {"post", "post.bin"}}, func(key string) ([]byte, string, error) {
 		out, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(demoBucket), Key: aws.String(key)})
 		if err != nil {
 			return nil, "", err
@@ -295,27 +319,35 @@ func newBrowser(t *testing.T, path string) context.Context {
 	return ctx
 }
 
-// waitLog waits for the page's log line about op and returns its text; the
-// test fails if it says the operation failed.
-func waitLog(t *testing.T, ctx context.Context, op string) string {
+// pageLog waits for the page's nth log line about op (counting from 1, the
+// oldest) and returns its state, "ok" or "error", and its text.
+func pageLog(t *testing.T, ctx context.Context, op string, n int) (state, text string) {
 	t.Helper()
 	res, err := chromedp.Run(ctx, chromedp.Poll[json.RawMessage](
 		fmt.Sprintf(`(() => {
-			const li = document.querySelector('#log li[data-op=%q]');
+			const lines = document.querySelectorAll('#log li[data-op=%q]'); // newest first
+			const li = lines.length >= %d && lines[lines.length - %d];
 			return li && {state: li.dataset.state, text: li.textContent};
-		})()`, op),
+		})()`, op, n, n),
 		chromedp.WithPollingTimeout(30*time.Second)))
 	if err != nil {
-		t.Fatalf("waiting for the page to log %s: %v", op, err)
+		t.Fatalf("waiting for the page to log %s #%d: %v", op, n, err)
 	}
 	var line struct{ State, Text string }
 	if err := json.Unmarshal(res, &line); err != nil {
 		t.Fatal(err)
 	}
-	if line.State != "ok" {
-		t.Fatalf("the page logs %s: %s", line.State, line.Text)
+	return line.State, line.Text
+}
+
+// waitLog is pageLog for a line that must say the operation went well.
+func waitLog(t *testing.T, ctx context.Context, op string, n int) string {
+	t.Helper()
+	state, text := pageLog(t, ctx, op, n)
+	if state != "ok" {
+		t.Fatalf("the page logs %s: %s", state, text)
 	}
-	return line.Text
+	return text
 }
 
 // TestBrowserPageEndpoints checks the page's own endpoints over plain HTTP,
