@@ -10,7 +10,8 @@ import (
 )
 
 // Upstream answers name the upstream in Location: the Location header of a
-// redirect or a CreateBucket, the <Location> of CompleteMultipartUpload. The
+// redirect, a CreateBucket or a POST Object, the <Location> of
+// CompleteMultipartUpload and of a POST Object's 201 PostResponse. The
 // client must see the proxy there instead, addressed as it addressed the
 // proxy, since clients store and follow these URLs.
 

@@ -31,6 +31,10 @@
 //     streams both ways; the upstream's Locations are rewritten to name the
 //     proxy (location.go).
 //
+// A CORS preflight (OPTIONS) is answered by cors.go after step 1; a form
+// posted to a bucket (POST Object, a browser's upload) by postobject.go, which
+// authenticates, checks and re-signs the form its own way before step 7.
+//
 // A failing step returns an error that fail (errors.go) answers as S3 does;
 // observe.go measures the exchange for an Observer.
 package proxy
