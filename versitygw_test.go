@@ -2,8 +2,6 @@ package proxy_test
 
 import (
 	"net/http"
-	"os"
-	"sync"
 	"testing"
 
 	"github.com/osproxy/proxy/internal/vgwtest"
@@ -37,46 +35,15 @@ func (v *versityGW) transport(t testing.TB) *http.Transport {
 	return tr
 }
 
-var (
-	vgwOnce    sync.Once
-	vgw        *versityGW
-	vgwErr     error
-	vgwMissing bool // the binary was not found (as opposed to failing to start)
-)
+// sharedVGW is the versitygw of this test binary, stopped by TestMain.
+var sharedVGW vgwtest.Shared
 
 // versity returns the shared versitygw, starting it on first use. Without a
 // versitygw binary the test is skipped, or fails when OSP_REQUIRE_INTEGRATION=1.
 func versity(t testing.TB) *versityGW {
 	t.Helper()
-	vgwOnce.Do(func() {
-		bin, missing, err := vgwtest.Binary()
-		if err != nil {
-			vgwErr, vgwMissing = err, missing
-			return
-		}
-		s, err := vgwtest.Start(bin, "", "")
-		if err != nil {
-			vgwErr = err
-			return
-		}
-		vgw = &versityGW{s}
-	})
-	switch {
-	case vgwErr == nil:
-		return vgw
-	case vgwMissing && os.Getenv("OSP_REQUIRE_INTEGRATION") != "1":
-		t.Skipf("integration test skipped: %v (set VERSITYGW or put versitygw on PATH; OSP_REQUIRE_INTEGRATION=1 makes this a failure)", vgwErr)
-	case vgwMissing:
-		t.Fatalf("OSP_REQUIRE_INTEGRATION=1 but versitygw is not available: %v; install it with `GOBIN=<dir> go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` and set VERSITYGW=<dir>/versitygw", vgwErr)
-	default:
-		t.Fatalf("versitygw did not start: %v", vgwErr)
-	}
-	return nil
+	return &versityGW{sharedVGW.Get(t)}
 }
 
 // stopVersity stops the shared versitygw if it was started. TestMain calls it.
-func stopVersity() {
-	if vgw != nil {
-		vgw.Stop()
-	}
-}
+func stopVersity() { sharedVGW.Stop() }

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,49 +24,19 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if vgw != nil {
-		vgw.Stop()
-	}
+	sharedVGW.Stop()
 	os.Exit(code)
 }
 
-// requireIntegration is OSP_REQUIRE_INTEGRATION=1 (the test command, CI):
-// a missing versitygw or Chromium fails the tests that need them instead of
-// skipping them.
-func requireIntegration() bool { return os.Getenv("OSP_REQUIRE_INTEGRATION") == "1" }
+// sharedVGW is the versitygw of this test binary, stopped by TestMain.
+var sharedVGW vgwtest.Shared
 
-var (
-	vgwOnce sync.Once
-	vgw     *vgwtest.Server
-	vgwErr  error
-	vgwGone bool // no binary, as opposed to one that fails to start
-)
-
-// versity returns a versitygw shared by the tests of this binary, started on
-// first use and stopped by TestMain. Without a versitygw binary (VERSITYGW, or
-// versitygw on PATH) the test is skipped, or fails when
-// OSP_REQUIRE_INTEGRATION=1.
+// versity returns the shared versitygw, started on first use. Without a
+// versitygw binary (VERSITYGW, or versitygw on PATH) the test is skipped, or
+// fails when OSP_REQUIRE_INTEGRATION=1.
 func versity(t *testing.T) *vgwtest.Server {
 	t.Helper()
-	vgwOnce.Do(func() {
-		bin, missing, err := vgwtest.Binary()
-		if err != nil {
-			vgwErr, vgwGone = err, missing
-			return
-		}
-		vgw, vgwErr = vgwtest.Start(bin, "", "")
-	})
-	switch {
-	case vgwErr == nil:
-		return vgw
-	case vgwGone && !requireIntegration():
-		t.Skipf("skipped: %v (set VERSITYGW or put versitygw on PATH; OSP_REQUIRE_INTEGRATION=1 makes this a failure)", vgwErr)
-	case vgwGone:
-		t.Fatalf("OSP_REQUIRE_INTEGRATION=1 but versitygw is not available: %v", vgwErr)
-	default:
-		t.Fatalf("versitygw did not start: %v", vgwErr)
-	}
-	return nil
+	return sharedVGW.Get(t)
 }
 
 // chromium returns the path of Debian's Chromium ($OSP_CHROMIUM, else
@@ -83,7 +52,7 @@ func chromium(t *testing.T) string {
 			return path
 		}
 	}
-	if requireIntegration() {
+	if vgwtest.RequireIntegration() {
 		t.Fatal("OSP_REQUIRE_INTEGRATION=1 but Chromium is not installed: apt-get install chromium (scripts/test does), or set OSP_CHROMIUM")
 	}
 	t.Skip("skipped: Chromium is not installed (apt-get install chromium, or set OSP_CHROMIUM; OSP_REQUIRE_INTEGRATION=1 makes this a failure)")
