@@ -655,9 +655,26 @@ type outcome struct {
 	elapsed time.Duration
 }
 
-// runSteps runs every step of one client against one target, each bounded by
-// its timeout.
-func runSteps(r *run) []outcome {
+// matrixSteps are the steps of this run: all of them, or those named in
+// OSP_MATRIX_STEPS (comma-separated).
+func matrixSteps(t *testing.T) []step {
+	only := os.Getenv("OSP_MATRIX_STEPS")
+	if only == "" {
+		return steps
+	}
+	names := strings.Split(only, ",")
+	out := slices.DeleteFunc(slices.Clone(steps), func(s step) bool { return !slices.Contains(names, s.name) })
+	for _, n := range names {
+		if !slices.ContainsFunc(steps, func(s step) bool { return s.name == n }) {
+			t.Fatalf("OSP_MATRIX_STEPS: no step %q", n)
+		}
+	}
+	return out
+}
+
+// runSteps runs steps of one client against one target, each bounded by its
+// timeout.
+func runSteps(r *run, steps []step) []outcome {
 	out := make([]outcome, len(steps))
 	for i, s := range steps {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
@@ -724,7 +741,7 @@ type matrixRow struct {
 	cells  []cell
 }
 
-func printMatrix(w io.Writer, rows []matrixRow) (passed, failed, notApplicable int) {
+func printMatrix(w io.Writer, steps []step, rows []matrixRow) (passed, failed, notApplicable int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprint(tw, "client\tscheme")
 	for _, s := range steps {
@@ -773,6 +790,7 @@ func TestMatrix(t *testing.T) {
 	if len(clients) == 0 {
 		t.Skip("no client available")
 	}
+	steps := matrixSteps(t)
 	d := newData(t)
 	schemes := []string{"http", "https"}
 
@@ -821,19 +839,19 @@ func TestMatrix(t *testing.T) {
 			defer func() { <-sem }()
 			work, err := os.MkdirTemp(d.dir, "run-")
 			if err != nil {
-				j.res = failAll(err)
+				j.res = failAll(err, len(steps))
 				return
 			}
 			o, err := j.c.open(t, j.tg, work)
 			if err != nil {
-				j.res = failAll(fmt.Errorf("starting the client: %w", err))
+				j.res = failAll(fmt.Errorf("starting the client: %w", err), len(steps))
 				return
 			}
 			defer o.Close()
 			_, hc := goS3(t, j.tg.url, j.tg.key, j.tg.secret, 0)
 			r := &run{ops: o, tg: j.tg, bucket: j.bucket, data: d, work: work, oracle: oracle(t, j.tg.vgw), hc: hc}
 			t0 := time.Now()
-			j.res = runSteps(r)
+			j.res = runSteps(r, steps)
 			t.Logf("%s %s %s: %v", j.c.name, j.tg.scheme, j.tg.side, time.Since(t0).Round(time.Millisecond))
 		}()
 	}
@@ -867,7 +885,7 @@ func TestMatrix(t *testing.T) {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "\nclient matrix (through the proxy; n.a.: the client cannot, or versitygw itself cannot), %v:\n",
 		time.Since(start).Round(time.Second))
-	passed, failed, notApplicable := printMatrix(&buf, rows)
+	passed, failed, notApplicable := printMatrix(&buf, steps, rows)
 	if notApplicable > 0 {
 		fmt.Fprintf(&buf, "%d n.a.:\n", notApplicable)
 	}
@@ -881,8 +899,8 @@ func TestMatrix(t *testing.T) {
 	}
 }
 
-func failAll(err error) []outcome {
-	out := make([]outcome, len(steps))
+func failAll(err error, n int) []outcome {
+	out := make([]outcome, n)
 	for i := range out {
 		out[i].err = err
 	}
