@@ -277,7 +277,7 @@ var actions = map[string]string{
 	"GetObjectTagging": "s3:GetObjectTagging", "PutObjectTagging": "s3:PutObjectTagging", "DeleteObjectTagging": "s3:DeleteObjectTagging",
 	"GetObjectAcl": "s3:GetObjectAcl", "PutObjectAcl": "s3:PutObjectAcl", "GetObjectAttributes": "s3:GetObjectAttributes",
 	"PutObject": "s3:PutObject", "CopyObject": "s3:PutObject", "UploadPart": "s3:PutObject", "UploadPartCopy": "s3:PutObject",
-	"CreateMultipartUpload": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject",
+	"CreateMultipartUpload": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject", "PostObject": "s3:PutObject",
 	"ListParts": "s3:ListMultipartUploadParts", "AbortMultipartUpload": "s3:AbortMultipartUpload",
 	"RestoreObject": "s3:RestoreObject", "DeleteObject": "s3:DeleteObject", "DeleteObjects": "s3:DeleteObject",
 	"ListObjects": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket",

@@ -100,7 +100,7 @@ func (p *Proxy) corsHeaders(x *exchange) {
 		return
 	}
 	h := x.w.Header()
-	h.Add("Vary", "Origin")
+	varyOrigin(h)
 	rule := p.corsRule(origin, x.in.Method, nil)
 	if rule == nil {
 		return
@@ -119,6 +119,18 @@ func allowOrigin(h http.Header, rule *CORSRule, origin string) {
 		return
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
+	varyOrigin(h)
+}
+
+// varyOrigin says the answer depends on the Origin, once.
+func varyOrigin(h http.Header) {
+	for _, v := range h.Values("Vary") {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), "Origin") {
+				return
+			}
+		}
+	}
 	h.Add("Vary", "Origin")
 }
 

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -106,4 +107,21 @@ func TestCORSPreflightForwardedWithoutCredentials(t *testing.T) {
 	w = serve(p, preflightRequest("/elsewhere/k", "https://app.example", "GET", ""))
 	assert.Equal(t, 404, w.Code, "only routed buckets")
 	assert.Len(t, up.requests(), 1)
+}
+
+// With WithCORS an answer says Vary: Origin once, whatever the upstream said.
+func TestCORSVaryOnce(t *testing.T) {
+	up := newFakeUpstream(t)
+	up.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin, Accept-Encoding")
+		_, _ = io.WriteString(w, "ok")
+	}
+	p := newProxy(t, up, proxy.WithCORS(proxy.CORSRule{AllowedOrigins: []string{"https://app.example"}, AllowedMethods: []string{"GET"}}))
+	r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+	clientSign(t, r, emptyPayloadHash)
+	r.Header.Set("Origin", "https://app.example")
+	rec := serve(p, r)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.Equal(t, []string{"Origin", "Accept-Encoding"}, rec.Header().Values("Vary"))
+	require.Equal(t, "https://app.example", rec.Header().Get("Access-Control-Allow-Origin"))
 }

@@ -151,6 +151,13 @@ var (
 	errNotImplemented        = s3Error(http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
 	errHeaderTooLarge        = s3Error(http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.")
 	errKeyTooLong            = s3Error(http.StatusBadRequest, "KeyTooLongError", "Your key is too long.")
+	// POST Object (postobject.go, postpolicy.go).
+	errMalformedPOST         = s3Error(http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data.")
+	errPostPreDataTooLarge   = s3Error(http.StatusBadRequest, "MaxPostPreDataLengthExceeded", "Your POST request fields preceding the upload file were too large.")
+	errPostFileCount         = s3Error(http.StatusBadRequest, "IncorrectNumberOfFilesInPostRequest", "POST requires exactly one file upload per request.")
+	errInvalidPolicyDocument = s3Error(http.StatusBadRequest, "InvalidPolicyDocument", "The content of the form does not meet the conditions specified in the policy document.")
+	errEntityTooLarge        = s3Error(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+	errEntityTooSmall        = s3Error(http.StatusBadRequest, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size")
 	errSlowDown              = s3Error(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 	errMalformedTrailer      = s3Error(http.StatusBadRequest, "MalformedTrailerError", "The request contained trailing data that was not well-formed or did not conform to our published schema.")
 	errAccessDenied          = ErrAccessDenied.(sentinel).err()

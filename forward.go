@@ -70,6 +70,20 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 				delete(resp.Header, name)
 			}
 		}
+		if len(x.w.Header().Values("Vary")) > 0 { // corsHeaders said Vary: Origin; once is enough
+			var keep []string
+			for _, v := range resp.Header.Values("Vary") {
+				for f := range strings.SplitSeq(v, ",") {
+					if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "Origin") {
+						keep = append(keep, f)
+					}
+				}
+			}
+			resp.Header.Del("Vary")
+			if len(keep) > 0 {
+				resp.Header.Set("Vary", strings.Join(keep, ", "))
+			}
+		}
 	}
 	if resp.StatusCode >= 400 && x.in.Method != http.MethodHead {
 		if err := scrubErrorBody(resp); err != nil {

@@ -83,8 +83,9 @@ func (x *exchange) rewriteLocations(resp *http.Response) {
 		}
 		resp.Header.Set("Location", loc)
 	}
-	if x.in.Method != http.MethodPost || resp.StatusCode != http.StatusOK || resp.Body == nil || resp.Body == http.NoBody ||
-		!strings.Contains(x.in.URL.RawQuery, "uploadId=") {
+	completes := resp.StatusCode == http.StatusOK && strings.Contains(x.in.URL.RawQuery, "uploadId=")
+	posted := resp.StatusCode == http.StatusCreated && x.req.postObject // the PostResponse of success_action_status 201
+	if x.in.Method != http.MethodPost || !completes && !posted || resp.Body == nil || resp.Body == http.NoBody {
 		return
 	}
 	resp.Body = newElementRewriter(resp.Body, "Location", func(loc string) string {

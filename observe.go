@@ -131,6 +131,9 @@ func operationName(r *http.Request, req s3Request) string {
 	if req.bucket == "" {
 		return "ListBuckets"
 	}
+	if req.postObject {
+		return "PostObject"
+	}
 	q := r.URL.Query()
 	has := func(name string) bool { _, ok := q[name]; return ok }
 	copying := r.Header.Get("X-Amz-Copy-Source") != ""

@@ -220,6 +220,9 @@ func (p *Proxy) serve(x *exchange) error {
 		return p.preflight(x) // carries no credentials; cors.go
 	}
 	p.corsHeaders(x)
+	if isPostObject(r, req) {
+		return p.postObject(x) // a browser's form upload; postobject.go
+	}
 	if x.who, err = p.authenticate(r, &x.req); err != nil {
 		return err
 	}

@@ -35,6 +35,8 @@ type s3Request struct {
 	// is answered once the client is authenticated.
 	copyBucket, copyKey string
 	copyErr             error
+
+	postObject bool // POST Object: key is the form's (postobject.go)
 }
 
 // parseRequest reads the bucket and key from a client request: from the Host

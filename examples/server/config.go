@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"reflect"
@@ -37,6 +38,8 @@ type config struct {
 	IAM      iamConfig         `yaml:"iam"`
 	Upstream upstreamConfig    `yaml:"upstream"`
 	VHosts   []setting[string] `yaml:"virtual_host_domains"`
+	CORS     []corsRuleConfig  `yaml:"cors"`
+	Browser  browserConfig     `yaml:"browser"`
 
 	// path is the config file; "" runs the demo.
 	path string
@@ -127,6 +130,25 @@ type iamConfig struct {
 type upstreamConfig struct {
 	ResponseHeaderTimeout setting[time.Duration] `yaml:"response_header_timeout"`
 	PayloadCheck          setting[bool]          `yaml:"payload_check"`
+}
+
+// corsRuleConfig is one rule of the proxy's own CORS policy (proxy.CORSRule).
+type corsRuleConfig struct {
+	AllowedOrigins []setting[string] `yaml:"allowed_origins"`
+	AllowedMethods []setting[string] `yaml:"allowed_methods"`
+	AllowedHeaders []setting[string] `yaml:"allowed_headers"`
+	ExposeHeaders  []setting[string] `yaml:"expose_headers"`
+	MaxAgeSeconds  setting[int]      `yaml:"max_age_seconds"`
+}
+
+// browserConfig is the browser page (browser.go): a page on a listener of its
+// own that lists a bucket and uploads to it through the proxy, with URLs and
+// forms presigned here with a client key's secret.
+type browserConfig struct {
+	Listen    setting[string] `yaml:"listen"`     // "": no page
+	ClientKey setting[string] `yaml:"client_key"` // access key id of clients.keys whose secret presigns
+	Bucket    setting[string] `yaml:"bucket"`     // default: the first of buckets
+	ProxyURL  setting[string] `yaml:"proxy_url"`  // the proxy as browsers reach it; default: its listener
 }
 
 // Client modes.
@@ -308,7 +330,8 @@ var (
 		"config": "at the top level", "serverConfig": "in server", "tlsConfig": "in server.tls",
 		"adminConfig": "in admin", "logConfig": "in log", "clientsConfig": "in clients",
 		"clientKey": "in a client key", "bucketConfig": "in a bucket", "cacheConfig": "in cache",
-		"iamConfig": "in iam", "upstreamConfig": "in upstream",
+		"iamConfig": "in iam", "upstreamConfig": "in upstream", "corsRuleConfig": "in a cors rule",
+		"browserConfig": "in browser",
 	}
 )
 
@@ -391,6 +414,8 @@ func (c *config) validate() error {
 		c.validateClients(p)
 		c.validateBuckets(p)
 		c.validateProxy(p)
+		c.validateCORS(p)
+		c.validateBrowser(p)
 	}
 	if len(p.list) > 0 {
 		return &configError{p.sorted()}
@@ -404,6 +429,10 @@ func (c *config) validateServer(p *problems) {
 	checkAddr(p, c.Admin.Listen, true)
 	if a := c.Admin.Listen.Value; a != "" && a == s.Listen.Value && !strings.HasSuffix(a, ":0") {
 		at(p, c.Admin.Listen, "the admin listener needs an address of its own, not the proxy's %s", a)
+	}
+	checkAddr(p, c.Browser.Listen, true)
+	if a := c.Browser.Listen.Value; a != "" && !strings.HasSuffix(a, ":0") && (a == s.Listen.Value || a == c.Admin.Listen.Value) {
+		at(p, c.Browser.Listen, "the browser page needs an address of its own (another origin than the proxy's), not %s", a)
 	}
 	for _, d := range []setting[time.Duration]{s.ReadHeaderTimeout, s.IdleTimeout, s.ShutdownTimeout} {
 		if d.Value <= 0 {
@@ -700,6 +729,82 @@ func (c *config) validateProxy(p *problems) {
 	}
 }
 
+func (c *config) validateCORS(p *problems) {
+	for _, r := range c.CORS {
+		line := firstLine(r.MaxAgeSeconds.Line, firstOf(r.AllowedOrigins), firstOf(r.AllowedMethods),
+			firstOf(r.AllowedHeaders), firstOf(r.ExposeHeaders))
+		if len(r.AllowedOrigins) == 0 {
+			p.addAt(line, "", "a cors rule needs allowed_origins (\"*\" for any)")
+		}
+		if len(r.AllowedMethods) == 0 {
+			p.addAt(line, "", "a cors rule needs allowed_methods")
+		}
+		for _, m := range r.AllowedMethods {
+			switch m.Value {
+			case http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodHead:
+			default:
+				at(p, m, "cors method %q: want GET, PUT, POST, DELETE or HEAD", m.Value)
+			}
+		}
+		for _, list := range [][]setting[string]{r.AllowedOrigins, r.AllowedHeaders} {
+			for _, o := range list {
+				if strings.Count(o.Value, "*") > 1 {
+					at(p, o, "%q: at most one * wildcard", o.Value)
+				}
+			}
+		}
+		if r.MaxAgeSeconds.Value < 0 {
+			at(p, r.MaxAgeSeconds, "cors max_age_seconds must not be negative, not %d", r.MaxAgeSeconds.Value)
+		}
+	}
+}
+
+func firstOf(list []setting[string]) int {
+	if len(list) == 0 {
+		return 0
+	}
+	return list[0].Line
+}
+
+func (c *config) validateBrowser(p *problems) {
+	b := c.Browser
+	if b.Listen.Value == "" {
+		return
+	}
+	switch id := b.ClientKey; {
+	case c.Clients.Mode.Value != modeVerified:
+		at(p, b.Listen, "the browser page presigns with the secret of a client key: it needs clients.mode %s", modeVerified)
+	case id.Value == "":
+		at(p, b.Listen, "the browser page needs browser.client_key, the access key id of a clients.keys entry whose secret presigns its URLs")
+	case !slices.ContainsFunc(c.Clients.Keys, func(k clientKey) bool { return k.AccessKeyID.Value == id.Value }):
+		at(p, id, "browser.client_key %q is not in clients.keys", id.Value)
+	}
+	if name := b.Bucket.Value; name != "" && !slices.ContainsFunc(c.Buckets, func(bc bucketConfig) bool { return bc.Name.Value == name }) {
+		at(p, b.Bucket, "browser.bucket %q is not in buckets", name)
+	}
+	if u := b.ProxyURL.Value; u != "" {
+		if _, err := parseProxyURL(u); err != nil {
+			at(p, b.ProxyURL, "browser.proxy_url %q: %v", u, err)
+		}
+	}
+}
+
+// parseProxyURL parses the proxy's URL as browsers reach it: http or https,
+// a host, no path, query or user.
+func parseProxyURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return nil, err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("want an http or https URL")
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
+		return nil, errors.New("want scheme://host[:port] alone: the proxy is served at the root")
+	}
+	u.Path = ""
+	return u, nil
+}
+
 // clientNames are the names allow lists may use: access key ids in verified
 // mode, tokens in token mode.
 func (c *config) clientNames() map[string]bool {
@@ -801,7 +906,32 @@ func (c *config) proxyOptions() []proxy.Option {
 	if a.clients != nil || len(a.buckets) > 0 {
 		opts = append(opts, proxy.WithAuthorizer(a.authorize))
 	}
+	if len(c.CORS) > 0 {
+		opts = append(opts, proxy.WithCORS(c.corsRules()...))
+	}
 	return opts
+}
+
+// corsRules is the cors section as the proxy's CORS policy.
+func (c *config) corsRules() []proxy.CORSRule {
+	values := func(list []setting[string]) []string {
+		out := make([]string, len(list))
+		for i, s := range list {
+			out[i] = s.Value
+		}
+		return out
+	}
+	rules := make([]proxy.CORSRule, len(c.CORS))
+	for i, r := range c.CORS {
+		rules[i] = proxy.CORSRule{
+			AllowedOrigins: values(r.AllowedOrigins),
+			AllowedMethods: values(r.AllowedMethods),
+			AllowedHeaders: values(r.AllowedHeaders),
+			ExposeHeaders:  values(r.ExposeHeaders),
+			MaxAgeSeconds:  r.MaxAgeSeconds.Value,
+		}
+	}
+	return rules
 }
 
 // allowList is the authorizer of a config file: which tokens get in at all
@@ -833,6 +963,15 @@ func (c *config) insecure() []string {
 	}
 	if u, err := url.Parse(c.IAM.Endpoint.Value); err == nil && u.Scheme == "http" && !slices.Contains([]string{"127.0.0.1", "localhost", "::1"}, u.Hostname()) {
 		w = append(w, "iam.endpoint is plain http: API keys travel in clear")
+	}
+	if b := c.Browser; b.Listen.Value != "" {
+		if !loopbackAddr(b.Listen.Value) {
+			w = append(w, fmt.Sprintf("the browser page listens on %s, not loopback: it hands URLs presigned with client key %q to whoever reaches it; put it behind your own authentication",
+				b.Listen.Value, b.ClientKey.Value))
+		}
+		if len(c.CORS) == 0 {
+			w = append(w, "the browser page is on but there is no cors section: the proxy forwards preflights to the buckets' upstreams, whose own CORS configuration must allow the page's origin")
+		}
 	}
 	return w
 }

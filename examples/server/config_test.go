@@ -219,6 +219,15 @@ func TestConfigBad(t *testing.T) {
 		{"TLS cert without key", "server: {tls: {cert_file: c.pem}}\n" + clients + bucket, []string{"cfg.yaml:1: a TLS certificate needs its key too"}},
 		{"TLS files missing", "server: {tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}}\n" + clients + bucket, []string{"cfg.yaml:1: TLS certificate and key:", "no such file"}},
 		{"bad IAM endpoint", clients + bucket + "iam: {endpoint: iam.cloud.ibm.com}\n", []string{`cfg.yaml:5: iam.endpoint "iam.cloud.ibm.com" is not an http(s) URL`}},
+		{"browser key not a client", clients + bucket + "browser: {listen: 127.0.0.1:7002, client_key: mallory}\n", []string{`cfg.yaml:5: browser.client_key "mallory" is not in clients.keys`}},
+		{"browser without a key", clients + bucket + "browser: {listen: 127.0.0.1:7002}\n", []string{"cfg.yaml:5: the browser page needs browser.client_key"}},
+		{"browser in token mode", "clients: {mode: token, tokens: [t]}\n" + bucket + "browser: {listen: 127.0.0.1:7002, client_key: t}\n", []string{"cfg.yaml:4: the browser page presigns with the secret of a client key: it needs clients.mode verified"}},
+		{"browser bucket not routed", clients + bucket + "browser: {listen: 127.0.0.1:7002, client_key: alice, bucket: beta}\n", []string{`cfg.yaml:5: browser.bucket "beta" is not in buckets`}},
+		{"browser proxy_url with a path", clients + bucket + "browser: {listen: 127.0.0.1:7002, client_key: alice, proxy_url: \"https://h/s3\"}\n", []string{`cfg.yaml:5: browser.proxy_url "https://h/s3": want scheme://host[:port] alone`}},
+		{"browser on the proxy's address", "server: {listen: 127.0.0.1:7000}\nbrowser: {listen: 127.0.0.1:7000, client_key: alice}\n" + clients + bucket, []string{"cfg.yaml:2: the browser page needs an address of its own"}},
+		{"cors rule without origins", clients + bucket + "cors:\n  - allowed_methods: [GET]\n", []string{"cfg.yaml:6: a cors rule needs allowed_origins"}},
+		{"cors bad method", clients + bucket + "cors:\n  - allowed_origins: [\"*\"]\n    allowed_methods: [GET, PATCH]\n", []string{`cfg.yaml:7: cors method "PATCH"`}},
+		{"cors two wildcards", clients + bucket + "cors:\n  - allowed_origins: [\"https://*.*.example\"]\n    allowed_methods: [GET]\n", []string{`cfg.yaml:6: "https://*.*.example": at most one * wildcard`}},
 		{"several problems, in line order", "log: {format: xml}\n" + clients + "buckets:\n  - {name: alpha, host: h}\n" + "cache: {auth_ttl: 0s}\n",
 			[]string{"cfg.yaml:1: log format", "cfg.yaml:5: bucket \"alpha\": no credentials", "cfg.yaml:6: cache.auth_ttl must be positive"}},
 	}
@@ -417,5 +426,27 @@ func TestReadmeShowsTheSample(t *testing.T) {
 	}
 	if !strings.Contains(string(readme), "```yaml\n"+string(sample)+"```\n") {
 		t.Error("examples/README.md does not show config.example.yaml as it is: copy it over")
+	}
+}
+
+// TestBrowserWarnings: a browser page open to the network, or without a cors
+// section, is worth a warning at startup.
+func TestBrowserWarnings(t *testing.T) {
+	const base = "server: {listen: 127.0.0.1:7000}\nclients:\n  keys: [{access_key_id: alice, secret_access_key: s}]\n" +
+		"buckets:\n  - {name: alpha, host: h, api_key: k}\n"
+	cfg, _, err := loadTest(t, base+"browser: {listen: 0.0.0.0:7002, client_key: alice}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(cfg.insecure(), "\n")
+	if !strings.Contains(w, `hands URLs presigned with client key "alice" to whoever reaches it`) || !strings.Contains(w, "there is no cors section") {
+		t.Errorf("warnings:\n%s", w)
+	}
+	cfg, _, err = loadTest(t, base+"browser: {listen: 127.0.0.1:7002, client_key: alice}\ncors: [{allowed_origins: [\"http://127.0.0.1:7002\"], allowed_methods: [GET]}]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.insecure(); len(w) != 0 {
+		t.Errorf("warnings: %q, want none", w)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ const (
 	demoBucket = "demo"
 	demoKeyID  = "osp-demo"
 	demoSecret = "osp-demo-secret"
+
+	// demoBrowserListen is where the demo serves the browser page.
+	demoBrowserListen = "127.0.0.1:6192"
 
 	// The in-memory S3 does not check signatures; the proxy signs anyway.
 	fakeS3KeyID  = "fake-s3-key"
@@ -45,9 +49,10 @@ func listenFakeS3(log *slog.Logger) (*http.Server, net.Listener, int, error) {
 }
 
 // demoOptions are the proxy options of the demo: the demo bucket on the
-// in-memory S3 at 127.0.0.1:port, and the demo's client key, verified.
-func demoOptions(port int) []proxy.Option {
-	return []proxy.Option{
+// in-memory S3 at 127.0.0.1:port, and the demo's client key, verified; with
+// the browser page at page (nil: none), a CORS policy that lets the page in.
+func demoOptions(port int, page net.Addr) []proxy.Option {
+	opts := []proxy.Option{
 		proxy.WithBuckets(proxy.Bucket{
 			Name:        demoBucket,
 			Endpoint:    proxy.Endpoint{Host: "127.0.0.1", Port: port, Scheme: "http", PathStyle: true},
@@ -56,6 +61,30 @@ func demoOptions(port int) []proxy.Option {
 		proxy.WithClientKeys(map[string]string{demoKeyID: demoSecret}),
 		proxy.WithSigV2(true), // aws-cli v1's `aws s3 presign` signs with SigV2
 	}
+	if page != nil {
+		opts = append(opts, proxy.WithCORS(browserCORSRule(pageOrigins(page)...)))
+	}
+	return opts
+}
+
+// browserCORSRule is the CORS rule the browser page needs from the proxy:
+// its origins may list, read, and upload with PUT and POST, send any header,
+// and read the ETag, the request id and a POST's Location.
+func browserCORSRule(origins ...string) proxy.CORSRule {
+	return proxy.CORSRule{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodHead},
+		AllowedHeaders: []string{"*"},
+		ExposeHeaders:  []string{"ETag", "x-amz-request-id", "Location"},
+		MaxAgeSeconds:  600,
+	}
+}
+
+// pageOrigins are the origins of a page served at addr, a loopback address:
+// http://<its IP>:<port>, and http://localhost:<port>.
+func pageOrigins(addr net.Addr) []string {
+	ta := addr.(*net.TCPAddr)
+	return []string{"http://" + ta.String(), "http://localhost:" + strconv.Itoa(ta.Port)}
 }
 
 // newFakeS3 returns an in-memory S3 server holding the empty demo bucket.

@@ -15,6 +15,9 @@
 //
 // Either way an admin listener (default 127.0.0.1:6191) serves /healthz,
 // /readyz and Prometheus /metrics, and SIGINT or SIGTERM shuts down gracefully.
+// A browser page (browser.go), on in the demo at http://127.0.0.1:6192/ and off
+// unless configured otherwise, lists a bucket and uploads files to it through
+// the proxy from another origin, with presigned PUTs and POSTs.
 package main
 
 import (
@@ -49,6 +52,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	path := fs.String("config", "", "YAML config `file`; without it, the demo runs")
 	listen := fs.String("listen", "127.0.0.1:6190", "proxy listen `address` (loopback only for the demo)")
 	adminListen := fs.String("admin-listen", "127.0.0.1:6191", "admin listen `address` for /healthz, /readyz and /metrics; empty turns it off")
+	browserListen := fs.String("browser-listen", "", "listen `address` of the browser page (default 127.0.0.1:6192 for the demo, browser.listen with -config); empty turns it off")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM) of the proxy listener; needs -config")
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM) of the proxy listener; needs -config")
 	var level, format string
@@ -81,6 +85,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	cfg := defaultConfig()
 	if *path == "" {
 		cfg.Log.Format = value("text")
+		cfg.Browser = browserConfig{Listen: value(demoBrowserListen), ClientKey: value(demoKeyID), Bucket: value(demoBucket)}
 	} else if err := loadConfig(*path, &cfg); err != nil {
 		return config{}, err
 	}
@@ -88,6 +93,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	for name, apply := range map[string]func(){
 		"listen":           func() { cfg.Server.Listen.set(*listen, "-listen") },
 		"admin-listen":     func() { cfg.Admin.Listen.set(*adminListen, "-admin-listen") },
+		"browser-listen":   func() { cfg.Browser.Listen.set(*browserListen, "-browser-listen") },
 		"tls-cert":         func() { cfg.Server.TLS.CertFile.set(*tlsCert, "-tls-cert") },
 		"tls-key":          func() { cfg.Server.TLS.KeyFile.set(*tlsKey, "-tls-key") },
 		"log-level":        func() { cfg.Log.Level.set(level, "-log-level") },
@@ -153,6 +159,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	attrs := []any{slog.String("addr", s.Addr()), slog.Bool("tls", cfg.cert != nil), slog.String("admin", s.AdminAddr())}
+	if u := s.PageURL(); u != "" {
+		attrs = append(attrs, slog.String("browser_page", u))
+	}
 	if cfg.path == "" {
 		attrs = append(attrs, slog.String("upstream", s.s3L.Addr().String()))
 	} else {
@@ -164,7 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("proxy listening", attrs...)
 	if cfg.path == "" {
-		printUsage(stdout, s.Addr(), s.AdminAddr())
+		printUsage(stdout, s.Addr(), s.AdminAddr(), s.PageURL())
 	}
 
 	select {
@@ -194,7 +203,7 @@ func newLogger(c logConfig, w io.Writer) *slog.Logger {
 }
 
 // printUsage tells how to try the demo listening on addr.
-func printUsage(w io.Writer, addr, admin string) {
+func printUsage(w io.Writer, addr, admin, page string) {
 	fmt.Fprintf(w, `S3 proxy demo on http://%[1]s: bucket %[2]q in memory, client key %[3]s. Try:
 
 export AWS_ACCESS_KEY_ID=%[3]s AWS_SECRET_ACCESS_KEY=%[4]s AWS_DEFAULT_REGION=us-east-1
@@ -204,5 +213,8 @@ aws --endpoint-url http://%[1]s s3 cp ./README.md s3://%[2]s/
 `, addr, demoBucket, demoKeyID, demoSecret)
 	if admin != "" {
 		fmt.Fprintf(w, "Health and metrics: curl http://%[1]s/readyz, curl http://%[1]s/metrics\n\n", admin)
+	}
+	if page != "" {
+		fmt.Fprintf(w, "In a browser: %s lists the bucket and uploads files to it through the proxy (presigned PUT and POST)\n\n", page)
 	}
 }

@@ -521,7 +521,7 @@ func TestDemoAdmin(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}, stdout, t.Output())
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-browser-listen", "127.0.0.1:0"}, stdout, t.Output())
 	}()
 	var addr, admin string
 	waitFor(t, func() bool {
@@ -534,6 +534,13 @@ func TestDemoAdmin(t *testing.T) {
 		return admin != ""
 	})
 	checkGet(t, "http://"+admin+"/readyz", http.StatusOK, "ready\n")
+	if page := regexp.MustCompile(`In a browser: (http://127\.0\.0\.1:\d+/) lists the bucket`).FindStringSubmatch(stdout.String()); page == nil {
+		t.Errorf("the demo does not say where its browser page is:\n%s", stdout.String())
+	} else if resp, err := http.Get(page[1]); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %v %v", page[1], resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if got := listBuckets(t, newClient(addr, demoKeyID, demoSecret)); !slices.Equal(got, []string{demoBucket}) {
 		t.Errorf("ListBuckets = %v", got)
 	}

@@ -28,6 +28,8 @@ type server struct {
 	adminL net.Listener
 	s3     *http.Server // the demo's in-memory S3; nil otherwise
 	s3L    net.Listener
+	page   *http.Server // the browser page; nil when turned off
+	pageL  net.Listener
 
 	// ready is true from the moment the listeners are up until shutdown
 	// begins: /readyz answers 503 when it is false.
@@ -39,12 +41,30 @@ type server struct {
 // start starts the proxy as cfg says: the demo when cfg has no file, else the
 // buckets and clients of the file. cfg must be validated.
 func start(cfg config, log *slog.Logger) (_ *server, err error) {
-	s := &server{cfg: cfg, log: log, metrics: newMetrics(), errc: make(chan error, 3)}
+	s := &server{cfg: cfg, log: log, metrics: newMetrics(), errc: make(chan error, 4)}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
+
+	// The browser page's listener comes first: the demo's CORS policy names
+	// its origin.
+	var pageAddr net.Addr
+	if addr := cfg.Browser.Listen.Value; addr != "" {
+		if cfg.path == "" {
+			if err := checkLoopback(addr); err != nil {
+				return nil, fmt.Errorf("browser page: %w", err)
+			}
+		}
+		if s.pageL, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("browser page listener: %w", err)
+		}
+		pageAddr = s.pageL.Addr()
+		if ip := pageAddr.(*net.TCPAddr).IP; cfg.path == "" && !ip.IsLoopback() {
+			return nil, fmt.Errorf("browser page listen address %s is not loopback; the demo's keys are public", pageAddr)
+		}
+	}
 
 	var opts []proxy.Option
 	if cfg.path == "" {
@@ -55,7 +75,7 @@ func start(cfg config, log *slog.Logger) (_ *server, err error) {
 		if s.s3, s.s3L, port, err = listenFakeS3(log.With(slog.String("component", "fake-s3"))); err != nil {
 			return nil, err
 		}
-		opts = demoOptions(port)
+		opts = demoOptions(port, pageAddr)
 	} else {
 		opts = s.cfg.proxyOptions() // s.cfg keeps what the options hold open (a Redis client)
 	}
@@ -79,6 +99,14 @@ func start(cfg config, log *slog.Logger) (_ *server, err error) {
 			return nil, fmt.Errorf("listen address %s is not loopback; the demo's keys are public", s.frontL.Addr())
 		}
 	}
+	if s.pageL != nil {
+		page, err := s.browserPage()
+		if err != nil {
+			return nil, err
+		}
+		s.page = newHTTPServer(page, cfg, log)
+		s.page.TLSConfig = s.front.TLSConfig
+	}
 	if addr := cfg.Admin.Listen.Value; addr != "" {
 		s.admin = newHTTPServer(s.adminHandler(), cfg, log)
 		if s.adminL, err = net.Listen("tcp", addr); err != nil {
@@ -91,6 +119,9 @@ func start(cfg config, log *slog.Logger) (_ *server, err error) {
 	}
 	if s.admin != nil {
 		go s.serve(s.admin, s.adminL, false)
+	}
+	if s.page != nil {
+		go s.serve(s.page, s.pageL, cfg.cert != nil)
 	}
 	go s.serve(s.front, s.frontL, cfg.cert != nil)
 	s.ready.Store(true)
@@ -154,6 +185,40 @@ func (s *server) AdminAddr() string {
 	return s.adminL.Addr().String()
 }
 
+// PageURL is the browser page's URL, "" when it is off.
+func (s *server) PageURL() string {
+	switch {
+	case s.pageL == nil:
+		return ""
+	case s.cfg.cert != nil:
+		return "https://" + s.pageL.Addr().String() + "/"
+	}
+	return "http://" + s.pageL.Addr().String() + "/"
+}
+
+// browserPage is the browser page of the configuration.
+func (s *server) browserPage() (*browserPage, error) {
+	b := s.cfg.Browser
+	bucket, keyID, secret, region := b.Bucket.Value, b.ClientKey.Value, "", "us-east-1"
+	if s.cfg.path == "" {
+		secret = demoSecret
+	} else {
+		if bucket == "" {
+			bucket = s.cfg.Buckets[0].Name.Value
+		}
+		for _, k := range s.cfg.Clients.Keys {
+			if k.AccessKeyID.Value == keyID {
+				secret = k.SecretAccessKey.Value
+			}
+		}
+		if len(s.cfg.Clients.Regions) > 0 {
+			region = s.cfg.Clients.Regions[0].Value
+		}
+	}
+	return newBrowserPage(bucket, keyID, secret, region, b.ProxyURL.Value, s.frontL.Addr(), s.cfg.cert != nil,
+		s.log.With(slog.String("component", "browser")))
+}
+
 // URL is the proxy's endpoint URL.
 func (s *server) URL() string {
 	if s.cfg.cert != nil {
@@ -190,6 +255,11 @@ func (s *server) shutdown(ctx context.Context) error {
 		// The upstream is ours alone: nothing is in flight there any more.
 		err = errors.Join(err, s.s3.Close())
 	}
+	if s.page != nil {
+		if s.page.Shutdown(ctx) != nil {
+			_ = s.page.Close()
+		}
+	}
 	if s.admin != nil {
 		if s.admin.Shutdown(ctx) != nil {
 			_ = s.admin.Close()
@@ -200,7 +270,7 @@ func (s *server) shutdown(ctx context.Context) error {
 
 // close releases whatever start had set up before it failed.
 func (s *server) close() {
-	for _, l := range []net.Listener{s.frontL, s.adminL, s.s3L} {
+	for _, l := range []net.Listener{s.frontL, s.adminL, s.s3L, s.pageL} {
 		if l != nil {
 			_ = l.Close()
 		}

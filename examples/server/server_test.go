@@ -44,7 +44,7 @@ func startTestDemo(t *testing.T) string {
 // the OS's choosing.
 func demoConfig(t *testing.T) config {
 	t.Helper()
-	cfg, err := parseConfig([]string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}, t.Output())
+	cfg, err := parseConfig([]string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-browser-listen", "127.0.0.1:0"}, t.Output())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 	stdout, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-level", "debug"}, pw, t.Output())
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-browser-listen", "127.0.0.1:0", "-log-level", "debug"}, pw, t.Output())
 		pw.Close()
 	}()
 	addr := readAddr(t, stdout)

@@ -1,0 +1,556 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+	"time"
+)
+
+// POST Object is a browser's upload: an HTML form (multipart/form-data) posted
+// to the bucket, whose fields carry the key, the object's headers and a policy
+// signed with the client's key; the file comes last.
+//
+// The proxy reads the fields (at most maxPostPreData bytes of them), verifies
+// the policy's signature with the client's secret, checks the policy (its
+// expiration, a condition for every field, each condition, the file's length
+// against content-length-range), authorizes the upload as a PutObject of the
+// key, and posts the upstream a form of its own: the client's fields, a policy
+// with the client's conditions signed with the upstream's keys, and the file,
+// streamed as it arrives. The upstream checks the conditions again.
+//
+// The file's length is known before it streams, as every upstream needs a
+// Content-Length: it is the request's Content-Length less the fields before
+// the file and the closing delimiter after it ("\r\n--boundary--\r\n", as
+// browsers, Go, Python and Node.js write it). The file must end exactly there
+// (its bytes are checked as they pass): a form with fields after the file, or
+// with another ending, is refused as malformed before the last byte goes
+// upstream, so the upstream stores nothing.
+//
+// An upstream with an IAM bearer token cannot take a form (a POST form is
+// signed in its policy, not with a token): the proxy answers 501
+// NotImplemented for those buckets.
+
+// maxPostPreData bounds the form before the file, as S3 does (20 KB):
+// MaxPostPreDataLengthExceeded past it.
+const maxPostPreData = 20 << 10
+
+// maxBoundary is the longest multipart boundary (RFC 2046).
+const maxBoundary = 70
+
+// isPostObject reports whether a request is POST Object: a multipart form
+// posted to a bucket (POST /bucket?delete is DeleteObjects).
+func isPostObject(r *http.Request, req s3Request) bool {
+	if r.Method != http.MethodPost || req.bucket == "" || req.key != "" {
+		return false
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
+		return false
+	}
+	_, del := r.URL.Query()["delete"]
+	return !del
+}
+
+// formField is a field of a form: its name as sent and lower case, its value.
+type formField struct{ name, lower, value string }
+
+// postForm is a POST Object form read up to its file.
+type postForm struct {
+	boundary string
+	fields   []formField // in the order sent, before the file
+	v2       bool        // signed with SigV2 (AWSAccessKeyId, signature)
+	fileName string      // the file part's filename parameter
+	fileType string      // the file part's Content-Type
+	raw      []byte      // the body read: the fields, the file's header and maybe its first bytes
+	fileAt   int         // where the file starts in raw
+	fileLen  int64       // the file's length
+}
+
+// value returns the value of a field, by its lower-case name.
+func (f *postForm) value(lower string) (string, bool) {
+	for _, fd := range f.fields {
+		if fd.lower == lower {
+			return fd.value, true
+		}
+	}
+	return "", false
+}
+
+// missingField is S3's answer to a form without a field it needs.
+func missingField(name string) error {
+	return errInvalidArgument.withMessage("Bucket POST must contain a field named '"+name+"'.  If it is specified, please check the order of the fields.").
+		withField("ArgumentName", name).withField("ArgumentValue", "")
+}
+
+// errNeedMore says the form's fields go on past what was read.
+var errNeedMore = errors.New("form goes on")
+
+// readPostForm reads a form's fields from body, up to its file, and works out
+// the file's length from the request's Content-Length.
+func readPostForm(body io.Reader, contentType string, length int64) (*postForm, error) {
+	_, params, err := mime.ParseMediaType(contentType)
+	boundary := params["boundary"]
+	if err != nil || boundary == "" || len(boundary) > maxBoundary {
+		return nil, errMalformedPOST
+	}
+	buf := make([]byte, 0, 4<<10)
+	for {
+		if len(buf) == cap(buf) && len(buf) <= maxPostPreData {
+			buf = append(make([]byte, 0, min(2*cap(buf), maxPostPreData+1)), buf...)
+		}
+		n, rerr := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		f, err := parseFormHead(buf, boundary)
+		// A header cut short by the end of buf reads as malformed: that is
+		// only the answer once the body or the bound ends.
+		var e *Error
+		malformed := errors.As(err, &e) && e.Code == errMalformedPOST.Code
+		switch {
+		case err == nil && f.fileAt > maxPostPreData:
+			return nil, errPostPreDataTooLarge
+		case err == nil:
+			f.raw = buf
+			if f.fileLen = length - int64(f.fileAt) - int64(len("\r\n--"+boundary+"--\r\n")); f.fileLen < 0 {
+				return nil, errFileNotLast
+			}
+			return f, nil
+		case !errors.Is(err, errNeedMore) && !malformed:
+			return nil, err
+		case malformed && (rerr != nil || len(buf) > maxPostPreData):
+			return nil, err
+		case len(buf) > maxPostPreData:
+			return nil, errPostPreDataTooLarge
+		case rerr == io.EOF:
+			return nil, errMalformedPOST
+		case rerr != nil:
+			return nil, errIncompleteBody.with(rerr)
+		}
+	}
+}
+
+// parseFormHead parses the fields of a form up to and including its file's
+// header, from the start of the body in buf; errNeedMore when buf ends first.
+func parseFormHead(buf []byte, boundary string) (*postForm, error) {
+	mr := multipart.NewReader(bytes.NewReader(buf), boundary)
+	f := &postForm{boundary: boundary}
+	for i := 0; ; i++ {
+		part, err := mr.NextRawPart()
+		switch {
+		case err == io.EOF && bytes.Contains(buf, []byte("--"+boundary+"--")):
+			return nil, errPostFileCount // the form ended without a file
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, errNeedMore
+		case err != nil:
+			return nil, errMalformedPOST.with(err)
+		}
+		name := part.FormName()
+		if name == "" {
+			return nil, errMalformedPOST
+		}
+		lower := strings.ToLower(name)
+		if lower == "file" {
+			switch f.fileAt = partContent(buf, boundary, i); {
+			case f.fileAt == -2:
+				return nil, errMalformedPOST.withMessage("The body of your POST request is not well-formed multipart/form-data: its lines must end in CRLF.")
+			case f.fileAt < 0:
+				return nil, errNeedMore // a header cut short parses: its end is not in buf yet
+			}
+			if _, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition")); err == nil {
+				f.fileName = params["filename"]
+			}
+			f.fileType = part.Header.Get("Content-Type")
+			return f, nil
+		}
+		v, err := io.ReadAll(part)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, errNeedMore
+			}
+			return nil, errMalformedPOST.with(err)
+		}
+		if _, dup := f.value(lower); dup {
+			return nil, errInvalidArgument.withMessage("Bucket POST must contain each field once; '"+clip(name)+"' is there twice.").
+				withField("ArgumentName", clip(name))
+		}
+		f.fields = append(f.fields, formField{name: name, lower: lower, value: string(v)})
+	}
+}
+
+// partContent returns where the content of part n (from 0) of a multipart
+// body starts in buf: after its delimiter line and its header, which ends
+// with an empty line; -1 when buf does not hold it, -2 when the first
+// delimiter line does not end in CRLF (mime/multipart then takes LF alone as
+// the line break, and the file's end would be another).
+func partContent(buf []byte, boundary string, n int) int {
+	delim := []byte("\r\n--" + boundary)
+	pos := 0
+	if bytes.HasPrefix(buf, delim[2:]) {
+		pos = len(delim) - 2
+	} else if i := bytes.Index(buf, delim); i >= 0 {
+		pos = i + len(delim)
+	} else {
+		return -1
+	}
+	line := bytes.TrimLeft(buf[pos:], " \t")
+	if i := bytes.IndexByte(line, '\n'); i < 0 {
+		return -1
+	} else if i == 0 || line[i-1] != '\r' {
+		return -2
+	}
+	for range n {
+		i := bytes.Index(buf[pos:], delim)
+		if i < 0 {
+			return -1
+		}
+		pos += i + len(delim)
+	}
+	i := bytes.Index(buf[pos:], []byte("\r\n\r\n"))
+	if i < 0 {
+		return -1
+	}
+	return pos + i + 4
+}
+
+// postFile streams the file of a form from the client: exactly n bytes, which
+// must hold no delimiter and be followed by the closing one. Before it gives the last byte
+// it reads the delimiter, so that a file of another length fails the upload
+// while the upstream still waits for bytes.
+type postFile struct {
+	src     io.Reader
+	left    int64
+	delim   []byte
+	carry   []byte // the last len(delim)-1 bytes given, where a delimiter may start
+	scratch []byte
+	ended   bool // the delimiter after the file was read
+	err     error
+}
+
+func newPostFile(src io.Reader, n int64, boundary string) *postFile {
+	d := []byte("\r\n--" + boundary)
+	return &postFile{src: src, left: n, delim: d, carry: make([]byte, 0, len(d)), scratch: make([]byte, 0, 2*len(d))}
+}
+
+var errFileNotLast = errMalformedPOST.withMessage("The body of your POST request is not well-formed multipart/form-data: the file must be the last field, followed by the closing delimiter.")
+
+func (f *postFile) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	if f.left == 0 {
+		if !f.ended { // an empty file: only the delimiter follows
+			if f.err = f.end(); f.err != nil {
+				return 0, f.err
+			}
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.src.Read(p)
+	if n > 0 {
+		if f.delimIn(p[:n]) >= 0 {
+			f.err = errFileNotLast
+			return 0, f.err
+		}
+		f.left -= int64(n)
+		if f.left == 0 {
+			if f.err = f.end(); f.err != nil {
+				return 0, f.err
+			}
+		}
+	}
+	switch {
+	case err == io.EOF && f.left > 0:
+		f.err = errIncompleteBody
+		return 0, f.err
+	case err != nil && err != io.EOF:
+		f.err = errIncompleteBody.with(err)
+		return 0, f.err
+	}
+	return n, nil
+}
+
+// delimIn returns where a delimiter starts in carry+b (-1 for nowhere) and
+// keeps the last bytes of carry+b in carry.
+func (f *postFile) delimIn(b []byte) int {
+	keep := len(f.delim) - 1
+	w := append(append(f.scratch[:0], f.carry...), b[:min(len(b), keep)]...)
+	at := bytes.Index(w, f.delim)
+	if at < 0 {
+		if i := bytes.Index(b, f.delim); i >= 0 {
+			at = len(f.carry) + i
+		}
+	}
+	if len(b) >= keep {
+		f.carry = append(f.carry[:0], b[len(b)-keep:]...)
+	} else {
+		w = append(append(f.scratch[:0], f.carry...), b...)
+		f.carry = append(f.carry[:0], w[max(0, len(w)-keep):]...)
+	}
+	return at
+}
+
+// end reads what follows the file: it must be the closing delimiter
+// ("\r\n--boundary--\r\n", what the file's length was worked out with), and
+// no delimiter may start before it in the file's last bytes.
+func (f *postFile) end() error {
+	f.ended = true
+	got := make([]byte, len(f.delim)+4)
+	if _, err := io.ReadFull(f.src, got); err != nil || !bytes.Equal(got[:len(f.delim)], f.delim) || string(got[len(f.delim):]) != "--\r\n" {
+		return errFileNotLast
+	}
+	c := len(f.carry)
+	if at := f.delimIn(got[:len(f.delim)]); at != c {
+		return errFileNotLast
+	}
+	return nil
+}
+
+// postObject answers POST Object; see the top of this file.
+func (p *Proxy) postObject(x *exchange) error {
+	r := x.in
+	if r.ContentLength < 0 {
+		return errMissingContentLength
+	}
+	f, err := readPostForm(r.Body, r.Header.Get("Content-Type"), r.ContentLength)
+	if err != nil {
+		return err
+	}
+	key, ok := f.value("key")
+	if !ok || key == "" {
+		return missingField("key")
+	}
+	// S3 puts the file's name for ${filename}; the key is authorized so.
+	x.req.key, x.req.postObject = strings.ReplaceAll(key, "${filename}", f.fileName), true
+	if len(x.req.key) > maxKeyLength {
+		return errKeyTooLong
+	}
+	var pol *postPolicy
+	if x.who, pol, err = p.authenticatePost(r.Context(), f); err != nil {
+		return err
+	}
+	if pol != nil {
+		if err := pol.evaluate(f, x.req.bucket, f.fileLen); err != nil {
+			return err
+		}
+	}
+	if err := p.authorize(r.Context(), &x.who, x.req.bucket); err != nil {
+		return err
+	}
+	if x.target, err = p.resolver.resolve(r.Context(), x.req.bucket); err != nil {
+		return err
+	}
+	if err := p.authorizeRequest(x); err != nil {
+		return err
+	}
+	if x.out, err = p.postUpstream(x, f, pol); err != nil {
+		return err
+	}
+	p.forward(x)
+	return nil
+}
+
+// authenticatePost finds who signed a form: SigV4 (x-amz-algorithm,
+// x-amz-credential, x-amz-date, policy, x-amz-signature), SigV2
+// (AWSAccessKeyId, policy, signature) or nobody (anonymous, no policy). It
+// verifies the signature of the policy with the client's secret (in token
+// mode it takes the access key id on trust) and parses the policy.
+func (p *Proxy) authenticatePost(ctx context.Context, f *postForm) (identity, *postPolicy, error) {
+	v4 := []string{"policy", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature"}
+	has := func(names ...string) bool {
+		for _, n := range names {
+			if _, ok := f.value(n); ok {
+				return true
+			}
+		}
+		return false
+	}
+	var token, secret string
+	var check func(secret string) bool
+	switch {
+	case has("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature") || !has("awsaccesskeyid", "signature") && has("policy"):
+		for _, n := range v4 {
+			if !has(n) {
+				return identity{}, nil, missingField(n)
+			}
+		}
+		sig, err := p.postCredential(f)
+		if err != nil {
+			return identity{}, nil, err
+		}
+		token = sig.accessKeyID
+		policy, _ := f.value("policy")
+		signature, _ := f.value("x-amz-signature")
+		check = func(secret string) bool {
+			key, cached := p.keys.lookup(secret, sig.date, sig.region, sig.service)
+			if !cached {
+				key = deriveKey(secret, sig.date, sig.region, sig.service)
+				p.keys.store(secret, sig.date, sig.region, sig.service, key)
+			}
+			m := hmac.New(sha256.New, key)
+			m.Write([]byte(policy))
+			return equalConstantTime([]byte(hex.EncodeToString(m.Sum(nil))), signature)
+		}
+	case has("awsaccesskeyid", "signature"):
+		for _, n := range []string{"awsaccesskeyid", "policy", "signature"} {
+			if !has(n) {
+				return identity{}, nil, missingField(n)
+			}
+		}
+		if p.cfg.verifying() && !p.cfg.sigV2 {
+			return identity{}, nil, errInvalidRequest.withMessage("The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")
+		}
+		f.v2 = true
+		token, _ = f.value("awsaccesskeyid")
+		policy, _ := f.value("policy")
+		signature, _ := f.value("signature")
+		check = func(secret string) bool {
+			m := hmac.New(sha1.New, []byte(secret))
+			m.Write([]byte(policy))
+			want := base64.StdEncoding.EncodeToString(m.Sum(nil))
+			return subtle.ConstantTimeCompare([]byte(want), []byte(signature)) == 1
+		}
+	default:
+		return identity{anonymous: true, payloadHash: unsignedPayload}, nil, nil
+	}
+	if token == "" {
+		return identity{}, nil, errAccessDenied
+	}
+	id := identity{token: token, payloadHash: unsignedPayload}
+	if p.cfg.verifying() {
+		var err error
+		if secret, err = p.clientSecret(ctx, token); err != nil {
+			return identity{}, nil, err
+		}
+		if !check(secret) {
+			return identity{}, nil, errSignatureMismatch
+		}
+		id.verified = true
+	}
+	policy, _ := f.value("policy")
+	pol, err := parsePostPolicy(policy, p.cfg.now())
+	if err != nil {
+		return identity{}, nil, err
+	}
+	return id, pol, nil
+}
+
+// postAuth is the authForm of a form's x-amz-credential: S3 answers
+// InvalidArgument, naming the field.
+var postAuth = authForm{base: errInvalidArgument}
+
+// postCredential reads the SigV4 fields of a form: the algorithm, the
+// credential (with WithRegions, its region) and the date.
+func (p *Proxy) postCredential(f *postForm) (*sigV4, error) {
+	invalid := func(name, value, msg string) error {
+		return errInvalidArgument.withMessage(msg).withField("ArgumentName", name).withField("ArgumentValue", clip(value))
+	}
+	if alg, _ := f.value("x-amz-algorithm"); alg != algorithmV4 {
+		return nil, invalid("x-amz-algorithm", alg, "Only AWS4-HMAC-SHA256 is supported for the POST form's x-amz-algorithm.")
+	}
+	cred, _ := f.value("x-amz-credential")
+	sig := &sigV4{}
+	if err := sig.parseCredential(cred, postAuth); err != nil {
+		var e *Error
+		errors.As(err, &e)
+		return nil, invalid("x-amz-credential", cred, e.Message)
+	}
+	if len(p.cfg.regions) > 0 && !slices.Contains(p.cfg.regions, sig.region) {
+		return nil, invalid("x-amz-credential", cred, "the region '"+clip(sig.region)+"' is wrong; expecting '"+p.cfg.regions[0]+"'")
+	}
+	date, _ := f.value("x-amz-date")
+	if _, err := time.Parse(amzDateFormat, date); err != nil || len(date) != len(amzDateFormat) {
+		return nil, invalid("x-amz-date", date, "The x-amz-date field must be in the format yyyyMMdd'T'HHmmss'Z'.")
+	}
+	sig.amzDate = date
+	return sig, nil
+}
+
+// postUpstream builds the upstream request of a form. An anonymous form goes
+// as it came, without credentials; a signed one as a form of the proxy's,
+// signed with the bucket's HMAC keys.
+func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstream, error) {
+	r, t := x.in, x.target
+	out := upstream{url: upstreamURL(t, ""), header: make(http.Header, 4)}
+	if v := r.Header.Values("Origin"); len(v) > 0 {
+		out.header["Origin"] = v
+	}
+	out.header.Set("Accept-Encoding", "identity")
+	if x.who.anonymous {
+		out.header.Set("Content-Type", r.Header.Get("Content-Type"))
+		out.body = readCloser{io.MultiReader(bytes.NewReader(f.raw), r.Body)}
+		out.length = r.ContentLength
+		return out, nil
+	}
+	if t.creds.APIKey != "" {
+		return upstream{}, errNotImplemented.withMessage("POST Object (browser form upload) is not implemented for this bucket: its object store takes IAM bearer tokens, which cannot sign a form's policy. Upload with PUT (a presigned PUT URL) instead.")
+	}
+	now := p.cfg.now().UTC()
+	date := now.Format(amzDateFormat)
+	auth := [][2]string{
+		{"x-amz-algorithm", algorithmV4},
+		{"x-amz-credential", t.creds.AccessKeyID + "/" + date[:8] + "/" + t.region() + "/s3/aws4_request"},
+		{"x-amz-date", date},
+	}
+	if t.creds.SessionToken != "" {
+		auth = append(auth, [2]string{"x-amz-security-token", t.creds.SessionToken})
+	}
+	policy, err := pol.upstream(auth)
+	if err != nil {
+		return upstream{}, errInternal.with(err)
+	}
+	key := p.keys.signingKey(t.creds.SecretAccessKey, date[:8], t.region(), "s3")
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(policy))
+
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for _, fd := range f.fields {
+		if !postAuthFields[fd.lower] {
+			_ = mw.WriteField(fd.name, fd.value) // into a bytes.Buffer: no error
+		}
+	}
+	for _, kv := range auth {
+		_ = mw.WriteField(kv[0], kv[1])
+	}
+	_ = mw.WriteField("policy", policy)
+	_ = mw.WriteField("x-amz-signature", hex.EncodeToString(m.Sum(nil)))
+	h := textproto.MIMEHeader{}
+	disposition := `form-data; name="file"`
+	if f.fileName != "" {
+		disposition += `; filename="` + quoteEscaper.Replace(f.fileName) + `"`
+	}
+	h.Set("Content-Disposition", disposition)
+	if f.fileType != "" {
+		h.Set("Content-Type", f.fileType)
+	}
+	_, _ = mw.CreatePart(h)
+	head := bytes.Clone(b.Bytes())
+	b.Reset()
+	_ = mw.Close()
+	tail := b.Bytes()
+
+	file := newPostFile(io.MultiReader(bytes.NewReader(f.raw[f.fileAt:]), r.Body), f.fileLen, f.boundary)
+	out.header.Set("Content-Type", mw.FormDataContentType())
+	out.body = readCloser{io.MultiReader(bytes.NewReader(head), file, bytes.NewReader(tail))}
+	out.length = int64(len(head)) + f.fileLen + int64(len(tail))
+	return out, nil
+}
+
+// quoteEscaper escapes a quoted parameter of a part's header as
+// mime/multipart does; line breaks go, as no header may hold them.
+var quoteEscaper = strings.NewReplacer("\\", "\\\\", `"`, "\\\"", "\r", "", "\n", "")
