@@ -222,6 +222,27 @@ func (b *lineDriver) PresignPut(ctx context.Context, bucket, key string) (string
 	return u, nil, err
 }
 
+func (b *lineDriver) PresignPost(ctx context.Context, bucket string, p postPolicy) (*postForm, error) {
+	r, err := b.call(ctx, withOp("presign_post", map[string]any{"bucket": bucket, "policy": p}))
+	if err != nil {
+		return nil, err
+	}
+	var f postForm
+	return &f, json.Unmarshal(r, &f)
+}
+
+// PostForm has the driver post the form with the HTTP stack its users post
+// forms with.
+func (b *lineDriver) PostForm(ctx context.Context, f *postForm, file postFile) (*postAnswer, error) {
+	r, err := b.call(ctx, withOp("post_form", map[string]any{"url": f.URL, "fields": f.Fields,
+		"file": file.Path, "filename": file.Name, "content_type": file.ContentType}))
+	if err != nil {
+		return nil, err
+	}
+	var a postAnswer
+	return &a, json.Unmarshal(r, &a)
+}
+
 func (b *lineDriver) DeleteBatch(ctx context.Context, bucket, _ string, keys []string) error {
 	return b.do(ctx, "delete_batch", map[string]any{"bucket": bucket, "keys": keys})
 }
