@@ -164,6 +164,14 @@ func (a *awsCLI) PresignPut(context.Context, string, string) (string, http.Heade
 	return "", nil, na("aws-cli presigns GET only")
 }
 
+func (a *awsCLI) PresignPost(context.Context, string, postPolicy) (*postForm, error) {
+	return nil, na("aws-cli has no POST presigner")
+}
+
+func (a *awsCLI) PostForm(context.Context, *postForm, postFile) (*postAnswer, error) {
+	return nil, na("aws-cli has no POST presigner")
+}
+
 func (a *awsCLI) DeleteBatch(ctx context.Context, b, _ string, keys []string) error {
 	type obj struct{ Key string }
 	req := struct {

@@ -24,7 +24,8 @@ type clientSpec struct {
 }
 
 // discoverClients finds the clients of the matrix. The Debian ones (aws-cli
-// v2, s3cmd, rclone, boto3 of python3-boto3) are required when
+// v2, s3cmd, rclone, boto3 of python3-boto3) and aws-sdk-js v3 (node and npm,
+// the packages installed with npm ci) are required when
 // OSP_REQUIRE_INTEGRATION=1; aws-cli v1 and a newer boto3 on PATH are
 // optional; the Go clients are always there.
 func discoverClients(t *testing.T) []*clientSpec {
@@ -91,6 +92,16 @@ func discoverClients(t *testing.T) []*clientSpec {
 		t.Logf("skipping a newer boto3 (optional): python3 on PATH has the Debian boto3 %s", v)
 	} else {
 		cs = append(cs, boto3Client("boto3path", p, v))
+	}
+
+	if js, err := jsClient(); err != nil {
+		if requireIntegration() {
+			t.Errorf("OSP_REQUIRE_INTEGRATION=1 but aws-sdk-js v3 cannot run: %v (node 20 or later and npm: apt-get install -y nodejs npm; the packages come from the npm registry)", err)
+		} else {
+			t.Logf("skipping aws-sdk-js v3: %v", err)
+		}
+	} else {
+		cs = append(cs, js)
 	}
 
 	cs = append(cs, goSDKClient(), minioClient())

@@ -28,12 +28,13 @@ import (
 type goSDK struct {
 	c  *s3.Client
 	ps *s3.PresignClient
+	hc *http.Client
 }
 
 func goSDKClient() *clientSpec {
 	return &clientSpec{id: "gosdk", name: "aws-sdk-go-v2 s3", open: func(t *testing.T, tg target, _ string) (ops, error) {
-		c, _ := goS3(t, tg.url, tg.key, tg.secret, 3)
-		return &goSDK{c: c, ps: s3.NewPresignClient(c)}, nil
+		c, hc := goS3(t, tg.url, tg.key, tg.secret, 3)
+		return &goSDK{c: c, ps: s3.NewPresignClient(c), hc: hc}, nil
 	}}
 }
 
@@ -216,6 +217,42 @@ func (g *goSDK) PresignPut(ctx context.Context, b, key string) (string, http.Hea
 	return req.URL, req.SignedHeader, nil
 }
 
+// PresignPost makes the policy with PresignPostObject: its Conditions are
+// the policy's beyond the bucket, key and signing fields, and the program adds
+// the form's other fields itself.
+func (g *goSDK) PresignPost(ctx context.Context, b string, p postPolicy) (*postForm, error) {
+	fields := map[string]string{"Content-Type": p.ContentType}
+	conds := []any{[]any{"content-length-range", p.MinSize, p.MaxSize}}
+	if p.TypePrefix != "" {
+		conds = append(conds, []any{"starts-with", "$Content-Type", p.TypePrefix})
+	} else {
+		conds = append(conds, map[string]string{"Content-Type": p.ContentType})
+	}
+	for k, v := range p.Meta {
+		fields["x-amz-meta-"+k] = v
+		conds = append(conds, map[string]string{"x-amz-meta-" + k: v})
+	}
+	if p.Status != "" {
+		fields["success_action_status"] = p.Status
+		conds = append(conds, map[string]string{"success_action_status": p.Status})
+	}
+	req, err := g.ps.PresignPostObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String(p.Key)}, func(o *s3.PresignPostOptions) {
+		o.Expires = time.Duration(p.Expires) * time.Second
+		o.Conditions = conds
+	})
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range req.Values {
+		fields[k] = v
+	}
+	return &postForm{URL: req.URL, Fields: sortedFields(fields)}, nil
+}
+
+func (g *goSDK) PostForm(ctx context.Context, f *postForm, file postFile) (*postAnswer, error) {
+	return postMultipart(ctx, g.hc, f, file)
+}
+
 func (g *goSDK) DeleteBatch(ctx context.Context, b, _ string, keys []string) error {
 	out, err := g.c.DeleteObjects(ctx, deleteObjectsInput(b, keys))
 	if err != nil {
@@ -372,6 +409,43 @@ func (m *minioGo) PresignPut(ctx context.Context, b, key string) (string, http.H
 		return "", nil, err
 	}
 	return u.String(), nil, nil
+}
+
+// PresignPost makes the policy with PresignedPostPolicy. A starts-with on
+// Content-Type puts the prefix in the form's field: the program sets the
+// file's type there.
+func (m *minioGo) PresignPost(ctx context.Context, b string, p postPolicy) (*postForm, error) {
+	pp := minio.NewPostPolicy()
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	add(pp.SetBucket(b))
+	add(pp.SetKey(p.Key))
+	add(pp.SetExpires(time.Now().UTC().Add(time.Duration(p.Expires) * time.Second)))
+	add(pp.SetContentLengthRange(p.MinSize, p.MaxSize))
+	if p.TypePrefix != "" {
+		add(pp.SetContentTypeStartsWith(p.TypePrefix))
+	} else {
+		add(pp.SetContentType(p.ContentType))
+	}
+	for k, v := range p.Meta {
+		add(pp.SetUserMetadata(k, v))
+	}
+	if p.Status != "" {
+		add(pp.SetSuccessStatusAction(p.Status))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	u, fields, err := m.c.PresignedPostPolicy(ctx, pp)
+	if err != nil {
+		return nil, err
+	}
+	fields["Content-Type"] = p.ContentType
+	return &postForm{URL: u.String(), Fields: sortedFields(fields)}, nil
+}
+
+func (m *minioGo) PostForm(ctx context.Context, f *postForm, file postFile) (*postAnswer, error) {
+	return postMultipart(ctx, &http.Client{Transport: m.tr}, f, file)
 }
 
 func (m *minioGo) DeleteBatch(ctx context.Context, b, _ string, keys []string) error {

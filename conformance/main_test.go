@@ -1,12 +1,14 @@
 // Package conformance is the proxy's conformance and failure suite: real S3
-// clients (aws-cli, s3cmd, rclone, boto3, aws-sdk-go-v2, minio-go) driven as
-// users drive them, straight against versitygw and through the proxy (the
-// client matrix, TestMatrix); upstream, hook, IAM and client faults (TestFault*);
-// two proxies behind one round-robin listener (TestScaleOut); and a bounded
-// mixed-load run (TestSoak).
+// clients (aws-cli, s3cmd, rclone, boto3, aws-sdk-js, aws-sdk-go-v2,
+// minio-go) driven as users drive them, straight against versitygw and
+// through the proxy (the client matrix, TestMatrix, presigned POST form
+// uploads among its steps); upstream, hook, IAM and client faults
+// (TestFault*); two proxies behind one round-robin listener (TestScaleOut);
+// and a bounded mixed-load run (TestSoak).
 //
-// It needs versitygw (VERSITYGW or PATH) and the Debian clients (awscli,
-// s3cmd, rclone, python3-boto3). Without them the tests skip, or fail when
+// It needs versitygw (VERSITYGW or PATH), the Debian clients (awscli, s3cmd,
+// rclone, python3-boto3) and node 20 with npm (aws-sdk-js is installed with
+// npm ci into .cache/js). Without them the tests skip, or fail when
 // OSP_REQUIRE_INTEGRATION=1.
 package conformance
 

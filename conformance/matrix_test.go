@@ -61,6 +61,12 @@ type ops interface {
 	SyncDown(ctx context.Context, b, prefix, dir string) error
 	PresignGet(ctx context.Context, b, key string) (string, error)
 	PresignPut(ctx context.Context, b, key string) (string, http.Header, error)
+	// PresignPost makes the policy and fields of a form upload (POST Object)
+	// to bucket b under p, with the client's POST presigner.
+	PresignPost(ctx context.Context, b string, p postPolicy) (*postForm, error)
+	// PostForm posts f with file as its last field, as the client's users
+	// post forms, and returns the answer whatever its status.
+	PostForm(ctx context.Context, f *postForm, file postFile) (*postAnswer, error)
 	// DeleteBatch deletes keys, which are every key under prefix, in
 	// DeleteObjects requests.
 	DeleteBatch(ctx context.Context, b, prefix string, keys []string) error
@@ -110,6 +116,8 @@ type data struct {
 	ten   []byte
 	multi []byte
 	tree  map[string][]byte // relative path → content
+	// postSmall (text) and postBig are uploaded by presign-post.
+	postSmall, postBig []byte
 }
 
 func (d *data) smallFile(key string) string {
@@ -118,6 +126,10 @@ func (d *data) smallFile(key string) string {
 func (d *data) tenFile() string   { return filepath.Join(d.dir, "ten.bin") }
 func (d *data) multiFile() string { return filepath.Join(d.dir, "multi.bin") }
 func (d *data) treeDir() string   { return filepath.Join(d.dir, "tree") }
+func (d *data) postSmallFile() string {
+	return filepath.Join(d.dir, "post-small.txt")
+}
+func (d *data) postBigFile() string { return filepath.Join(d.dir, "post-big.bin") }
 
 func newData(t *testing.T) *data {
 	d := &data{dir: t.TempDir(), small: map[string][]byte{}, tree: map[string][]byte{}}
@@ -130,6 +142,10 @@ func newData(t *testing.T) *data {
 	d.multi = randomBytes(multiSize, 21)
 	require.NoError(t, os.WriteFile(d.tenFile(), d.ten, 0o644))
 	require.NoError(t, os.WriteFile(d.multiFile(), d.multi, 0o644))
+	d.postSmall = bytes.Repeat([]byte("uploaded with a presigned POST form\n"), postSmallSize/36+1)[:postSmallSize]
+	d.postBig = randomBytes(postBigSize, 5)
+	require.NoError(t, os.WriteFile(d.postSmallFile(), d.postSmall, 0o644))
+	require.NoError(t, os.WriteFile(d.postBigFile(), d.postBig, 0o644))
 	for i, p := range syncTree {
 		c := []byte(fmt.Sprintf("synced file %d: %s\n", i, p))
 		if strings.HasSuffix(p, ".bin") {
@@ -169,7 +185,11 @@ type run struct {
 	data   *data
 	work   string     // scratch directory
 	oracle *s3.Client // straight to tg.vgw with the root keys
+	tc     *s3.Client // aws-sdk-go-v2 to the target with its keys
 	hc     *http.Client
+	// answers are the status and S3 error code of the answers to the
+	// POST steps' forms, for the comparison of the proxy with versitygw.
+	answers map[string]postSeen
 }
 
 // step is one column of the matrix.
@@ -193,6 +213,8 @@ var steps = []step{
 	{"sync", 3 * time.Minute, stepSync},
 	{"presign-get", time.Minute, stepPresignGet},
 	{"presign-put", time.Minute, stepPresignPut},
+	{"presign-post", 2 * time.Minute, stepPresignPost},
+	{"post-denied", time.Minute, stepPostDenied},
 	{"batch-delete", time.Minute, stepBatchDelete},
 	{"delete", 2 * time.Minute, stepDelete},
 	{"rb", time.Minute, stepRemoveBucket},
@@ -655,9 +677,26 @@ type outcome struct {
 	elapsed time.Duration
 }
 
-// runSteps runs every step of one client against one target, each bounded by
-// its timeout.
-func runSteps(r *run) []outcome {
+// matrixSteps are the steps of this run: all of them, or those named in
+// OSP_MATRIX_STEPS (comma-separated).
+func matrixSteps(t *testing.T) []step {
+	only := os.Getenv("OSP_MATRIX_STEPS")
+	if only == "" {
+		return steps
+	}
+	names := strings.Split(only, ",")
+	out := slices.DeleteFunc(slices.Clone(steps), func(s step) bool { return !slices.Contains(names, s.name) })
+	for _, n := range names {
+		if !slices.ContainsFunc(steps, func(s step) bool { return s.name == n }) {
+			t.Fatalf("OSP_MATRIX_STEPS: no step %q", n)
+		}
+	}
+	return out
+}
+
+// runSteps runs steps of one client against one target, each bounded by its
+// timeout.
+func runSteps(r *run, steps []step) []outcome {
 	out := make([]outcome, len(steps))
 	for i, s := range steps {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
@@ -724,7 +763,7 @@ type matrixRow struct {
 	cells  []cell
 }
 
-func printMatrix(w io.Writer, rows []matrixRow) (passed, failed, notApplicable int) {
+func printMatrix(w io.Writer, steps []step, rows []matrixRow) (passed, failed, notApplicable int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprint(tw, "client\tscheme")
 	for _, s := range steps {
@@ -773,14 +812,16 @@ func TestMatrix(t *testing.T) {
 	if len(clients) == 0 {
 		t.Skip("no client available")
 	}
+	steps := matrixSteps(t)
 	d := newData(t)
 	schemes := []string{"http", "https"}
 
 	type job struct {
-		c      *clientSpec
-		tg     target
-		bucket string
-		res    []outcome
+		c       *clientSpec
+		tg      target
+		bucket  string
+		res     []outcome
+		answers map[string]postSeen // run.answers
 	}
 	var jobs []*job
 	var proxyBuckets []string
@@ -821,25 +862,27 @@ func TestMatrix(t *testing.T) {
 			defer func() { <-sem }()
 			work, err := os.MkdirTemp(d.dir, "run-")
 			if err != nil {
-				j.res = failAll(err)
+				j.res = failAll(err, len(steps))
 				return
 			}
 			o, err := j.c.open(t, j.tg, work)
 			if err != nil {
-				j.res = failAll(fmt.Errorf("starting the client: %w", err))
+				j.res = failAll(fmt.Errorf("starting the client: %w", err), len(steps))
 				return
 			}
 			defer o.Close()
-			_, hc := goS3(t, j.tg.url, j.tg.key, j.tg.secret, 0)
-			r := &run{ops: o, tg: j.tg, bucket: j.bucket, data: d, work: work, oracle: oracle(t, j.tg.vgw), hc: hc}
+			tc, hc := goS3(t, j.tg.url, j.tg.key, j.tg.secret, 0)
+			r := &run{ops: o, tg: j.tg, bucket: j.bucket, data: d, work: work, oracle: oracle(t, j.tg.vgw), tc: tc, hc: hc}
 			t0 := time.Now()
-			j.res = runSteps(r)
+			j.res = runSteps(r, steps)
+			j.answers = r.answers
 			t.Logf("%s %s %s: %v", j.c.name, j.tg.scheme, j.tg.side, time.Since(t0).Round(time.Millisecond))
 		}()
 	}
 	wg.Wait()
 
 	var rows []matrixRow
+	var diffs []string // POST answers of the proxy that differ from versitygw's
 	var naOrder []string
 	naWhy := map[string]string{}       // client + step → first reason
 	naSchemes := map[string][]string{} // client + step → schemes
@@ -863,16 +906,23 @@ func TestMatrix(t *testing.T) {
 			}
 		}
 		rows = append(rows, row)
+		diffs = append(diffs, compareAnswers(t, row.client, row.scheme, direct.answers, viaProxy.answers)...)
 	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "\nclient matrix (through the proxy; n.a.: the client cannot, or versitygw itself cannot), %v:\n",
 		time.Since(start).Round(time.Second))
-	passed, failed, notApplicable := printMatrix(&buf, rows)
+	passed, failed, notApplicable := printMatrix(&buf, steps, rows)
 	if notApplicable > 0 {
 		fmt.Fprintf(&buf, "%d n.a.:\n", notApplicable)
 	}
 	for _, k := range naOrder {
 		fmt.Fprintf(&buf, "  %s (%s): %s\n", k, strings.Join(naSchemes[k], ", "), truncate(strings.ReplaceAll(naWhy[k], "\n", " "), 160))
+	}
+	if len(diffs) > 0 {
+		fmt.Fprintf(&buf, "%d presigned POST answers of the proxy differ from versitygw's to the same form:\n", len(diffs))
+		for _, d := range diffs {
+			fmt.Fprintf(&buf, "  %s\n", d)
+		}
 	}
 	fmt.Fprintf(&buf, "%d passed, %d failed\n", passed, failed)
 	fmt.Print(buf.String())
@@ -881,8 +931,8 @@ func TestMatrix(t *testing.T) {
 	}
 }
 
-func failAll(err error) []outcome {
-	out := make([]outcome, len(steps))
+func failAll(err error, n int) []outcome {
+	out := make([]outcome, n)
 	for i := range out {
 		out[i].err = err
 	}

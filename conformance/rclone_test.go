@@ -161,6 +161,14 @@ func (r *rcloneCLI) PresignPut(context.Context, string, string) (string, http.He
 	return "", nil, na("rclone link presigns GET only")
 }
 
+func (r *rcloneCLI) PresignPost(context.Context, string, postPolicy) (*postForm, error) {
+	return nil, na("rclone has no POST presigner")
+}
+
+func (r *rcloneCLI) PostForm(context.Context, *postForm, postFile) (*postAnswer, error) {
+	return nil, na("rclone has no POST presigner")
+}
+
 func (r *rcloneCLI) DeleteBatch(context.Context, string, string, []string) error {
 	return na("rclone deletes S3 objects one DeleteObject at a time")
 }

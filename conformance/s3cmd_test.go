@@ -175,6 +175,14 @@ func (s *s3cmdCLI) PresignPut(context.Context, string, string) (string, http.Hea
 	return "", nil, na("s3cmd presigns GET only")
 }
 
+func (s *s3cmdCLI) PresignPost(context.Context, string, postPolicy) (*postForm, error) {
+	return nil, na("s3cmd has no POST presigner")
+}
+
+func (s *s3cmdCLI) PostForm(context.Context, *postForm, postFile) (*postAnswer, error) {
+	return nil, na("s3cmd has no POST presigner")
+}
+
 // DeleteBatch uses `s3cmd del --recursive`, which sends DeleteObjects for
 // what it lists under the prefix.
 func (s *s3cmdCLI) DeleteBatch(ctx context.Context, b, prefix string, _ []string) error {

@@ -110,6 +110,42 @@ def presign_put(a):
     return client.generate_presigned_url("put_object", Params={"Bucket": a["bucket"], "Key": a["key"]}, ExpiresIn=600)
 
 
+def presign_post(a):
+    # generate_presigned_post adds the bucket, key and signing conditions;
+    # the other fields need a condition each, given here as users do.
+    p = a["policy"]
+    fields = {"Content-Type": p["content_type"]}
+    conditions = [["content-length-range", p["min_size"], p["max_size"]]]
+    if p.get("type_prefix"):
+        conditions.append(["starts-with", "$Content-Type", p["type_prefix"]])
+    else:
+        conditions.append({"Content-Type": p["content_type"]})
+    for k, v in (p.get("meta") or {}).items():
+        fields["x-amz-meta-" + k] = v
+        conditions.append({"x-amz-meta-" + k: v})
+    if p.get("status"):
+        fields["success_action_status"] = p["status"]
+        conditions.append({"success_action_status": p["status"]})
+    out = client.generate_presigned_post(
+        a["bucket"], p["key"], Fields=fields, Conditions=conditions, ExpiresIn=p["expires_seconds"])
+    return {"url": out["url"], "fields": list(out["fields"].items())}
+
+
+# Forms are posted with urllib3, which botocore brings along and which builds
+# the multipart body of requests.post(url, data=fields, files={"file": ...}),
+# the post of boto3's documentation: the fields in order, the file last.
+http = urllib3.PoolManager(cert_reqs="CERT_NONE")
+
+
+def post_form(a):
+    with open(a["file"], "rb") as f:
+        data = f.read()
+    fields = [(k, v) for k, v in a["fields"]] + [("file", (a["filename"], data, a["content_type"]))]
+    r = http.request("POST", a["url"], fields=fields, redirect=False, retries=False, timeout=60.0)
+    return {"status": r.status, "headers": {k.lower(): v for k, v in r.headers.items()},
+            "body": r.data.decode("utf-8", "replace")}
+
+
 def delete_batch(a):
     out = client.delete_objects(Bucket=a["bucket"], Delete={"Objects": [{"Key": k} for k in a["keys"]]})
     errors = out.get("Errors", [])
@@ -131,7 +167,7 @@ def version(a):
 
 OPS = {f.__name__: f for f in [
     make_bucket, list_buckets, put, put_multipart, get, get_range, head, copy, list_objects,
-    sync_up, sync_down, presign_get, presign_put, delete_batch, delete, remove_bucket, version,
+    sync_up, sync_down, presign_get, presign_put, presign_post, post_form, delete_batch, delete, remove_bucket, version,
 ]}
 
 
