@@ -266,6 +266,10 @@ func itgPostObjectSteps(t *testing.T, e *itgEnv) {
 		key: "forms/no2", file: small, conds: []any{[]any{"content-length-range", 5000, 6000}},
 	}))
 	e.both(t, "expired policy", "403 AccessDenied", post(itgForm{key: "forms/no3", file: small, expires: -time.Minute}))
+	e.both(t, "a 5 MiB file over content-length-range: the client reads the refusal", "400 EntityTooLarge", post(itgForm{
+		key: "forms/no10", file: big[:5<<20], conds: []any{[]any{"content-length-range", 1, 1 << 20}},
+	}))
+	e.both(t, "an expired policy with a 5 MiB file", "403 AccessDenied", post(itgForm{key: "forms/no11", file: big[:5<<20], expires: -time.Minute}))
 	e.both(t, "a field changed after signing breaks its condition", "403 AccessDenied", post(itgForm{
 		key: "forms/no4", file: small, fields: [][2]string{{"Content-Type", "image/png"}},
 		tamper: func(f *[][2]string) { (*f)[1][1] = "text/html" },
@@ -283,7 +287,7 @@ func itgPostObjectSteps(t *testing.T, e *itgEnv) {
 	e.both(t, "a policy that is not base64", "400 InvalidPolicyDocument", post(itgForm{
 		key: "forms/no9", file: small, policy: "%%%",
 	}))
-	for _, key := range []string{"forms/no1", "forms/no2", "forms/no3", "forms/no4", "forms/no5", "forms/no6", "forms/no7", "forms/no8", "forms/no9"} {
+	for _, key := range []string{"forms/no1", "forms/no2", "forms/no3", "forms/no4", "forms/no5", "forms/no6", "forms/no7", "forms/no8", "forms/no9", "forms/no10", "forms/no11"} {
 		e.both(t, "nothing stored at "+key, "ERR 404 NotFound", func(s *itgSide) string {
 			_, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.buckets[0], Key: &key})
 			return itgOutcome(err)

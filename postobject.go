@@ -320,6 +320,13 @@ func (f *postFile) end() error {
 	return nil
 }
 
+// maxPostDrain bounds what the proxy reads of a refused form's file before it
+// answers: a client that is still sending the file reads an answer only once
+// it has sent it (browsers and most HTTP clients), so a refusal is read to
+// the end when the rest is this short; past it the connection is closed, as
+// net/http does past its own 256 KiB.
+const maxPostDrain = 8 << 20
+
 // postObject answers POST Object; see the top of this file.
 func (p *Proxy) postObject(x *exchange) error {
 	r := x.in
@@ -327,9 +334,20 @@ func (p *Proxy) postObject(x *exchange) error {
 		return errMissingContentLength
 	}
 	f, err := readPostForm(r.Body, r.Header.Get("Content-Type"), r.ContentLength)
-	if err != nil {
-		return err
+	if err == nil {
+		err = p.postChecked(x, f)
 	}
+	if err != nil && r.ContentLength <= maxPostDrain {
+		_, _ = io.Copy(io.Discard, r.Body) // bounded by the Content-Length
+	}
+	return err
+}
+
+// postChecked authenticates, checks and authorizes a form read up to its
+// file, and hands it over to forward.
+func (p *Proxy) postChecked(x *exchange, f *postForm) error {
+	r := x.in
+	var err error
 	key, ok := f.value("key")
 	if !ok || key == "" {
 		return missingField("key")

@@ -412,11 +412,16 @@ func (r *run) postDenials() []postDenial {
 	}
 	tooBig := pol("too-big")
 	tooBig.MaxSize = postSmallSize / 2
+	// A refusal the client reads while it is still sending a big file: the
+	// proxy reads the rest of the file (up to its bound) before answering.
+	bigFile := postFile{Path: r.data.postBigFile(), Name: "big.bin", ContentType: "text/plain"}
+	bigTooBig := pol("big-too-big")
 	expired := pol("expired")
 	expired.Expires = -120
 	return []postDenial{
 		{name: "over content-length-range", policy: tooBig, file: small, want: http.StatusBadRequest, code: "EntityTooLarge"},
 		{name: "expired policy", policy: expired, file: small, want: http.StatusForbidden, code: "AccessDenied"},
+		{name: "a 5 MiB file over content-length-range", policy: bigTooBig, file: bigFile, want: http.StatusBadRequest, code: "EntityTooLarge"},
 		{name: "Content-Type changed", policy: pol("tampered"), file: small, want: http.StatusForbidden, code: "AccessDenied",
 			tamper: func(f *postForm) { f.set("Content-Type", "application/x-tampered") }},
 		{name: "signature changed", policy: pol("bad-signature"), file: small, want: http.StatusForbidden, code: "SignatureDoesNotMatch",
