@@ -51,6 +51,10 @@ const maxPostPreData = 20 << 10
 // maxBoundary is the longest multipart boundary (RFC 2046).
 const maxBoundary = 70
 
+// parseStep is how much more of a form's head is read before it is parsed
+// again.
+const parseStep = 1 << 10
+
 // isPostObject reports whether a request is POST Object: a multipart form
 // posted to a bucket (POST /bucket?delete is DeleteObjects).
 func isPostObject(r *http.Request, req s3Request) bool {
@@ -107,12 +111,20 @@ func readPostForm(body io.Reader, contentType string, length int64) (*postForm, 
 		return nil, errMalformedPOST
 	}
 	buf := make([]byte, 0, 4<<10)
+	parsed := 0 // len(buf) when it was last parsed
 	for {
 		if len(buf) == cap(buf) && len(buf) <= maxPostPreData {
 			buf = append(make([]byte, 0, min(2*cap(buf), maxPostPreData+1)), buf...)
 		}
 		n, rerr := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		// Each parse starts over: parse again once a KiB more came (or the
+		// body or buf ended), so that a client sending a byte at a time
+		// costs at most a score of parses.
+		if len(buf)-parsed < parseStep && rerr == nil && len(buf) < cap(buf) {
+			continue
+		}
+		parsed = len(buf)
 		f, err := parseFormHead(buf, boundary)
 		// A header cut short by the end of buf reads as malformed: that is
 		// only the answer once the body or the bound ends.
