@@ -429,11 +429,14 @@ func (p *Proxy) authenticatePost(ctx context.Context, f *postForm) (identity, *p
 			key, cached := p.keys.lookup(secret, sig.date, sig.region, sig.service)
 			if !cached {
 				key = deriveKey(secret, sig.date, sig.region, sig.service)
-				p.keys.store(secret, sig.date, sig.region, sig.service, key)
 			}
 			m := hmac.New(sha256.New, key)
 			m.Write([]byte(policy))
-			return equalConstantTime([]byte(hex.EncodeToString(m.Sum(nil))), signature)
+			ok := equalConstantTime([]byte(hex.EncodeToString(m.Sum(nil))), signature)
+			if ok && !cached { // as for requests: a key is kept once a signature verified with it
+				p.keys.store(secret, sig.date, sig.region, sig.service, key)
+			}
+			return ok
 		}
 	case has("awsaccesskeyid", "signature"):
 		for _, n := range []string{"awsaccesskeyid", "policy", "signature"} {
