@@ -202,38 +202,59 @@ func parseFormHead(buf []byte, boundary string) (*postForm, error) {
 }
 
 // partContent returns where the content of part n (from 0) of a multipart
-// body starts in buf: after its delimiter line and its header, which ends
-// with an empty line; -1 when buf does not hold it, -2 when the first
-// delimiter line does not end in CRLF (mime/multipart then takes LF alone as
-// the line break, and the file's end would be another).
+// body starts in buf, found as mime/multipart finds it: the first delimiter
+// is the first line that is one, the next ones are "\r\n--boundary" followed
+// by what may follow a delimiter, and a part's header ends at its first empty
+// line. It returns -1 when buf does not hold it yet, -2 when a line on the way
+// ends in LF alone (mime/multipart takes those too; the file's end would then
+// be elsewhere than where the proxy looks for it).
 func partContent(buf []byte, boundary string, n int) int {
-	delim := []byte("\r\n--" + boundary)
-	pos := 0
-	if bytes.HasPrefix(buf, delim[2:]) {
-		pos = len(delim) - 2
-	} else if i := bytes.Index(buf, delim); i >= 0 {
-		pos = i + len(delim)
-	} else {
-		return -1
-	}
-	line := bytes.TrimLeft(buf[pos:], " \t")
-	if i := bytes.IndexByte(line, '\n'); i < 0 {
-		return -1
-	} else if i == 0 || line[i-1] != '\r' {
-		return -2
-	}
-	for range n {
-		i := bytes.Index(buf[pos:], delim)
-		if i < 0 {
+	dash := []byte("--" + boundary)
+	pos := -1 // just after the delimiter of the part
+	for start := 0; pos < 0; {
+		end := bytes.IndexByte(buf[start:], '\n')
+		if end < 0 {
 			return -1
 		}
-		pos += i + len(delim)
+		line := buf[start : start+end+1]
+		if rest, ok := bytes.CutPrefix(line, dash); ok {
+			switch string(bytes.TrimLeft(rest, " \t")) {
+			case "\r\n":
+				pos = start + len(dash)
+			case "\n":
+				return -2
+			}
+		}
+		start += end + 1
 	}
-	i := bytes.Index(buf[pos:], []byte("\r\n\r\n"))
-	if i < 0 {
-		return -1
+	delim := append([]byte("\r\n"), dash...)
+	for range n {
+		for {
+			i := bytes.Index(buf[pos:], delim)
+			if i < 0 || pos+i+len(delim) == len(buf) {
+				return -1
+			}
+			pos += i + len(delim)
+			if c := buf[pos]; c == '-' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+				break
+			}
+		}
 	}
-	return pos + i + 4
+	// The rest of the delimiter line, then the header's lines up to an empty one.
+	for first := true; ; first = false {
+		end := bytes.IndexByte(buf[pos:], '\n')
+		if end < 0 {
+			return -1
+		}
+		if end == 0 || buf[pos+end-1] != '\r' {
+			return -2
+		}
+		line := buf[pos : pos+end+1]
+		pos += end + 1
+		if !first && len(line) == 2 {
+			return pos
+		}
+	}
 }
 
 // postFile streams the file of a form from the client: exactly n bytes, which
