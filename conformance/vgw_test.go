@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/osproxy/proxy/internal/vgwtest"
@@ -25,7 +24,7 @@ const (
 
 // requireIntegration is OSP_REQUIRE_INTEGRATION=1 (CI): what is missing fails
 // the run instead of skipping.
-func requireIntegration() bool { return os.Getenv("OSP_REQUIRE_INTEGRATION") == "1" }
+func requireIntegration() bool { return vgwtest.RequireIntegration() }
 
 // versityGW is a running versitygw.
 type versityGW struct{ *vgwtest.Server }
@@ -40,64 +39,28 @@ func (v *versityGW) transport(t testing.TB) *http.Transport {
 	return tr
 }
 
-type vgwSlot struct {
-	once    sync.Once
-	v       *versityGW
-	err     error
-	missing bool
-}
-
-var vgwHTTP, vgwHTTPS vgwSlot
+var (
+	vgwHTTP  vgwtest.Shared
+	vgwHTTPS = vgwtest.Shared{TLS: func() (string, string, error) {
+		c := testCert()
+		return c.certFile, c.keyFile, c.err
+	}}
+)
 
 // versity returns the shared versitygw over http (tls false) or https,
 // starting it on first use. Without a versitygw binary the test is skipped,
 // or fails when OSP_REQUIRE_INTEGRATION=1.
 func versity(t testing.TB, useTLS bool) *versityGW {
 	t.Helper()
-	s := &vgwHTTP
 	if useTLS {
-		s = &vgwHTTPS
+		return &versityGW{vgwHTTPS.Get(t)}
 	}
-	s.once.Do(func() { s.v, s.err, s.missing = startVersity(useTLS) })
-	switch {
-	case s.err == nil:
-		return s.v
-	case s.missing && !requireIntegration():
-		t.Skipf("skipped: %v (set VERSITYGW or put versitygw on PATH; OSP_REQUIRE_INTEGRATION=1 makes this a failure)", s.err)
-	case s.missing:
-		t.Fatalf("OSP_REQUIRE_INTEGRATION=1 but versitygw is not available: %v; install it with `GOBIN=<dir> go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` and set VERSITYGW=<dir>/versitygw", s.err)
-	default:
-		t.Fatalf("versitygw did not start: %v", s.err)
-	}
-	return nil
-}
-
-func startVersity(useTLS bool) (*versityGW, error, bool) {
-	bin, missing, err := vgwtest.Binary()
-	if err != nil {
-		return nil, err, missing
-	}
-	var certFile, keyFile string
-	if useTLS {
-		c := testCert()
-		if c.err != nil {
-			return nil, c.err, false
-		}
-		certFile, keyFile = c.certFile, c.keyFile
-	}
-	s, err := vgwtest.Start(bin, certFile, keyFile)
-	if err != nil {
-		return nil, err, false
-	}
-	return &versityGW{s}, nil, false
+	return &versityGW{vgwHTTP.Get(t)}
 }
 
 func stopVersity() {
-	for _, s := range []*vgwSlot{&vgwHTTP, &vgwHTTPS} {
-		if s.v != nil {
-			s.v.Stop()
-		}
-	}
+	vgwHTTP.Stop()
+	vgwHTTPS.Stop()
 }
 
 // filteredEnv is the environment without the variables starting with one of

@@ -6,10 +6,14 @@ import (
 	"testing"
 )
 
-// Shared is a plain-http versitygw shared by the tests of one test binary:
-// started on first use by Get, stopped by Stop (from TestMain). The zero value
-// is ready.
+// Shared is a versitygw shared by the tests of one test binary: started on
+// first use by Get, stopped by Stop (from TestMain). The zero value serves
+// http.
 type Shared struct {
+	// TLS, when set, gives the certificate and key files of an https
+	// versitygw.
+	TLS func() (certFile, keyFile string, err error)
+
 	once    sync.Once
 	srv     *Server
 	err     error
@@ -31,7 +35,13 @@ func (s *Shared) Get(t testing.TB) *Server {
 			s.err, s.missing = err, missing
 			return
 		}
-		s.srv, s.err = Start(bin, "", "")
+		var certFile, keyFile string
+		if s.TLS != nil {
+			if certFile, keyFile, s.err = s.TLS(); s.err != nil {
+				return
+			}
+		}
+		s.srv, s.err = Start(bin, certFile, keyFile)
 	})
 	switch {
 	case s.err == nil:
