@@ -451,9 +451,7 @@ func (p *Proxy) authenticatePost(ctx context.Context, f *postForm) (identity, *p
 			if !cached {
 				key = deriveKey(secret, sig.date, sig.region, sig.service)
 			}
-			m := hmac.New(sha256.New, key)
-			m.Write([]byte(policy))
-			ok := equalConstantTime([]byte(hex.EncodeToString(m.Sum(nil))), signature)
+			ok := equalConstantTime([]byte(policySignature(key, policy)), signature)
 			if ok && !cached { // as for requests: a key is kept once a signature verified with it
 				p.keys.store(secret, sig.date, sig.region, sig.service, key)
 			}
@@ -501,6 +499,15 @@ func (p *Proxy) authenticatePost(ctx context.Context, f *postForm) (identity, *p
 		return identity{}, nil, err
 	}
 	return id, pol, nil
+}
+
+// policySignature is the SigV4 signature of a form's policy: the hex HMAC of
+// the base64 policy with the signing key. The client's is checked with it,
+// the upstream's made with it.
+func policySignature(key []byte, policy string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(policy))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // postAuth is the authForm of a form's x-amz-credential: S3 answers
@@ -567,9 +574,7 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 	if err != nil {
 		return upstream{}, errInternal.with(err)
 	}
-	key := p.keys.signingKey(t.creds.SecretAccessKey, date[:8], t.region(), "s3")
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(policy))
+	signature := policySignature(p.keys.signingKey(t.creds.SecretAccessKey, date[:8], t.region(), "s3"), policy)
 
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
@@ -582,7 +587,7 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 		_ = mw.WriteField(kv[0], kv[1])
 	}
 	_ = mw.WriteField("policy", policy)
-	_ = mw.WriteField("x-amz-signature", hex.EncodeToString(m.Sum(nil)))
+	_ = mw.WriteField("x-amz-signature", signature)
 	h := textproto.MIMEHeader{}
 	disposition := `form-data; name="file"`
 	if f.fileName != "" {
