@@ -101,10 +101,12 @@ func newBrowserPage(bucket, keyID, secret, region, proxyURL string, frontAddr ne
 	return p, nil
 }
 
-// proxyURL is the proxy's URL for a page reached by r.
+// proxyURL is the proxy's URL for a page reached by r: a copy of its own,
+// which the caller may change (handlers run concurrently).
 func (p *browserPage) proxyURL(r *http.Request) *url.URL {
 	if p.proxy != nil {
-		return p.proxy
+		u := *p.proxy
+		return &u
 	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {

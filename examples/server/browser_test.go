@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -441,4 +445,41 @@ func postJSON(t *testing.T, url, body string, v any) int {
 		t.Fatalf("POST %s: %v", url, err)
 	}
 	return resp.StatusCode
+}
+
+// TestBrowserPageConcurrent serves the page's files and endpoints to many
+// requests at once, as a browser loading it does; run with -race, it catches
+// handlers that share what they change.
+func TestBrowserPageConcurrent(t *testing.T) {
+	for _, proxyURL := range []string{"http://127.0.0.1:9000", ""} {
+		front := &net.TCPAddr{IP: net.IPv4zero, Port: 9000}
+		p, err := newBrowserPage("b", "key", "secret", "us-east-1", proxyURL, front, false, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Go(func() {
+				var req *http.Request
+				switch i % 4 {
+				case 0:
+					req = httptest.NewRequest(http.MethodGet, "http://page.test/", nil)
+				case 1:
+					req = httptest.NewRequest(http.MethodGet, "http://page.test/api/config", nil)
+				default:
+					req = httptest.NewRequest(http.MethodPost, "http://page.test/api/presign/put", strings.NewReader(`{"key":"k"}`))
+					req.Header.Set("Content-Type", "application/json")
+				}
+				rec := httptest.NewRecorder()
+				p.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					t.Errorf("%s %s: %d %s", req.Method, req.URL, rec.Code, rec.Body)
+				}
+				if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' http://") {
+					t.Errorf("Content-Security-Policy %q", csp)
+				}
+			})
+		}
+		wg.Wait()
+	}
 }
