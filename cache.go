@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -306,6 +307,9 @@ func (p *Proxy) authorizeCopySource(ctx context.Context, who *identity, req s3Re
 		return err
 	}
 	src, err := p.resolver.resolve(ctx, req.copyBucket)
+	if errors.Is(err, ErrNoSuchBucket) {
+		return asS3Error(err).withField("BucketName", req.copyBucket) // the source's, not the request's
+	}
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,16 @@ func (e *Error) s3Code() (int, string) { return e.StatusCode, e.Code }
 // coded is an S3 error of either kind: an *Error or a sentinel.
 type coded interface{ s3Code() (int, string) }
 
+// hasField reports whether e's body has the XML element name.
+func (e *Error) hasField(name string) bool {
+	for _, f := range e.extra {
+		if f.XMLName.Local == name {
+			return true
+		}
+	}
+	return false
+}
+
 // with returns a copy of e carrying cause as its internal error.
 func (e *Error) with(cause error) *Error {
 	c := *e
@@ -195,6 +205,9 @@ func (x *exchange) fail(err error) {
 		level = slog.LevelWarn
 	}
 	r := x.in
+	if x.parsed && x.req.bucket != "" && (e.Code == "NoSuchBucket" || e.Code == "InvalidBucketName") && !e.hasField("BucketName") {
+		e = e.withField("BucketName", truncate(x.req.bucket, maxResource)) // as S3 names it
+	}
 	x.p.log.LogAttrs(r.Context(), level, "request failed",
 		slog.String("request_id", x.id), slog.String("method", logText(r.Method)),
 		slog.String("path", logText(r.URL.Path)), slog.Int("status", e.StatusCode),
@@ -208,7 +221,7 @@ const maxResource = 4 << 10
 
 // writeError is the single place where errors reach the wire: an S3 XML body
 // with the error's status, the request id and the resource. HEAD answers carry
-// no body.
+// no body, and the Content-Length of the body a GET would have had, as S3's.
 func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID string) {
 	body, err := xml.Marshal(errorBody{
 		Code:      e.Code,
@@ -223,15 +236,12 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID stri
 	h := w.Header()
 	h.Set("Content-Type", "application/xml")
 	h.Set("X-Amz-Request-Id", requestID)
-	h.Del("Content-Length")
-	if r.Method == http.MethodHead {
-		w.WriteHeader(e.StatusCode)
-		return
-	}
 	payload := append([]byte(xml.Header), body...)
 	h.Set("Content-Length", strconv.Itoa(len(payload)))
 	w.WriteHeader(e.StatusCode)
-	_, _ = w.Write(payload)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(payload)
+	}
 }
 
 // clip shortens client-supplied text quoted in messages.

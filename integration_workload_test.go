@@ -73,20 +73,6 @@ func itgWorkloadSteps(t *testing.T, e *itgEnv) {
 		out := e.both(t, name, "", fn)
 		t.Logf("%s: %s", name, out)
 	}
-	// finding runs a step whose answers differ, a known difference of the
-	// proxy's: both answers are logged and the step is skipped, not compared.
-	finding := func(name, note string, fn func(s *itgSide) string) {
-		d, p := fn(e.direct), fn(e.proxy)
-		t.Run(name, func(t *testing.T) {
-			t.Logf("direct: %s", d)
-			t.Logf("proxy:  %s", p)
-			if d == p {
-				t.Logf("the answers are the same now")
-			}
-			t.Skip("FINDING: " + note)
-		})
-	}
-
 	// Setup: a 50-byte object, an empty one.
 	step("put object", func(s *itgSide) string { return put(s, "obj.txt", obj, hdr("Content-Type", "text/plain")).show(s) })
 	step("put object with an empty body", func(s *itgSide) string { return put(s, "empty", nil, nil).show(s) })
@@ -96,18 +82,30 @@ func itgWorkloadSteps(t *testing.T, e *itgEnv) {
 	step("HEAD missing object (raw wire: body must be empty)", func(s *itgSide) string {
 		return itgRawWire(ctx, s, http.MethodHead, itgObjPath(s, 0, "missing"), nil)
 	})
-	// A bucket the proxy does not serve: the proxy answers NoSuchBucket itself
-	// (errors.go, writeError), versitygw answers for a bucket it does not have.
-	finding("HEAD of a bucket that does not exist (and that the proxy does not serve)",
-		"the proxy's own 404 to HEAD has no Content-Length (versitygw: the length of the error body it did not send) "+
-			"and no Server header", func(s *itgSide) string {
-			return itgWlDo(ctx, s, http.MethodHead, "/osp-no-such-bucket-wl", "", nil, nil).show(s)
-		})
-	finding("GET in a bucket that does not exist (and that the proxy does not serve)",
-		"the proxy's own NoSuchBucket body has <Resource> and no <BucketName> (versitygw, like S3, names the bucket in <BucketName> and "+
-			"has <HostId>); errors.go writeError/errorBody", func(s *itgSide) string {
-			return itgWlDo(ctx, s, http.MethodGet, "/osp-no-such-bucket-wl/k", "", nil, nil).show(s)
-		})
+	// A bucket the proxy does not serve: the proxy answers NoSuchBucket itself,
+	// versitygw answers for a bucket it does not have. The bodies differ (the
+	// proxy's has <Resource>, versitygw's <HostId/>); what clients read does
+	// not: the status, the code, the bucket named, and a HEAD answer's
+	// Content-Length of the body it does not send.
+	errorOutcome := func(a itgRawAnswer) string {
+		if a.err != nil {
+			return "ERR " + a.err.Error()
+		}
+		field := func(name string) string {
+			if m := regexp.MustCompile("<" + name + ">([^<]*)</" + name + ">").FindStringSubmatch(string(a.body)); m != nil {
+				return m[1]
+			}
+			return "-"
+		}
+		return fmt.Sprintf("%d %s content-type=%s content-length=%t body=%t code=%s bucket=%s", a.status, http.StatusText(a.status),
+			a.h.Get("Content-Type"), a.h.Get("Content-Length") != "", len(a.body) > 0, field("Code"), field("BucketName"))
+	}
+	step("HEAD of a bucket that does not exist (and that the proxy does not serve)", func(s *itgSide) string {
+		return errorOutcome(itgWlDo(ctx, s, http.MethodHead, "/osp-no-such-bucket-wl", "", nil, nil))
+	})
+	step("GET in a bucket that does not exist (and that the proxy does not serve)", func(s *itgSide) string {
+		return errorOutcome(itgWlDo(ctx, s, http.MethodGet, "/osp-no-such-bucket-wl/k", "", nil, nil))
+	})
 	step("HEAD bucket", func(s *itgSide) string { return bucketReq(s, http.MethodHead, 0, "", nil, nil).show(s) })
 	step("HEAD object", func(s *itgSide) string { return head(s, "obj.txt", "", nil).show(s) })
 	step("GET empty object", func(s *itgSide) string { return get(s, "empty", "", nil).show(s) })

@@ -193,26 +193,41 @@ func TestErrorsAreS3XML(t *testing.T) {
 	id := w.Header().Get("X-Amz-Request-Id")
 	require.NotEmpty(t, id)
 	var e struct {
-		XMLName   xml.Name `xml:"Error"`
-		Code      string
-		Message   string
-		Resource  string
-		RequestID string `xml:"RequestId"`
+		XMLName    xml.Name `xml:"Error"`
+		Code       string
+		Message    string
+		Resource   string
+		RequestID  string `xml:"RequestId"`
+		BucketName string
 	}
 	require.NoError(t, xml.Unmarshal(w.Body.Bytes(), &e), w.Body.String())
 	assert.Equal(t, "NoSuchBucket", e.Code)
 	assert.NotEmpty(t, e.Message)
 	assert.Equal(t, "/nosuchbucket/key", e.Resource)
 	assert.Equal(t, id, e.RequestID)
+	assert.Equal(t, "nosuchbucket", e.BucketName, "S3 names the missing bucket")
 	assert.Empty(t, up.requests())
+	getLength := w.Header().Get("Content-Length")
+	require.Equal(t, strconv.Itoa(w.Body.Len()), getLength)
 
-	// HEAD: same status and headers, no body.
+	// HEAD: same status and headers, the same Content-Length, no body.
 	r = httptest.NewRequest(http.MethodHead, "/nosuchbucket/key", nil)
 	clientSign(t, r, sha256Hex(nil))
 	w = serve(p, r)
 	assert.Equal(t, http.StatusNotFound, w.Code)
 	assert.Empty(t, w.Body.String())
 	assert.NotEmpty(t, w.Header().Get("X-Amz-Request-Id"))
+	assert.Equal(t, getLength, w.Header().Get("Content-Length"), "HEAD has GET's headers")
+
+	// A copy from a bucket that does not exist names the source bucket.
+	r = httptest.NewRequest(http.MethodPut, "/bucket/dst", nil)
+	r.Header.Set("X-Amz-Copy-Source", "/nosuchsource/k")
+	clientSign(t, r, sha256Hex(nil))
+	w = serve(p, r)
+	require.Equal(t, http.StatusNotFound, w.Code, w.Body.String())
+	require.NoError(t, xml.Unmarshal(w.Body.Bytes(), &e), w.Body.String())
+	assert.Equal(t, "nosuchsource", e.BucketName)
+	assert.Empty(t, up.requests())
 }
 
 func TestUpstreamErrorsPassThroughUnchanged(t *testing.T) {
