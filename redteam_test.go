@@ -295,17 +295,14 @@ func TestRedTeamSignatureCoverage(t *testing.T) {
 			return httptest.NewRequest(http.MethodGet, rtPresignV2(http.MethodGet, "/bucket/k")+"&acl", nil)
 		}, code: 403, upCheck: nothingForwarded},
 		{name: "sigv2-presigned-extra-encoded-acl",
-			finding: "SigV2 sub-resources matched on the raw query name (sigv2.go:204): an appended %61cl (acl) is not in the string to sign, the presigned GetObject URL goes upstream as GetObjectAcl",
 			req: func(t *testing.T) *http.Request {
 				return httptest.NewRequest(http.MethodGet, rtPresignV2(http.MethodGet, "/bucket/k")+"&%61cl", nil)
 			}, code: 403, upCheck: nothingForwarded},
 		{name: "sigv2-presigned-put-extra-encoded-uploadId",
-			finding: "SigV2 sub-resources matched on the raw query name (sigv2.go:204): %75ploadId=..&%70artNumber=1 appended to a presigned PUT turns it into UploadPart of another upload, unsigned",
 			req: func(t *testing.T) *http.Request {
 				return httptest.NewRequest(http.MethodPut, rtPresignV2(http.MethodPut, "/bucket/k")+"&%75ploadId=victim&%70artNumber=1", strings.NewReader("x"))
 			}, code: 403, upCheck: nothingForwarded},
 		{name: "sigv2-presigned-extra-encoded-versionId",
-			finding: "SigV2 sub-resources matched on the raw query name (sigv2.go:204): %76ersionId appended to a presigned GET reads another version, unsigned",
 			req: func(t *testing.T) *http.Request {
 				return httptest.NewRequest(http.MethodGet, rtPresignV2(http.MethodGet, "/bucket/k")+"&%76ersionId=old", nil)
 			}, code: 403, upCheck: nothingForwarded},

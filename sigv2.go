@@ -195,12 +195,17 @@ var subresourcesV2 = []string{
 }
 
 // appendSubresources appends "?name[=value]&…" for the sub-resources of a raw
-// query (and list-type when listType), sorted by name, values decoded.
+// query (and list-type when listType), sorted by name, names and values
+// decoded: "%61cl" is the acl sub-resource the upstream gets, so the signature
+// must cover it.
 func appendSubresources(b []byte, rawQuery string, listType bool) []byte {
 	type kv struct{ k, v string }
 	var subs []kv
 	for part := range strings.SplitSeq(rawQuery, "&") {
 		name, value, hasValue := strings.Cut(part, "=")
+		if dec, err := url.QueryUnescape(name); err == nil {
+			name = dec
+		}
 		if !slices.Contains(subresourcesV2, name) && !(listType && name == "list-type") {
 			continue
 		}
