@@ -47,11 +47,11 @@ func openBody(r *http.Request, id *identity) (clientBody, error) {
 	case streamingSigned, streamingSignedTrailer, streamingUnsigned:
 		return b, b.openChunked(r, payloadHash, id.chunks)
 	}
-	if strings.HasPrefix(payloadHash, "STREAMING-") {
+	if strings.HasPrefix(payloadHash, "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD") { // SigV4a's streaming forms
 		return b, errNotImplemented.withMessage("The payload signing method " + payloadHash + " is not supported (only AWS4-HMAC-SHA256 and unsigned streaming are).")
 	}
 	if !isHexSHA256(payloadHash) {
-		return b, errInvalidArgument.withMessage("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* value or a lowercase hex SHA-256.")
+		return b, errInvalidArgument.withMessage("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] or a lowercase hex SHA-256.")
 	}
 	b.payloadHash = payloadHash
 	if !id.verified {
