@@ -633,8 +633,7 @@ func TestRedTeamMalformed(t *testing.T) {
 			return r
 		}
 	}
-	findings := map[string]string{
-	}
+	findings := map[string]string{}
 	for _, c := range []struct {
 		name string
 		req  func(t *testing.T) *http.Request
