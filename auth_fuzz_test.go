@@ -203,7 +203,7 @@ func FuzzCopySource(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		bucket, _, err := copySourceBucket(v)
+		bucket, _, _, err := copySourceBucket(v)
 		if err != nil {
 			if _, ok := err.(*Error); !ok {
 				t.Fatalf("error %T is no *Error", err)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -127,7 +128,11 @@ func (d *decisions) allowed(ctx context.Context, r AccessRequest) (bool, error) 
 
 // authorizeRequest asks the request authorizer (WithRequestAuthorizer) about
 // the request's action, and for a copy about reading its source first; a
-// DeleteObjects request is asked about every key it names.
+// DeleteObjects request is asked about every key it names. As AWS does, it
+// asks about more than the operation's own action where the request carries
+// more: a version (s3:GetObjectVersion…, versionedActions), an ACL, tags or an
+// object-lock setting on a write (alsoAsked). A key with dot segments is
+// asked about again as a hop that resolves them would read it (dotResolutions).
 func (p *Proxy) authorizeRequest(x *exchange) error {
 	if p.decisions == nil || x.who.anonymous {
 		return nil
@@ -148,35 +153,189 @@ func (p *Proxy) authorizeRequest(x *exchange) error {
 		}
 		return nil
 	}
-	if x.req.copyBucket != "" {
-		src := base
-		src.Action, src.Bucket, src.Key = "s3:GetObject", x.req.copyBucket, x.req.copyKey
-		src.SourceBucket, src.SourceKey = x.req.copyBucket, x.req.copyKey
-		if err := ask(src); err != nil {
+	// askKey asks about a, then about a for every other key a's key may
+	// become on an upstream (or a hop) that resolves dot segments.
+	askKey := func(a AccessRequest) error {
+		if err := ask(a); err != nil {
 			return err
 		}
-		base.SourceBucket, base.SourceKey = x.req.copyBucket, x.req.copyKey
-	}
-	base.Action = actionOf(op)
-	switch op {
-	case "ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads":
-		base.Prefix = r.URL.Query().Get("prefix")
-	case "DeleteObjects":
-		keys, err := x.body.deleteKeys()
+		alts, err := dotResolutions(a.Key)
 		if err != nil {
 			return err
 		}
-		base.Action = "s3:DeleteObject"
-		for _, k := range keys {
-			one := base
-			one.Key = k
-			if err := ask(one); err != nil {
+		for _, k := range alts {
+			b := a
+			if b.SourceKey == b.Key && b.SourceBucket == b.Bucket {
+				b.SourceKey = k
+			}
+			b.Key = k
+			if err := ask(b); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return ask(base)
+	if x.req.copyBucket != "" {
+		src := base
+		src.Action, src.Bucket, src.Key = "s3:GetObject", x.req.copyBucket, x.req.copyKey
+		if x.req.copyVersioned {
+			src.Action = "s3:GetObjectVersion"
+		}
+		src.SourceBucket, src.SourceKey = x.req.copyBucket, x.req.copyKey
+		if err := askKey(src); err != nil {
+			return err
+		}
+		base.SourceBucket, base.SourceKey = x.req.copyBucket, x.req.copyKey
+	}
+	base.Action = actionOf(op)
+	if a, ok := versionedActions[base.Action]; ok && r.URL.Query().Has("versionId") {
+		base.Action = a
+	}
+	switch op {
+	case "ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads":
+		base.Prefix = r.URL.Query().Get("prefix")
+	case "DeleteObjects":
+		objects, err := x.body.deleteKeys()
+		if err != nil {
+			return err
+		}
+		for _, o := range objects {
+			one := base
+			one.Action, one.Key = "s3:DeleteObject", o.key
+			if o.versioned {
+				one.Action = "s3:DeleteObjectVersion"
+			}
+			if err := askKey(one); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := askKey(base); err != nil {
+		return err
+	}
+	for _, action := range alsoAsked(op, x.carries) {
+		also := base
+		also.Action = action
+		if err := askKey(also); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// versionedActions are the actions AWS asks for instead of an object
+// operation's own when the request names a version (versionId).
+var versionedActions = map[string]string{
+	"s3:GetObject": "s3:GetObjectVersion", "s3:DeleteObject": "s3:DeleteObjectVersion",
+	"s3:GetObjectTagging": "s3:GetObjectVersionTagging", "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
+	"s3:DeleteObjectTagging": "s3:DeleteObjectVersionTagging", "s3:GetObjectAcl": "s3:GetObjectVersionAcl",
+	"s3:PutObjectAcl": "s3:PutObjectVersionAcl", "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
+}
+
+// alsoAsked are the actions AWS requires of a write besides its own, by
+// what it carries (carries reports a header, or a POST form's field, by the
+// start of its lower-case name): an ACL needs s3:PutObjectAcl, tags
+// s3:PutObjectTagging, an object-lock retention s3:PutObjectRetention and a
+// legal hold s3:PutObjectLegalHold; a bucket created with an ACL needs
+// s3:PutBucketAcl, with object lock s3:PutBucketObjectLockConfiguration and
+// s3:PutBucketVersioning.
+func alsoAsked(op string, carries func(prefix string) bool) []string {
+	var also []string
+	switch op {
+	case "PutObject", "CopyObject", "CreateMultipartUpload", "PostObject":
+		if carries("x-amz-acl") || carries("x-amz-grant-") || op == "PostObject" && carries("acl") {
+			also = append(also, "s3:PutObjectAcl")
+		}
+		if carries("x-amz-tagging") || op == "PostObject" && carries("tagging") {
+			also = append(also, "s3:PutObjectTagging")
+		}
+		if carries("x-amz-object-lock-mode") || carries("x-amz-object-lock-retain-until-date") {
+			also = append(also, "s3:PutObjectRetention")
+		}
+		if carries("x-amz-object-lock-legal-hold") {
+			also = append(also, "s3:PutObjectLegalHold")
+		}
+	case "CreateBucket":
+		if carries("x-amz-acl") || carries("x-amz-grant-") {
+			also = append(also, "s3:PutBucketAcl")
+		}
+		if carries("x-amz-bucket-object-lock-enabled") {
+			also = append(also, "s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning")
+		}
+	}
+	return also
+}
+
+// carries reports whether the request has a header, or its POST Object form
+// a field, whose lower-case name starts with prefix. The directive headers
+// (x-amz-tagging-directive) say where tags come from, not tags: they do not
+// count as x-amz-tagging.
+func (x *exchange) carries(prefix string) bool {
+	match := func(lower string) bool {
+		return strings.HasPrefix(lower, prefix) && !strings.HasSuffix(lower, "-directive")
+	}
+	if x.form != nil {
+		for _, f := range x.form.fields {
+			if match(f.lower) {
+				return true
+			}
+		}
+		return false
+	}
+	for name := range x.in.Header {
+		if match(strings.ToLower(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// dotResolutions returns the other keys key may become on an upstream, or a
+// hop before it, that resolves dot segments ("." and "..") as RFC 3986 does,
+// with empty segments kept or merged first; nil when key has none. A key that
+// would resolve to the bucket itself is 400 InvalidURI: its request would
+// reach the bucket, not an object.
+func dotResolutions(key string) ([]string, error) {
+	segs := strings.Split(key, "/")
+	if !slices.ContainsFunc(segs, func(s string) bool { return s == "." || s == ".." }) {
+		return nil, nil
+	}
+	var alts []string
+	for _, merge := range []bool{false, true} {
+		k := resolveDots(segs, merge)
+		if k == "" {
+			return nil, errInvalidURI.withMessage("The key's dot segments would resolve to the bucket itself.")
+		}
+		if k != key && !slices.Contains(alts, k) {
+			alts = append(alts, k)
+		}
+	}
+	return alts, nil
+}
+
+// resolveDots resolves the dot segments of a key's segments below the
+// bucket, never above it; merge drops empty segments first (a hop that merges
+// slashes). A key ending in a dot segment ends in a slash, as a resolved path
+// does.
+func resolveDots(segs []string, merge bool) string {
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch {
+		case s == "." || s == "..":
+			if s == ".." && len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		case s == "" && merge && !last:
+		default:
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, "/")
 }
 
 // isPresigned reports whether r is signed in its query.
@@ -232,10 +391,18 @@ const maxDeleteKeys = 1000
 
 var errMalformedXML = s3Error(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.")
 
-// deleteKeys reads a DeleteObjects body (verified as it is read) to the keys
-// it names, and leaves the body to forward as those same bytes: a plain body
-// with their SHA-256, an aws-chunked one's checksum trailer as a header.
-func (b *clientBody) deleteKeys() ([]string, error) {
+// deleteObject is an object a DeleteObjects request names.
+type deleteObject struct {
+	key       string
+	versioned bool // with a VersionId
+}
+
+// deleteKeys reads a DeleteObjects body (verified as it is read) to the
+// objects it names, and leaves the body to forward as those same bytes: a
+// plain body with their SHA-256, an aws-chunked one's checksum trailer as a
+// header. The body must be read one way only (parseDelete): the upstream
+// deletes what it reads, and the proxy authorized what it read.
+func (b *clientBody) deleteKeys() ([]deleteObject, error) {
 	if b.body == nil {
 		return nil, errMalformedXML
 	}
@@ -246,20 +413,9 @@ func (b *clientBody) deleteKeys() ([]string, error) {
 	if len(data) > maxDeleteBody {
 		return nil, errMalformedXML.withMessage("The DeleteObjects body is larger than the proxy reads.")
 	}
-	var doc struct {
-		Objects []struct {
-			Key string `xml:"Key"`
-		} `xml:"Object"`
-	}
-	if err := xml.Unmarshal(data, &doc); err != nil || len(doc.Objects) == 0 {
-		return nil, errMalformedXML
-	}
-	if len(doc.Objects) > maxDeleteKeys {
-		return nil, errMalformedXML.withMessage("A DeleteObjects request may name at most 1000 keys.")
-	}
-	keys := make([]string, len(doc.Objects))
-	for i, o := range doc.Objects {
-		keys[i] = o.Key
+	objects, err := parseDelete(data)
+	if err != nil {
+		return nil, err
 	}
 	sum := sha256.Sum256(data)
 	trailer := ""
@@ -268,7 +424,98 @@ func (b *clientBody) deleteKeys() ([]string, error) {
 	}
 	*b = clientBody{body: readCloser{bytes.NewReader(data)}, length: int64(len(data)), payloadHash: hex.EncodeToString(sum[:]),
 		decoded: b.decoded, checksumHeader: trailer}
-	return keys, nil
+	return objects, nil
+}
+
+// s3Namespace is the XML namespace of S3's documents.
+const s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+// parseDelete reads a DeleteObjects document strictly, so that no upstream
+// can read another key from it than the proxy authorized: one Delete root
+// (nothing but comments and blanks after it), Quiet and Object elements in
+// it, each Object with one Key and at most one of VersionId, ETag,
+// LastModifiedTime and Size; elements in S3's namespace or none; no DOCTYPE
+// (entities) and no other elements. Anything else is 400 MalformedXML.
+func parseDelete(data []byte) ([]deleteObject, error) {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	var (
+		objects []deleteObject
+		path    []string        // the open elements
+		seen    map[string]bool // the children of the open Object
+		text    strings.Builder // the open Key's or VersionId's text
+		roots   int
+	)
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, errMalformedXML
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Space != "" && t.Name.Space != s3Namespace {
+				return nil, errMalformedXML
+			}
+			name := t.Name.Local
+			switch len(path) {
+			case 0:
+				if roots++; roots > 1 || name != "Delete" {
+					return nil, errMalformedXML
+				}
+			case 1:
+				switch name {
+				case "Object":
+					if len(objects) == maxDeleteKeys {
+						return nil, errMalformedXML.withMessage("A DeleteObjects request may name at most 1000 keys.")
+					}
+					seen = map[string]bool{}
+				case "Quiet":
+				default:
+					return nil, errMalformedXML
+				}
+			case 2:
+				if path[1] != "Object" || seen[name] {
+					return nil, errMalformedXML
+				}
+				switch name {
+				case "Key", "VersionId", "ETag", "LastModifiedTime", "Size":
+					seen[name] = true
+				default:
+					return nil, errMalformedXML
+				}
+				text.Reset()
+			default:
+				return nil, errMalformedXML
+			}
+			path = append(path, name)
+		case xml.EndElement:
+			name := path[len(path)-1]
+			switch {
+			case len(path) == 2 && name == "Object":
+				if !seen["Key"] {
+					return nil, errMalformedXML
+				}
+				objects[len(objects)-1].versioned = seen["VersionId"]
+			case len(path) == 3 && name == "Key":
+				objects = append(objects, deleteObject{key: text.String()})
+			}
+			path = path[:len(path)-1]
+		case xml.CharData:
+			if len(path) == 3 {
+				text.Write(t)
+			} else if len(bytes.TrimSpace(t)) > 0 && !(len(path) == 2 && path[1] == "Quiet") {
+				return nil, errMalformedXML
+			}
+		case xml.Directive:
+			return nil, errMalformedXML
+		}
+	}
+	if roots != 1 || len(path) != 0 || len(objects) == 0 {
+		return nil, errMalformedXML
+	}
+	return objects, nil
 }
 
 // actions are the policy actions of the S3 operations operationName names.

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -199,4 +200,153 @@ func TestRequestAuthorizerDeleteObjects(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"tenant-a/1": true, "tenant-b/2": true, "tenant-a/3": true}, keys)
 	assert.Equal(t, 400, del(), "no keys: MalformedXML")
+}
+
+// What AWS asks about beyond an operation's own action: versions, ACLs, tags
+// and object-lock settings on writes, a versioned copy source; a key with dot
+// segments is asked about as a hop that resolves them would read it too.
+func TestRequestAuthorizerAsksAsAWS(t *testing.T) {
+	up := newFakeUpstream(t)
+	a := &recordingAuthz{decide: func(proxy.AccessRequest) proxy.Decision { return proxy.Decision{Allow: true} }}
+	p := newProxy(t, up, proxy.WithRequestAuthorizer(a.hook))
+	h := func(kv ...string) http.Header {
+		out := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			out.Add(kv[i], kv[i+1])
+		}
+		return out
+	}
+	for _, c := range []struct {
+		method, target string
+		h              http.Header
+		asked          []string // action key, in order
+		status         int
+	}{
+		{"GET", "/bucket/k?versionId=v1", nil, []string{"s3:GetObjectVersion k"}, 200},
+		{"HEAD", "/bucket/k?versionId=v1", nil, []string{"s3:GetObjectVersion k"}, 200},
+		{"DELETE", "/bucket/k?versionId=v1", nil, []string{"s3:DeleteObjectVersion k"}, 200},
+		{"GET", "/bucket/k?tagging&versionId=v1", nil, []string{"s3:GetObjectVersionTagging k"}, 200},
+		{"PUT", "/bucket/k?acl&versionId=v1", nil, []string{"s3:PutObjectVersionAcl k"}, 200},
+		{"GET", "/bucket/k?%76ersionId=v1", nil, []string{"s3:GetObjectVersion k"}, 200},
+		{"GET", "/bucket?versions&version-id-marker=v1", nil, []string{"s3:ListBucketVersions "}, 200},
+		{"PUT", "/bucket/k", h("X-Amz-Acl", "public-read"), []string{"s3:PutObject k", "s3:PutObjectAcl k"}, 200},
+		{"PUT", "/bucket/k", h("X-Amz-Grant-Read", "id=x"), []string{"s3:PutObject k", "s3:PutObjectAcl k"}, 200},
+		{"PUT", "/bucket/k", h("X-Amz-Tagging", "a=b"), []string{"s3:PutObject k", "s3:PutObjectTagging k"}, 200},
+		{"PUT", "/bucket/k", h("X-Amz-Object-Lock-Mode", "GOVERNANCE", "X-Amz-Object-Lock-Retain-Until-Date", "2030-01-01T00:00:00Z", "X-Amz-Object-Lock-Legal-Hold", "ON"),
+			[]string{"s3:PutObject k", "s3:PutObjectRetention k", "s3:PutObjectLegalHold k"}, 200},
+		{"POST", "/bucket/k?uploads", h("X-Amz-Acl", "private"), []string{"s3:PutObject k", "s3:PutObjectAcl k"}, 200},
+		{"PUT", "/bucket/k", h("X-Amz-Copy-Source", "/bucket/src?versionId=v1", "X-Amz-Tagging-Directive", "COPY"),
+			[]string{"s3:GetObjectVersion src", "s3:PutObject k"}, 200},
+		{"PUT", "/bucket/k", h("X-Amz-Copy-Source", "/bucket/src", "X-Amz-Tagging-Directive", "REPLACE", "X-Amz-Tagging", "a=b"),
+			[]string{"s3:GetObject src", "s3:PutObject k", "s3:PutObjectTagging k"}, 200},
+		{"PUT", "/bucket", h("X-Amz-Acl", "private", "X-Amz-Bucket-Object-Lock-Enabled", "true"),
+			[]string{"s3:CreateBucket ", "s3:PutBucketAcl ", "s3:PutBucketObjectLockConfiguration ", "s3:PutBucketVersioning "}, 200},
+		{"GET", "/bucket/public/../secret", nil, []string{"s3:GetObject public/../secret", "s3:GetObject secret"}, 200},
+		{"GET", "/bucket/public/%2E%2E/secret", nil, []string{"s3:GetObject public/../secret", "s3:GetObject secret"}, 200},
+		{"GET", "/bucket/a//../b", nil, []string{"s3:GetObject a//../b", "s3:GetObject a/b", "s3:GetObject b"}, 200},
+		{"GET", "/bucket/a/./b/", nil, []string{"s3:GetObject a/./b/", "s3:GetObject a/b/"}, 200},
+		{"GET", "/bucket/..a/b.", nil, []string{"s3:GetObject ..a/b."}, 200},
+		{"GET", "/bucket/a/..", nil, []string{"s3:GetObject a/.."}, 400},
+		{"PUT", "/bucket/k", h("X-Amz-Copy-Source", "/bucket/a/../src"), []string{"s3:GetObject a/../src", "s3:GetObject src", "s3:PutObject k"}, 200},
+		{"GET", "/", nil, []string{"s3:ListAllMyBuckets "}, 200},
+	} {
+		name := c.method + " " + c.target + fmt.Sprint(c.h)
+		r := httptest.NewRequest(c.method, c.target, nil)
+		for k, v := range c.h {
+			r.Header[k] = v
+		}
+		clientSign(t, r, sha256Hex(nil))
+		w := serve(p, r)
+		assert.Equal(t, c.status, w.Code, "%s: %s", name, w.Body.String())
+		var asked []string
+		for _, q := range a.take() {
+			asked = append(asked, q.Action+" "+q.Key)
+		}
+		assert.Equal(t, c.asked, asked, name)
+	}
+
+	// A denied extra action refuses the request, and nothing goes upstream.
+	deny := &recordingAuthz{decide: func(r proxy.AccessRequest) proxy.Decision {
+		return proxy.Decision{Allow: r.Action == "s3:PutObject" || r.Action == "s3:GetObject" && strings.HasPrefix(r.Key, "public/")}
+	}}
+	up2 := newFakeUpstream(t)
+	p = newProxy(t, up2, proxy.WithRequestAuthorizer(deny.hook))
+	for _, c := range []struct {
+		method, target string
+		h              http.Header
+	}{
+		{"PUT", "/bucket/k", h("X-Amz-Acl", "public-read")},
+		{"PUT", "/bucket/k", h("x-amz-grant-full-control", "id=x")},
+		{"PUT", "/bucket/k", h("X-Amz-Tagging", "a=b")},
+		{"GET", "/bucket/public/k?versionId=v1", nil},
+		{"GET", "/bucket/public/../secret", nil},
+		{"GET", "/", nil},
+	} {
+		r := httptest.NewRequest(c.method, c.target, nil)
+		for k, v := range c.h {
+			r.Header[http.CanonicalHeaderKey(k)] = v
+		}
+		clientSign(t, r, sha256Hex(nil))
+		w := serve(p, r)
+		assert.Equal(t, http.StatusForbidden, w.Code, "%s %s %v", c.method, c.target, c.h)
+	}
+	assert.Empty(t, up2.requests())
+}
+
+// DeleteObjects bodies are read one way only: anything an upstream could read
+// as another key than the proxy authorized is 400 MalformedXML.
+func TestRequestAuthorizerDeleteObjectsXML(t *testing.T) {
+	up := newFakeUpstream(t)
+	a := &recordingAuthz{decide: func(proxy.AccessRequest) proxy.Decision { return proxy.Decision{Allow: true} }}
+	p := newProxy(t, up, proxy.WithRequestAuthorizer(a.hook))
+	const ns = `xmlns="http://s3.amazonaws.com/doc/2006-03-01/"`
+	for _, c := range []struct {
+		name, body string
+		asked      []string // action key; nil: 400 MalformedXML
+	}{
+		{"plain", `<Delete><Object><Key>a</Key></Object><Object><Key>b</Key></Object></Delete>`, []string{"s3:DeleteObject a", "s3:DeleteObject b"}},
+		{"S3's namespace, quiet, declaration, comments, blanks",
+			`<?xml version="1.0" encoding="UTF-8"?>` + "\n<!-- x --><Delete " + ns + ">\n <Quiet>true</Quiet>\n <Object><Key>a &amp; b</Key></Object>\n</Delete>\n<!-- end -->\n",
+			[]string{"s3:DeleteObject a & b"}},
+		{"a version", `<Delete><Object><VersionId>v1</VersionId><Key>a</Key></Object><Object><Key>b</Key></Object></Delete>`,
+			[]string{"s3:DeleteObjectVersion a", "s3:DeleteObject b"}},
+		{"conditional delete fields", `<Delete><Object><Key>a</Key><ETag>"e"</ETag><LastModifiedTime>2026-01-01T00:00:00Z</LastModifiedTime><Size>3</Size></Object></Delete>`,
+			[]string{"s3:DeleteObject a"}},
+		{"CDATA", `<Delete><Object><Key>se<![CDATA[cr]]>et</Key></Object></Delete>`, []string{"s3:DeleteObject secret"}},
+		{"dot segments", `<Delete><Object><Key>p/../s</Key></Object></Delete>`, []string{"s3:DeleteObject p/../s", "s3:DeleteObject s"}},
+		{"two keys in an object", `<Delete><Object><Key>s</Key><Key>a</Key></Object></Delete>`, nil},
+		{"two roots", `<Delete><Object><Key>a</Key></Object></Delete><Delete><Object><Key>s</Key></Object></Delete>`, nil},
+		{"text after the root", `<Delete><Object><Key>a</Key></Object></Delete>junk`, nil},
+		{"another namespace", `<Delete><Object><x:Key xmlns:x="urn:x">s</x:Key><Key>a</Key></Object></Delete>`, nil},
+		{"an undeclared prefix", `<Delete><Object><x:Key>s</x:Key></Object></Delete>`, nil},
+		{"a DOCTYPE", `<!DOCTYPE d [<!ENTITY e "s">]><Delete><Object><Key>&e;</Key></Object></Delete>`, nil},
+		{"an unknown element", `<Delete><Object><Key>a</Key><Extra/></Object></Delete>`, nil},
+		{"a nested element in Key", `<Delete><Object><Key>a<b>s</b></Key></Object></Delete>`, nil},
+		{"an object without a key", `<Delete><Object><VersionId>v</VersionId></Object></Delete>`, nil},
+		{"text between objects", `<Delete>s<Object><Key>a</Key></Object></Delete>`, nil},
+		{"another root", `<Remove><Object><Key>a</Key></Object></Remove>`, nil},
+		{"no objects", `<Delete><Quiet>true</Quiet></Delete>`, nil},
+		{"unclosed", `<Delete><Object><Key>a</Key></Object>`, nil},
+		{"1001 keys", "<Delete>" + strings.Repeat("<Object><Key>a</Key></Object>", 1001) + "</Delete>", nil},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/bucket?delete", strings.NewReader(c.body))
+		clientSign(t, r, sha256Hex([]byte(c.body)))
+		before := len(up.requests())
+		w := serve(p, r)
+		var asked []string
+		for _, q := range a.take() {
+			asked = append(asked, q.Action+" "+q.Key)
+		}
+		if c.asked == nil {
+			assert.Equal(t, 400, w.Code, c.name)
+			assert.Equal(t, "MalformedXML", s3Code(w.Body.String()), c.name)
+			assert.Len(t, up.requests(), before, c.name)
+			continue
+		}
+		assert.Equal(t, 200, w.Code, "%s: %s", c.name, w.Body.String())
+		assert.Equal(t, c.asked, asked, c.name)
+		if assert.Len(t, up.requests(), before+1, c.name) {
+			assert.Equal(t, c.body, string(up.requests()[before].Body), "%s: the body goes upstream as sent", c.name)
+		}
+	}
 }

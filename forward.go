@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,6 +61,7 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	scrubCredentialHeaders(resp.Header, r)
 	x.upstreamID = resp.Header.Get("X-Amz-Request-Id")
 	if x.upstreamID == "" {
 		resp.Header.Set("X-Amz-Request-Id", x.id)
@@ -135,6 +137,29 @@ func flusherOf(w http.ResponseWriter) http.Flusher {
 type controllerFlusher struct{ rc *http.ResponseController }
 
 func (c controllerFlusher) Flush() { _ = c.rc.Flush() }
+
+// scrubCredentialHeaders removes from an upstream answer's headers every one
+// that carries a credential of the upstream request out, echoed by the
+// upstream or a hop between: its signature, its bearer token, its security
+// token. They are long random strings: nothing else contains them.
+func scrubCredentialHeaders(h http.Header, out *http.Request) {
+	var secrets [3]string
+	auth := out.Header.Get("Authorization")
+	if _, sig, ok := strings.Cut(auth, "Signature="); ok {
+		secrets[0] = sig
+	} else if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
+		secrets[1] = tok
+	}
+	secrets[2] = out.Header.Get("X-Amz-Security-Token")
+	for name, values := range h {
+		for _, v := range values {
+			if slices.ContainsFunc(secrets[:], func(s string) bool { return len(s) >= 16 && strings.Contains(v, s) }) {
+				delete(h, name)
+				break
+			}
+		}
+	}
+}
 
 // maxUpstreamErrorBody bounds the error body of an upstream answer the proxy
 // reads to scrub it. An S3 error body is a few hundred bytes; past the bound

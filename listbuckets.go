@@ -26,6 +26,9 @@ func (p *Proxy) listBuckets(x *exchange) error {
 	if x.who.anonymous {
 		return errAnonymous
 	}
+	if err := p.authorizeRequest(x); err != nil { // s3:ListAllMyBuckets
+		return err
+	}
 	q, err := parseListBuckets(r)
 	if err != nil {
 		return err

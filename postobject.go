@@ -405,6 +405,7 @@ func (p *Proxy) postChecked(x *exchange, f *postForm) error {
 	if x.target, err = p.resolver.resolve(r.Context(), x.req.bucket); err != nil {
 		return err
 	}
+	x.form = f
 	if err := p.authorizeRequest(x); err != nil {
 		return err
 	}

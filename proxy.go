@@ -185,8 +185,9 @@ type exchange struct {
 	req    s3Request // what the request addresses (parseRequest)
 	who    identity  // who sent it (authenticate)
 	body   clientBody
-	target *target  // where it goes (resolve)
-	out    upstream // the upstream request (buildUpstream)
+	target *target   // where it goes (resolve)
+	form   *postForm // POST Object: the form's fields (postobject.go)
+	out    upstream  // the upstream request (buildUpstream)
 
 	// Observed on the way.
 	code       string        // the S3 error code the proxy answered with

@@ -34,6 +34,7 @@ type s3Request struct {
 	// "" for other requests. copyErr is why the copy source is not valid; it
 	// is answered once the client is authenticated.
 	copyBucket, copyKey string
+	copyVersioned       bool // the copy source names a version (?versionId=)
 	copyErr             error
 
 	postObject bool // POST Object: key is the form's (postobject.go)
@@ -105,7 +106,7 @@ func newS3Request(r *http.Request, bucket, rawKey string) (s3Request, error) {
 		return s3Request{}, errKeyTooLong
 	}
 	req := s3Request{bucket: bucket, key: key}
-	req.copyBucket, req.copyKey, req.copyErr = copySource(r)
+	req.copyBucket, req.copyKey, req.copyVersioned, req.copyErr = copySource(r)
 	return req, nil
 }
 
@@ -190,7 +191,7 @@ func validBucketName(name string) bool {
 // parameter of that name (any case). More than one value is 400
 // InvalidArgument: an upstream might copy from another one than the proxy
 // authorized. "" without a copy source.
-func copySource(r *http.Request) (bucket, key string, err error) {
+func copySource(r *http.Request) (bucket, key string, versioned bool, err error) {
 	values := r.Header.Values("X-Amz-Copy-Source")
 	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
 		name, value, _ := strings.Cut(part, "=")
@@ -199,17 +200,17 @@ func copySource(r *http.Request) (bucket, key string, err error) {
 		}
 		v, err := url.QueryUnescape(value)
 		if err != nil {
-			return "", "", errInvalidArgument.withMessage("The x-amz-copy-source query parameter is not validly encoded.")
+			return "", "", false, errInvalidArgument.withMessage("The x-amz-copy-source query parameter is not validly encoded.")
 		}
 		values = append(values[:len(values):len(values)], v)
 	}
 	switch len(values) {
 	case 0:
-		return "", "", nil
+		return "", "", false, nil
 	case 1:
 		return copySourceBucket(values[0])
 	}
-	return "", "", errInvalidArgument.withMessage("A request may name one copy source (x-amz-copy-source) only.")
+	return "", "", false, errInvalidArgument.withMessage("A request may name one copy source (x-amz-copy-source) only.")
 }
 
 // queryNameIs reports whether the raw (encoded) name of a query parameter is
@@ -227,28 +228,29 @@ func queryName(raw string) string {
 	return raw
 }
 
-// copySourceBucket returns the bucket and key named by a copy source as S3 parses it:
+// copySourceBucket returns the bucket and key named by a copy source, and
+// whether it names a version, as S3 parses it:
 // "[/]<bucket>/<key>[?versionId=<id>]", bucket and key URL-encoded. Only
 // "?versionId=" starts a query: any other '?' belongs to the key, whose every
 // segment is checked.
-func copySourceBucket(v string) (bucket, key string, err error) {
+func copySourceBucket(v string) (bucket, key string, versioned bool, err error) {
 	path, version, versioned := strings.Cut(strings.TrimPrefix(v, "/"), "?versionId=")
 	if versioned && (version == "" || strings.ContainsAny(version, "/?&#%")) {
-		return "", "", errInvalidArgument.withMessage("The copy source version id is not valid.")
+		return "", "", false, errInvalidArgument.withMessage("The copy source version id is not valid.")
 	}
 	rawBucket, rawKey, ok := strings.Cut(path, "/")
 	if !ok || rawKey == "" {
-		return "", "", errInvalidArgument.withMessage("Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
+		return "", "", false, errInvalidArgument.withMessage("Copy Source must mention the source bucket and key: sourcebucket/sourcekey.")
 	}
 	bucket, err = url.PathUnescape(rawBucket)
 	if err != nil || !validBucketName(bucket) {
-		return "", "", errInvalidBucketName.withMessage("The copy source bucket is not valid.")
+		return "", "", false, errInvalidBucketName.withMessage("The copy source bucket is not valid.")
 	}
 	key, err = url.PathUnescape(rawKey)
 	if err != nil || leavesBucket(key) || len(key) > maxKeyLength {
-		return "", "", errInvalidArgument.withMessage("The copy source key is not valid or leaves its bucket.")
+		return "", "", false, errInvalidArgument.withMessage("The copy source key is not valid or leaves its bucket.")
 	}
-	return bucket, key, nil
+	return bucket, key, versioned, nil
 }
 
 // leavesBucket reports whether resolving the dot segments of key, as a path

@@ -674,6 +674,9 @@ func (rule ruleConfig) allows(a proxy.AccessRequest) bool {
 	for _, s := range rule.Actions {
 		action = action || s.Value == "s3:*" || s.Value == a.Action
 	}
+	if a.Bucket == "" { // ListBuckets (s3:ListAllMyBuckets): it lists only the key's buckets
+		return action
+	}
 	bucket := len(rule.Buckets) == 0
 	for _, b := range rule.Buckets {
 		bucket = bucket || b.Value == a.Bucket

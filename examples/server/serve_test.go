@@ -696,6 +696,12 @@ clients:
           prefix: carol/
         - actions: [s3:ListBucket]
           prefix: carol/
+    - access_key_id: erin
+      secret_access_key: erin-secret
+      rules:
+        - actions: [s3:GetObject, s3:ListAllMyBuckets]
+          buckets: [alpha]
+          prefix: erin/
     - access_key_id: admin
       secret_access_key: admin-secret
 buckets:
@@ -717,4 +723,13 @@ buckets:
 	}
 	_, err := get(t, carol, "alpha", "dave/a")
 	checkS3Error(t, err, http.StatusForbidden, "AccessDenied")
+
+	// ListBuckets is s3:ListAllMyBuckets, which carol's rules do not name;
+	// erin's do, with buckets that do not apply to it.
+	_, err = carol.ListBuckets(t.Context(), &s3.ListBucketsInput{})
+	checkS3Error(t, err, http.StatusForbidden, "AccessDenied")
+	out, err := newS3Client(s.URL(), "erin", "erin-secret", nil).ListBuckets(t.Context(), &s3.ListBucketsInput{})
+	if err != nil || len(out.Buckets) != 1 || aws.ToString(out.Buckets[0].Name) != "alpha" {
+		t.Fatalf("erin lists %v: %v", out, err)
+	}
 }
