@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -313,6 +314,47 @@ func FuzzDeleteKeys(f *testing.F) {
 		got, _ := io.ReadAll(b.body)
 		if !bytes.Equal(got, body) || b.length != int64(len(body)) {
 			t.Fatal("the body to forward is not the body read")
+		}
+	})
+}
+
+// FuzzParseDelete: a DeleteObjects document parseDelete accepts names the
+// same keys, in the same order, when encoding/xml reads it the way a Go
+// upstream would; whatever it refuses, it refuses as MalformedXML.
+func FuzzParseDelete(f *testing.F) {
+	for _, s := range []string{
+		`<Delete><Object><Key>a</Key></Object><Object><Key>b</Key><VersionId>v</VersionId></Object></Delete>`,
+		`<?xml version="1.0"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet><Object><Key>a &amp; <![CDATA[b]]></Key></Object></Delete>`,
+		`<Delete><Object><Key>s</Key><Key>a</Key></Object></Delete>`,
+		`<Delete><Object><x:Key xmlns:x="urn:x">s</x:Key><Key>a</Key></Object></Delete>`,
+		`<Delete><Object><Key>a</Key></Object></Delete><Delete><Object><Key>s</Key></Object></Delete>`,
+		`<!DOCTYPE d [<!ENTITY e "s">]><Delete><Object><Key>&e;</Key></Object></Delete>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		objects, err := parseDelete(data)
+		if err != nil {
+			if !errors.Is(err, errMalformedXML) {
+				t.Fatalf("refused with %v", err)
+			}
+			return
+		}
+		var doc struct {
+			Objects []struct {
+				Key string `xml:"Key"`
+			} `xml:"Object"`
+		}
+		if err := xml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("accepted, but encoding/xml refuses it: %v", err)
+		}
+		if len(doc.Objects) != len(objects) {
+			t.Fatalf("accepted %d objects, encoding/xml reads %d", len(objects), len(doc.Objects))
+		}
+		for i, o := range objects {
+			if doc.Objects[i].Key != o.key {
+				t.Fatalf("object %d: key %q, encoding/xml reads %q", i, o.key, doc.Objects[i].Key)
+			}
 		}
 	})
 }
