@@ -188,7 +188,7 @@ func (p *Proxy) authorizeRequest(x *exchange) error {
 		base.SourceBucket, base.SourceKey = x.req.copyBucket, x.req.copyKey
 	}
 	base.Action = actionOf(op)
-	if a, ok := versionedActions[base.Action]; ok && r.URL.Query().Has("versionId") {
+	if a, ok := versionedActions[base.Action]; ok && r.URL.RawQuery != "" && r.URL.Query().Has("versionId") {
 		base.Action = a
 	}
 	switch op {
@@ -272,8 +272,10 @@ func alsoAsked(op string, carries func(prefix string) bool) []string {
 // (x-amz-tagging-directive) say where tags come from, not tags: they do not
 // count as x-amz-tagging.
 func (x *exchange) carries(prefix string) bool {
-	match := func(lower string) bool {
-		return strings.HasPrefix(lower, prefix) && !strings.HasSuffix(lower, "-directive")
+	const directive = "-directive"
+	match := func(name string) bool { // case-insensitive, without allocating
+		return len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) &&
+			!(len(name) >= len(directive) && strings.EqualFold(name[len(name)-len(directive):], directive))
 	}
 	if x.form != nil {
 		for _, f := range x.form.fields {
@@ -284,7 +286,7 @@ func (x *exchange) carries(prefix string) bool {
 		return false
 	}
 	for name := range x.in.Header {
-		if match(strings.ToLower(name)) {
+		if match(name) {
 			return true
 		}
 	}
@@ -297,10 +299,14 @@ func (x *exchange) carries(prefix string) bool {
 // would resolve to the bucket itself is 400 InvalidURI: its request would
 // reach the bucket, not an object.
 func dotResolutions(key string) ([]string, error) {
-	segs := strings.Split(key, "/")
-	if !slices.ContainsFunc(segs, func(s string) bool { return s == "." || s == ".." }) {
+	dots := false
+	for s := range strings.SplitSeq(key, "/") {
+		dots = dots || s == "." || s == ".."
+	}
+	if !dots {
 		return nil, nil
 	}
+	segs := strings.Split(key, "/")
 	var alts []string
 	for _, merge := range []bool{false, true} {
 		k := resolveDots(segs, merge)
