@@ -172,7 +172,9 @@ func (p *Proxy) authenticateV2(r *http.Request, sig *sigV2, req *s3Request) (ide
 	id := identity{token: sig.accessKeyID, verified: true, payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
 	if sig.presigned {
 		exp, _ := strconv.ParseInt(sig.expires, 10, 64) // checked by verifySigV2
-		id.presignedURL, id.urlExpires = "v2:"+sig.signature, time.Unix(exp, 0)
+		// The signature as verified: a '+' sent unencoded (read as ' ') and
+		// one sent as %2B are the same URL, counted once.
+		id.presignedURL, id.urlExpires = "v2:"+strings.ReplaceAll(sig.signature, " ", "+"), time.Unix(exp, 0)
 	}
 	switch id.payloadHash {
 	case "":

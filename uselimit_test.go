@@ -2,9 +2,15 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,4 +107,35 @@ func TestMemoryUseCounterBounded(t *testing.T) {
 	n, err = proxy.NewMemoryUseCounter(1).Add(ctx, "x", time.Now().Add(-time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
+}
+
+// A URL is counted by its signature as verified: a SigV2 signature's '+'
+// sent unencoded (which a query reads as ' ') or as %2B are the same URL and
+// do not start a count of their own; a SigV4 signature in upper case is
+// refused, not counted anew.
+func TestPresignedUseLimitOneCountPerURL(t *testing.T) {
+	up := newFakeUpstream(t)
+	p := newProxy(t, up, proxy.WithSigV2(true), proxy.WithClock(time.Now),
+		proxy.WithPresignedUseLimit(1, proxy.NewMemoryUseCounter(100)))
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	var path, sig string
+	for i := 0; !strings.Contains(sig, "+"); i++ { // a key whose signature has a '+'
+		path = "/bucket/k" + strconv.Itoa(i)
+		m := hmac.New(sha1.New, []byte(unitSecret))
+		m.Write([]byte("GET\n\n\n" + exp + "\n" + path))
+		sig = base64.StdEncoding.EncodeToString(m.Sum(nil))
+	}
+	base := path + "?AWSAccessKeyId=" + unitKey + "&Expires=" + exp + "&Signature="
+	assert.Equal(t, 200, serve(p, httptest.NewRequest(http.MethodGet, base+url.QueryEscape(sig), nil)).Code)
+	raw := strings.ReplaceAll(url.QueryEscape(sig), "%2B", "+")
+	w := serve(p, httptest.NewRequest(http.MethodGet, base+raw, nil))
+	assert.Equal(t, 403, w.Code, "the same URL with its '+' unencoded: %s", w.Body.String())
+
+	u := presign(t, "GET", "http://example.com/bucket/v4", time.Now(), time.Hour)
+	assert.Equal(t, 200, serve(p, httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)).Code)
+	q := u.Query()
+	q.Set("X-Amz-Signature", strings.ToUpper(q.Get("X-Amz-Signature")))
+	u.RawQuery = q.Encode()
+	w = serve(p, httptest.NewRequest(http.MethodGet, u.RequestURI(), nil))
+	assert.NotEqual(t, 200, w.Code, "an upper-case SigV4 signature is another signature (refused), not another count")
 }
