@@ -226,6 +226,18 @@ func (r *resolver) resolve(ctx context.Context, bucket string) (*target, error) 
 	return t, nil
 }
 
+// cached returns bucket's target when the resolver has it without calling a
+// hook: a static bucket, or a hook answer in the cache.
+func (r *resolver) cached(bucket string) (*target, bool) {
+	if t, ok := r.static[bucket]; ok {
+		return t, true
+	}
+	if r.hooks == nil {
+		return nil, false
+	}
+	return r.hooks.lookup(bucket)
+}
+
 func (r *resolver) load(ctx context.Context, bucket string) (*target, error) {
 	ep, err := r.cfg.endpoint(ctx, bucket)
 	if err != nil {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -41,6 +42,24 @@ var (
 	errCORSForbidden = s3Error(http.StatusForbidden, "AccessForbidden", "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.")
 )
 
+// resolveUnsigned resolves the bucket of a request that carries no
+// credentials, which anyone may send: from the cache, or by the hooks within
+// the slots of unsignedGate, so that such requests for made-up buckets cannot
+// take the hook's slots from signed clients (503 SlowDown past them).
+func (p *Proxy) resolveUnsigned(ctx context.Context, bucket string) (*target, error) {
+	if t, ok := p.resolver.cached(bucket); ok || p.resolver.hooks == nil {
+		if !ok {
+			return nil, errNoSuchBucket
+		}
+		return t, nil
+	}
+	if !p.unsignedGate.enter() {
+		return nil, p.unsignedGate.busy("bucket (unsigned requests)")
+	}
+	defer p.unsignedGate.leave()
+	return p.resolver.resolve(ctx, bucket)
+}
+
 // preflight answers a CORS preflight for a routed bucket: from the proxy's
 // rules, or from the upstream, asked without credentials.
 func (p *Proxy) preflight(x *exchange) error {
@@ -55,7 +74,7 @@ func (p *Proxy) preflight(x *exchange) error {
 	if x.req.bucket == "" {
 		return errMethodNotAllowed
 	}
-	t, err := p.resolver.resolve(r.Context(), x.req.bucket)
+	t, err := p.resolveUnsigned(r.Context(), x.req.bucket)
 	if err != nil {
 		return err
 	}

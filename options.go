@@ -231,8 +231,9 @@ func WithRequestAuthorizer(f RequestAuthorizeFunc) Option {
 
 // WithPresignedUseLimit lets each presigned URL (SigV4, or SigV2 with
 // WithSigV2) be used at most n times until it expires. A use is a request
-// whose presigned signature verified, whatever the upstream answers. The
-// counts live in c: nil is NewMemoryUseCounter(DefaultUseCounterCapacity),
+// whose presigned signature verified and that is authorized, whatever the
+// upstream answers; it needs verified signatures (New refuses it in token
+// mode). The counts live in c: nil is NewMemoryUseCounter(DefaultUseCounterCapacity),
 // this process only (on the proxy's clock, WithClock); give every replica the
 // same shared counter to enforce the limit across them. A use past the limit is
 // 403 AccessDenied; a counter that fails fails the request closed, 503
@@ -537,6 +538,11 @@ func (c *config) validate() error {
 	}
 	if c.useCounter != nil && c.useLimit <= 0 {
 		errs = append(errs, errors.New("a presigned-URL use limit must be positive"))
+	}
+	if c.useCounter != nil && !c.verifying() {
+		// An unverified signature is anything a client writes: a count
+		// keyed by it is no limit.
+		errs = append(errs, errors.New("a presigned-URL use limit needs verified signatures (WithClientSecrets or WithClientKeys), not token mode"))
 	}
 	if err := validateCORS(c.cors); err != nil {
 		errs = append(errs, err)

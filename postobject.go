@@ -571,7 +571,14 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 	if t.creds.SessionToken != "" {
 		auth = append(auth, [2]string{"x-amz-security-token", t.creds.SessionToken})
 	}
-	policy, err := pol.upstream(auth)
+	// The key the proxy authorized is the one the upstream gets: with
+	// ${filename} put in here, not left to an upstream that may not put it
+	// (versitygw stores it as it is) or put another name (a base name).
+	key := ""
+	if sent, _ := f.value("key"); sent != x.req.key {
+		key = x.req.key
+	}
+	policy, err := pol.upstream(auth, key)
 	if err != nil {
 		return upstream{}, errInternal.with(err)
 	}
@@ -580,7 +587,11 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
 	for _, fd := range f.fields {
-		if !postAuthFields[fd.lower] {
+		switch {
+		case postAuthFields[fd.lower]:
+		case fd.lower == "key" && key != "":
+			_ = mw.WriteField(fd.name, key)
+		default:
 			_ = mw.WriteField(fd.name, fd.value) // into a bytes.Buffer: no error
 		}
 	}

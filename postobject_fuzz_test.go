@@ -103,7 +103,7 @@ func FuzzPostPolicy(f *testing.F) {
 			}
 			return
 		}
-		up, err := p.upstream(auth)
+		up, err := p.upstream(auth, "")
 		if err != nil {
 			t.Fatalf("upstream policy: %v", err)
 		}

@@ -119,12 +119,13 @@ func TestPostObjectUpstreamForm(t *testing.T) {
 	require.Equal(t, "image/jpeg", f.fileType)
 	require.Equal(t, []string{"key", "Content-Type", "x-amz-meta-Owner", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "policy", "x-amz-signature"}, f.order,
 		"the client's fields in their order, then the proxy's signature fields")
-	require.Equal(t, "dir/${filename}", f.fields["key"], "the key goes as the client wrote it; the upstream puts the file name")
+	require.Equal(t, "dir/photo.jpg", f.fields["key"], "the key the proxy authorized, with ${filename} put in, not left to the upstream")
 	conds, _ := json.Marshal(f.policy["conditions"])
-	require.JSONEq(t, `[{"bucket":"bucket"},["eq","$key","dir/${filename}"],{"Content-Type":"image/jpeg"},{"x-amz-meta-Owner":"alice"},
+	require.JSONEq(t, `[{"bucket":"bucket"},{"Content-Type":"image/jpeg"},{"x-amz-meta-Owner":"alice"},
 		["content-length-range",0,1000],
-		{"x-amz-algorithm":"AWS4-HMAC-SHA256"},{"x-amz-credential":"`+f.fields["x-amz-credential"]+`"},{"x-amz-date":"`+f.fields["x-amz-date"]+`"}]`,
-		string(conds), "the client's conditions, but those on its credential, and the upstream's")
+		{"x-amz-algorithm":"AWS4-HMAC-SHA256"},{"x-amz-credential":"`+f.fields["x-amz-credential"]+`"},{"x-amz-date":"`+f.fields["x-amz-date"]+`"},
+		{"key":"dir/photo.jpg"}]`,
+		string(conds), "the client's conditions, but those on its credential and on the key, and the upstream's")
 	require.Equal(t, fixedNow.Add(10*time.Minute).Format("2006-01-02T15:04:05.000Z"), f.policy["expiration"], "the client's expiration")
 }
 

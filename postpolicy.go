@@ -266,16 +266,21 @@ func (c *postCondition) holds(v string) bool {
 
 // upstream returns the policy for the upstream's form, base64: the client's
 // expiration and conditions, but those on the client's authentication fields,
-// and exact conditions on the upstream's (auth, in their order).
-func (p *postPolicy) upstream(auth [][2]string) (string, error) {
+// and exact conditions on the upstream's (auth, in their order). A key other
+// than the form's ("": none), the form's with ${filename} put in, replaces the
+// conditions on the key with an exact one.
+func (p *postPolicy) upstream(auth [][2]string, key string) (string, error) {
 	doc := struct {
 		Expiration string            `json:"expiration"`
 		Conditions []json.RawMessage `json:"conditions"`
 	}{Expiration: p.expiration}
 	for _, c := range p.conditions {
-		if !c.authorizes {
+		if !c.authorizes && !(key != "" && c.field == "key") {
 			doc.Conditions = append(doc.Conditions, c.raw)
 		}
+	}
+	if key != "" { // the key with ${filename} put in: the proxy checked the client's conditions on it
+		auth = append(auth[:len(auth):len(auth)], [2]string{"key", key})
 	}
 	for _, kv := range auth {
 		b, err := json.Marshal(map[string]string{kv[0]: kv[1]})

@@ -73,6 +73,10 @@ type Proxy struct {
 
 	secretsGate *hookGate // the client secrets hook is called uncached
 	listGate    *hookGate // and so is the bucket list hook
+	// unsignedGate bounds the bucket hook calls of requests anyone may send
+	// (preflights): a quarter of the hook's slots, the rest kept for signed
+	// clients.
+	unsignedGate *hookGate
 	started     time.Time
 
 	idPrefix  string
@@ -119,6 +123,7 @@ func New(opts ...Option) (*Proxy, error) {
 	}
 	p.secretsGate = newHookGate(cfg.hookConcurrency)
 	p.listGate = newHookGate(cfg.hookConcurrency)
+	p.unsignedGate = newHookGate(max(1, cfg.hookConcurrency/4))
 	p.janitor = startJanitor(janitorInterval, p.resolver.sweep, p.auth.sweep, p.keys.sweep, p.decisions.sweep)
 	return p, nil
 }
@@ -231,9 +236,6 @@ func (p *Proxy) serve(x *exchange) error {
 	if x.who, err = p.authenticate(r, &x.req); err != nil {
 		return err
 	}
-	if err := p.countUse(x); err != nil {
-		return err
-	}
 	if x.body, err = openBody(r, &x.who); err != nil {
 		return err
 	}
@@ -250,6 +252,11 @@ func (p *Proxy) serve(x *exchange) error {
 		return err
 	}
 	if err := p.authorizeRequest(x); err != nil {
+		return err
+	}
+	// A use is counted once the request is authorized: a client allowed
+	// nothing cannot fill the counter (uselimit.go).
+	if err := p.countUse(x); err != nil {
 		return err
 	}
 	if x.out, err = p.buildUpstream(r, req, &x.who, &x.body, x.target); err != nil {

@@ -694,6 +694,8 @@ func (c *config) validateProxy(p *problems) {
 	}
 	if n := c.Clients.MaxPresignedUses; n.Value < 0 {
 		at(p, n, "clients.max_presigned_uses must not be negative, not %d", n.Value)
+	} else if n.Value > 0 && c.Clients.Mode.Value == modeToken {
+		at(p, n, "clients.max_presigned_uses needs verified mode: in token mode signatures are not verified, so nothing identifies a URL")
 	}
 	if r := c.Clients.UsesRedis; r.Value != "" {
 		if _, _, err := net.SplitHostPort(r.Value); err != nil {

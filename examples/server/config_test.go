@@ -202,6 +202,7 @@ func TestConfigBad(t *testing.T) {
 		{"bad mode", "clients: {mode: open}\n" + bucket, []string{`cfg.yaml:1: clients.mode "open": want verified or token`}},
 		{"tokens in verified mode", clients + "  tokens: [x]\n" + bucket, []string{"cfg.yaml:3: clients.tokens is for token mode"}},
 		{"token mode without tokens", "clients: {mode: token}\n" + bucket, []string{"cfg.yaml:1: token mode needs at least one entry"}},
+		{"use limit in token mode", "clients: {mode: token, tokens: [t], max_presigned_uses: 3}\n" + bucket, []string{"cfg.yaml:1: clients.max_presigned_uses needs verified mode"}},
 		{"duplicate client", "clients:\n  keys:\n    - {access_key_id: a, secret_access_key: s}\n    - {access_key_id: a, secret_access_key: t}\n" + bucket,
 			[]string{`cfg.yaml:4: client access key id "a" is listed twice`}},
 		{"host with scheme", clients + "buckets:\n  - name: alpha\n    host: https://h\n    api_key: k\n", []string{`cfg.yaml:5: bucket "alpha": host "https://h" holds a scheme`}},
