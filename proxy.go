@@ -77,7 +77,7 @@ type Proxy struct {
 	// (preflights): a quarter of the hook's slots, the rest kept for signed
 	// clients.
 	unsignedGate *hookGate
-	started     time.Time
+	started      time.Time
 
 	idPrefix  string
 	idCounter atomic.Uint64

@@ -1,8 +1,8 @@
 package proxy_test
 
-// Red-team probes, second round. Each case asserts the secure / S3-correct
-// behaviour, so it fails when the proxy is vulnerable; a case marked
-// t.Skip("FINDING: ...") fails when the skip is removed.
+// Red-team probes, second round: POST Object, CORS, caches and hooks, IAM,
+// use limits, virtual hosts and path prefixes. Each case asserts the secure /
+// S3-correct behaviour, so it fails when the proxy is vulnerable.
 
 import (
 	"bytes"
@@ -128,7 +128,7 @@ func TestRedTeam2PostObject(t *testing.T) {
 	w := rt2Post(p, "bucket", ct, rt2Form("B", keyed("public/${filename}"), fileHead("ok.txt"), "hello"))
 	require.Equal(t, 204, w.Code, w.Body.String())
 	f, param, _, file := rt2UpstreamForm(t, up.last(t))
-	require.Equal(t, "public/${filename}", f["key"])
+	require.Equal(t, "public/ok.txt", f["key"], "the key the proxy authorized, ${filename} put in")
 	require.Equal(t, "ok.txt", param)
 	require.Equal(t, "hello", string(file))
 
@@ -314,7 +314,6 @@ func TestRedTeam2PostFilenameVersity(t *testing.T) {
 	require.Less(t, resp.StatusCode, 300, "control: %s", body)
 	l := itgList(ctx, e.direct.c, bucket, "", "", 100)
 	t.Logf("asked %q; stored %s", asked, l)
-	t.Skip("FINDING: versitygw stores the key field literally (public/dir/${filename}); the proxy authorized public/dir/ok.txt (postobject.go:411)")
 	assert.Equal(t, asked, l.keys, "the key stored is the key authorized")
 }
 
@@ -342,24 +341,16 @@ func TestRedTeam2UseLimit(t *testing.T) {
 		require.Equal(t, 403, serve(p, httptest.NewRequest(http.MethodGet, "http://proxy.test"+u, nil)).Code)
 	})
 	t.Run("token-mode", func(t *testing.T) {
-		// In token mode nothing is verified, so nothing is counted: the
-		// limit is accepted by New and never applies.
+		// In token mode nothing is verified, so nothing could be
+		// counted: New refuses the limit rather than accept it and never
+		// apply it.
 		p, err := proxy.New(
 			proxy.WithBuckets(proxy.Bucket{Name: "bucket", Endpoint: up.endpoint(), Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}}),
 			proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
 			proxy.WithTransport(up.transport()), proxy.WithClock(func() time.Time { return fixedNow }),
 			proxy.WithPresignedUseLimit(1, nil))
-		if err != nil {
-			return // refused at configuration: fine
-		}
-		defer p.Close()
-		u := rt2Presign(t, "/bucket/k", unitKey, unitSecret)
-		require.Equal(t, 200, serve(p, httptest.NewRequest(http.MethodGet, "http://proxy.test"+u, nil)).Code)
-		w := serve(p, httptest.NewRequest(http.MethodGet, "http://proxy.test"+u, nil))
-		if w.Code == 200 {
-			t.Skip("FINDING: token mode + WithPresignedUseLimit(1): New accepts it and the URL works again and again (auth.go:208 tokenMode sets no presignedURL; uselimit.go:88)")
-		}
-		assert.Equal(t, 403, w.Code)
+		require.ErrorContains(t, err, "use limit needs verified signatures", "refused at configuration")
+		assert.Nil(t, p)
 	})
 	t.Run("counter-filled-by-denied-requests", func(t *testing.T) {
 		// A client key the authorizer allows nothing fills the shared
@@ -376,10 +367,7 @@ func TestRedTeam2UseLimit(t *testing.T) {
 		}
 		require.Len(t, up.requests(), before, "mallory's requests were refused")
 		w := serve(p, httptest.NewRequest(http.MethodGet, "http://proxy.test"+rt2Presign(t, "/bucket/k", unitKey, unitSecret), nil))
-		if w.Code == 503 {
-			t.Skip("FINDING: presigned URLs are counted before authorization (proxy.go:234 before :243): a key allowed nothing fills the use counter with refused requests and every client's presigned URL gets 503")
-		}
-		assert.Equal(t, 200, w.Code, w.Body.String())
+		assert.Equal(t, 200, w.Code, "counted after authorization: %s", w.Body.String())
 	})
 }
 
@@ -421,15 +409,18 @@ func TestRedTeam2HookExhaustion(t *testing.T) {
 			serve(p, preflightRequest(fmt.Sprintf("/nobody-%d/k", i), "https://evil.example", "GET", ""))
 		}()
 	}
-	require.Eventually(t, func() bool { return unknownCalls.Load() == 2 }, 5*time.Second, time.Millisecond)
+	// Preflights get a quarter of the hook's slots (at least one): one
+	// waits in the hook, the other is refused at once.
+	require.Eventually(t, func() bool { return unknownCalls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	w := serve(p, preflightRequest("/nobody-x/k", "https://evil.example", "GET", ""))
+	assert.Equal(t, 503, w.Code, "a preflight past its slots")
+	assert.Equal(t, "SlowDown", s3Code(w.Body.String()))
 	r := httptest.NewRequest(http.MethodGet, "/good/k", nil)
 	clientSign(t, r, sha256Hex(nil))
-	w := serve(p, r)
-	t.Logf("signed request while 2 unauthenticated preflights wait: %d %s", w.Code, s3Code(w.Body.String()))
-	if w.Code == 503 {
-		t.Skip("FINDING: unauthenticated OPTIONS preflights for unrouted bucket names run the endpoint hook (cors.go:58, never negative-cached: cache.go run) and take WithHookConcurrency from signed clients: 503 SlowDown")
-	}
+	w = serve(p, r)
+	t.Logf("signed request while unauthenticated preflights wait: %d %s", w.Code, s3Code(w.Body.String()))
 	assert.Equal(t, 200, w.Code, w.Body.String())
+	assert.Equal(t, int32(1), unknownCalls.Load(), "one preflight in the hook at a time")
 }
 
 // TestRedTeam2HookErrorsAndPanics: what a failing hook says stays out of the
