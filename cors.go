@@ -47,11 +47,11 @@ var (
 // the slots of unsignedGate, so that such requests for made-up buckets cannot
 // take the hook's slots from signed clients (503 SlowDown past them).
 func (p *Proxy) resolveUnsigned(ctx context.Context, bucket string) (*target, error) {
-	if t, ok := p.resolver.cached(bucket); ok || p.resolver.hooks == nil {
-		if !ok {
-			return nil, errNoSuchBucket
-		}
+	if t, ok := p.resolver.cached(bucket); ok {
 		return t, nil
+	}
+	if p.resolver.hooks == nil {
+		return nil, errNoSuchBucket
 	}
 	if !p.unsignedGate.enter() {
 		return nil, p.unsignedGate.busy("bucket (unsigned requests)")
