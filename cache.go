@@ -207,14 +207,11 @@ func newResolver(cfg *config) *resolver {
 }
 
 func (r *resolver) resolve(ctx context.Context, bucket string) (*target, error) {
-	if t, ok := r.static[bucket]; ok {
+	if t, ok := r.cached(bucket); ok {
 		return t, nil
 	}
 	if r.hooks == nil {
 		return nil, errNoSuchBucket
-	}
-	if t, ok := r.hooks.lookup(bucket); ok {
-		return t, nil
 	}
 	bucket = strings.Clone(bucket) // kept in the cache: not a slice of the request
 	t, err := r.hooks.load(ctx, bucket, bucket, func(ctx context.Context) (*target, error) {
