@@ -21,16 +21,7 @@ import (
 // requests (the proxy's default) and with path-style upstream requests.
 func TestIntegrationBasic(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name      string
-		pathStyle bool
-	}{{"virtual-hosted upstream", false}, {"path-style upstream", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newItgEnv(t, itgConfig{buckets: 2, pathStyle: tc.pathStyle})
-			itgBasicSteps(t, e)
-		})
-	}
+	itgEachUpstreamStyle(t, itgBasicSteps)
 }
 
 func itgBasicSteps(t *testing.T, e *itgEnv) {

@@ -56,6 +56,22 @@ const (
 	itgMountPathPrefix                  // mux.Handle("/s3/", p) with proxy.WithPathPrefix("/s3")
 )
 
+// itgEachUpstreamStyle runs steps in parallel subtests, on an environment of
+// two buckets per side whose upstream requests are virtual-hosted (the
+// proxy's default) and on one whose upstream requests are path-style.
+func itgEachUpstreamStyle(t *testing.T, steps func(t *testing.T, e *itgEnv)) {
+	t.Helper()
+	for _, tc := range []struct {
+		name      string
+		pathStyle bool
+	}{{"virtual-hosted upstream", false}, {"path-style upstream", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			steps(t, newItgEnv(t, itgConfig{buckets: 2, pathStyle: tc.pathStyle}))
+		})
+	}
+}
+
 type itgConfig struct {
 	buckets   int            // buckets per side (default 1)
 	pathStyle bool           // path-style upstream requests instead of virtual-hosted

@@ -132,16 +132,9 @@ func itgUncleanPath(key string) bool {
 // every awkward key, with virtual-hosted and path-style upstream requests.
 func TestIntegrationAwkwardKeys(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name      string
-		pathStyle bool
-	}{{"virtual-hosted upstream", false}, {"path-style upstream", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newItgEnv(t, itgConfig{buckets: 2, pathStyle: tc.pathStyle})
-			itgKeyOps(t, e, itgAwkwardKeys, true)
-		})
-	}
+	itgEachUpstreamStyle(t, func(t *testing.T, e *itgEnv) {
+		itgKeyOps(t, e, itgAwkwardKeys, true)
+	})
 }
 
 // itgKeyOps runs every key through put, list, head, get, (copy,) delete on both
@@ -340,28 +333,21 @@ func itgTruncate(s string, n int) string {
 // upstream style.
 func TestIntegrationKeyStaysInBucket(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name      string
-		pathStyle bool
-	}{{"virtual-hosted upstream", false}, {"path-style upstream", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newItgEnv(t, itgConfig{buckets: 2, pathStyle: tc.pathStyle})
-			ctx := t.Context()
-			e.createBuckets(t)
-			// The secret lives in the direct side's second bucket: the proxy
-			// does not serve it, versitygw's root user can read it.
-			other := e.direct.buckets[1]
-			secret := []byte("secret in " + other)
-			require.Equal(t, "ok", itgPut(ctx, e.direct.c, other, "secret", secret, nil))
-			for _, key := range []string{"../" + other + "/secret", "x/../../" + other + "/secret", "./../" + other + "/secret"} {
-				out := itgGet(ctx, e.proxy.c, e.proxy.buckets[0], key, "", secret)
-				if strings.HasPrefix(out, "ok") {
-					t.Errorf("GET %q in bucket %s through the proxy answered %s: the key left its bucket", key, e.proxy.buckets[0], out)
-				}
+	itgEachUpstreamStyle(t, func(t *testing.T, e *itgEnv) {
+		ctx := t.Context()
+		e.createBuckets(t)
+		// The secret lives in the direct side's second bucket: the proxy
+		// does not serve it, versitygw's root user can read it.
+		other := e.direct.buckets[1]
+		secret := []byte("secret in " + other)
+		require.Equal(t, "ok", itgPut(ctx, e.direct.c, other, "secret", secret, nil))
+		for _, key := range []string{"../" + other + "/secret", "x/../../" + other + "/secret", "./../" + other + "/secret"} {
+			out := itgGet(ctx, e.proxy.c, e.proxy.buckets[0], key, "", secret)
+			if strings.HasPrefix(out, "ok") {
+				t.Errorf("GET %q in bucket %s through the proxy answered %s: the key left its bucket", key, e.proxy.buckets[0], out)
 			}
-			_ = itgDelete(ctx, e.direct.c, other, "secret")
-			e.deleteBuckets(t)
-		})
-	}
+		}
+		_ = itgDelete(ctx, e.direct.c, other, "secret")
+		e.deleteBuckets(t)
+	})
 }

@@ -33,15 +33,7 @@ import (
 // version ids, times) written as placeholders.
 func TestIntegrationWorkload(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name      string
-		pathStyle bool
-	}{{"virtual-hosted upstream", false}, {"path-style upstream", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			itgWorkloadSteps(t, newItgEnv(t, itgConfig{buckets: 2, pathStyle: tc.pathStyle}))
-		})
-	}
+	itgEachUpstreamStyle(t, itgWorkloadSteps)
 }
 
 func itgWorkloadSteps(t *testing.T, e *itgEnv) {
