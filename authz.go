@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,11 +27,14 @@ type AccessRequest struct {
 	Method string
 	Bucket string
 	Key    string // "" for bucket operations
-	// SourceBucket and SourceKey are the object a copy reads; the copy is
-	// asked about twice: s3:GetObject on the source, then its own action.
+	// SourceBucket and SourceKey are the object a copy or a rename reads;
+	// it is asked about first: a copy s3:GetObject (s3:GetObjectVersion) of
+	// the source, a rename s3:GetObject and s3:DeleteObject of it; then the
+	// request's own action, with these set.
 	SourceBucket, SourceKey string
 	// Prefix is the prefix of a listing (ListObjects, ListObjectsV2,
-	// ListObjectVersions, ListMultipartUploads).
+	// ListObjectVersions, ListMultipartUploads), from the same reading of
+	// the query that goes upstream; "" for any other operation.
 	Prefix string
 	// ClientIP is the client's address: the connection's, or the last one
 	// X-Forwarded-For names before a proxy of WithTrustedProxies.
@@ -39,7 +43,12 @@ type AccessRequest struct {
 	Token     string // the client's access key id, as AuthorizeFunc gets it
 }
 
-// Scope is what a Decision holds for, and so how it may be reused.
+// Scope is what a Decision holds for, and so how it may be reused. A call of
+// the hook is shared only by concurrent requests whose AccessRequest is equal
+// in every field; an answer is reused for other requests only as its scope
+// says. A rule that looks at ClientIP, Presigned, Method or a copy's source
+// must answer ScopeRequest: the wider scopes say the answer holds whatever
+// those are.
 type Scope int
 
 const (
@@ -63,25 +72,28 @@ type Decision struct {
 type RequestAuthorizeFunc func(ctx context.Context, r AccessRequest) (Decision, error)
 
 // decisionKey keys cached decisions: a token digest, the action, the bucket
-// and the key (or listing prefix); bucketWide for ScopeBucket answers.
+// and the key or the listing prefix (ScopeKey); without key and prefix, with
+// bucketWide set, for ScopeBucket answers.
 type decisionKey struct {
 	token          [sha256.Size]byte
 	action, bucket string
-	object         string
+	key, prefix    string
 	bucketWide     bool
 }
 
-// decisions caches the request authorizer's answers by their scope.
+// decisions caches the request authorizer's answers by their scope. A call
+// is shared only by requests whose AccessRequest is equal in every field, and
+// a cached answer is reused only within the scope it was given for.
 type decisions struct {
 	f     RequestAuthorizeFunc
-	cache *loadingCache[decisionKey, Decision]
+	cache *loadingCache[decisionKey, AccessRequest, Decision]
 }
 
 func newDecisions(cfg *config) *decisions {
 	if cfg.requestAuth == nil {
 		return nil
 	}
-	c := newLoadingCache[decisionKey, Decision]("request-authorization", cfg.authCacheTTL, cfg.authCacheCap, cfg)
+	c := newLoadingCache[decisionKey, AccessRequest, Decision]("request-authorization", cfg.authCacheTTL, cfg.authCacheCap, cfg)
 	c.place = func(k decisionKey, d Decision) (decisionKey, time.Duration, bool) {
 		ttl := d.TTL
 		if ttl <= 0 {
@@ -89,7 +101,7 @@ func newDecisions(cfg *config) *decisions {
 		}
 		switch d.Scope {
 		case ScopeBucket:
-			k.object, k.bucketWide = "", true
+			k.key, k.prefix, k.bucketWide = "", "", true
 		case ScopeKey:
 		default:
 			return k, 0, false
@@ -105,21 +117,20 @@ func (d *decisions) sweep() {
 	}
 }
 
-// allowed asks for r, from the cache when an answer holds for it.
+// allowed asks for r, from the cache when an answer holds for it; otherwise
+// with one call of the hook for every request equal to r that is waiting.
 func (d *decisions) allowed(ctx context.Context, r AccessRequest) (bool, error) {
-	k := decisionKey{token: sha256.Sum256([]byte(r.Token)), action: r.Action, bucket: r.Bucket, object: r.Key}
-	if r.Prefix != "" {
-		k.object = "prefix:" + r.Prefix
-	}
+	k := decisionKey{token: sha256.Sum256([]byte(r.Token)), action: r.Action, bucket: r.Bucket}
 	if dec, hit := d.cache.lookup(decisionKey{token: k.token, action: k.action, bucket: k.bucket, bucketWide: true}); hit {
 		return dec.Allow, nil
 	}
+	k.key, k.prefix = r.Key, r.Prefix
 	if dec, hit := d.cache.lookup(k); hit {
 		return dec.Allow, nil
 	}
-	k.bucket, k.object = strings.Clone(k.bucket), strings.Clone(k.object) // kept in the cache: not slices of the request
-	sf := string(k.token[:]) + "\x00" + k.action + "\x00" + k.bucket + "\x00" + k.object
-	dec, err := d.cache.load(ctx, k, sf, func(ctx context.Context) (Decision, error) { return d.f(ctx, r) })
+	// Kept in the cache and in flight: not slices of the request.
+	k.bucket, k.key, k.prefix = strings.Clone(k.bucket), strings.Clone(k.key), strings.Clone(k.prefix)
+	dec, err := d.cache.load(ctx, k, r, func(ctx context.Context) (Decision, error) { return d.f(ctx, r) })
 	if err != nil {
 		return false, hookError("request authorization", err)
 	}
@@ -127,22 +138,33 @@ func (d *decisions) allowed(ctx context.Context, r AccessRequest) (bool, error) 
 }
 
 // authorizeRequest asks the request authorizer (WithRequestAuthorizer) about
-// the request's action, and for a copy about reading its source first; a
-// DeleteObjects request is asked about every key it names. As AWS does, it
-// asks about more than the operation's own action where the request carries
-// more: a version (s3:GetObjectVersion…, versionedActions), an ACL, tags or an
+// the request's operation, as parseRequest named it from the query that goes
+// upstream (s3op), and for a copy about reading its source first, for a
+// rename about reading and deleting its source; a DeleteObjects request is
+// asked about every key it names. As AWS does, it asks about more than the
+// operation's own action where the request carries more: an ACL, tags or an
 // object-lock setting on a write (alsoAsked). A key with dot segments is
-// asked about again as a hop that resolves them would read it (dotResolutions).
+// asked about again as a hop that resolves them would read it
+// (dotResolutions). What the proxy cannot name an action for is refused, not
+// forwarded under another: a method S3 does not define on the sub-resource
+// (405), a query parameter S3 does not define (501).
 func (p *Proxy) authorizeRequest(x *exchange) error {
 	if p.decisions == nil || x.who.anonymous {
 		return nil
 	}
-	r := x.in
+	r, op := x.in, x.req.op
+	switch {
+	case op.Action == "":
+		return errMethodNotAllowed.withMessage("The specified method is not allowed against this resource: " +
+			"the proxy knows no S3 operation " + r.Method + " of it, so it cannot ask whether it is allowed.")
+	case op.Unknown != "":
+		return errNotImplemented.withMessage("The query parameter " + strconv.Quote(clip(op.Unknown)) +
+			" is not one S3 defines; with request authorization the proxy forwards only what it can name an action for.")
+	}
 	base := AccessRequest{
 		Method: r.Method, Bucket: x.req.bucket, Key: x.req.key, Token: x.who.token,
 		ClientIP: p.clientIP(r), Presigned: isPresigned(r),
 	}
-	op := operationName(r, x.req)
 	ask := func(a AccessRequest) error {
 		ok, err := p.decisions.allowed(r.Context(), a)
 		if err != nil {
@@ -175,26 +197,39 @@ func (p *Proxy) authorizeRequest(x *exchange) error {
 		}
 		return nil
 	}
-	if x.req.copyBucket != "" {
-		src := base
-		src.Action, src.Bucket, src.Key = "s3:GetObject", x.req.copyBucket, x.req.copyKey
-		if x.req.copyVersioned {
-			src.Action = "s3:GetObjectVersion"
+	// askSource asks about reading (and for a rename, deleting) the object
+	// the request reads from, before its own action.
+	askSource := func(bucket, key string, actions ...string) error {
+		for _, action := range actions {
+			src := base
+			src.Action, src.Bucket, src.Key = action, bucket, key
+			src.SourceBucket, src.SourceKey = bucket, key
+			if err := askKey(src); err != nil {
+				return err
+			}
 		}
-		src.SourceBucket, src.SourceKey = x.req.copyBucket, x.req.copyKey
-		if err := askKey(src); err != nil {
+		base.SourceBucket, base.SourceKey = bucket, key
+		return nil
+	}
+	if x.req.copyBucket != "" {
+		read := "s3:GetObject"
+		if x.req.copyVersioned {
+			read = "s3:GetObjectVersion"
+		}
+		if err := askSource(x.req.copyBucket, x.req.copyKey, read); err != nil {
 			return err
 		}
-		base.SourceBucket, base.SourceKey = x.req.copyBucket, x.req.copyKey
 	}
-	base.Action = actionOf(op)
-	if a, ok := versionedActions[base.Action]; ok && r.URL.RawQuery != "" && r.URL.Query().Has("versionId") {
-		base.Action = a
+	if x.req.renameKey != "" {
+		if err := askSource(x.req.bucket, x.req.renameKey, "s3:GetObject", "s3:DeleteObject"); err != nil {
+			return err
+		}
 	}
-	switch op {
-	case "ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads":
-		base.Prefix = r.URL.Query().Get("prefix")
-	case "DeleteObjects":
+	base.Action = op.Action
+	if op.Lists {
+		base.Prefix = op.Prefix
+	}
+	if op.Name == "DeleteObjects" {
 		objects, err := x.body.deleteKeys()
 		if err != nil {
 			return err
@@ -214,7 +249,7 @@ func (p *Proxy) authorizeRequest(x *exchange) error {
 	if err := askKey(base); err != nil {
 		return err
 	}
-	for _, action := range alsoAsked(op, x.carries) {
+	for _, action := range alsoAsked(op.Name, x.carries) {
 		also := base
 		also.Action = action
 		if err := askKey(also); err != nil {
@@ -222,15 +257,6 @@ func (p *Proxy) authorizeRequest(x *exchange) error {
 		}
 	}
 	return nil
-}
-
-// versionedActions are the actions AWS asks for instead of an object
-// operation's own when the request names a version (versionId).
-var versionedActions = map[string]string{
-	"s3:GetObject": "s3:GetObjectVersion", "s3:DeleteObject": "s3:DeleteObjectVersion",
-	"s3:GetObjectTagging": "s3:GetObjectVersionTagging", "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
-	"s3:DeleteObjectTagging": "s3:DeleteObjectVersionTagging", "s3:GetObjectAcl": "s3:GetObjectVersionAcl",
-	"s3:PutObjectAcl": "s3:PutObjectVersionAcl", "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
 }
 
 // alsoAsked are the actions AWS requires of a write besides its own, by
@@ -267,8 +293,9 @@ func alsoAsked(op string, carries func(prefix string) bool) []string {
 	return also
 }
 
-// carries reports whether the request has a header, or its POST Object form
-// a field, whose lower-case name starts with prefix. The directive headers
+// carries reports whether the request has a header (sent as one, or hoisted
+// into the query by a presigner), or its POST Object form a field, whose
+// lower-case name starts with prefix. The directive headers
 // (x-amz-tagging-directive) say where tags come from, not tags: they do not
 // count as x-amz-tagging.
 func (x *exchange) carries(prefix string) bool {
@@ -290,7 +317,7 @@ func (x *exchange) carries(prefix string) bool {
 			return true
 		}
 	}
-	return false
+	return slices.ContainsFunc(x.req.op.Headers, match)
 }
 
 // dotResolutions returns the other keys key may become on an upstream, or a
@@ -522,49 +549,4 @@ func parseDelete(data []byte) ([]deleteObject, error) {
 		return nil, errMalformedXML
 	}
 	return objects, nil
-}
-
-// actions are the policy actions of the S3 operations operationName names.
-var actions = map[string]string{
-	"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
-	"GetObjectTagging": "s3:GetObjectTagging", "PutObjectTagging": "s3:PutObjectTagging", "DeleteObjectTagging": "s3:DeleteObjectTagging",
-	"GetObjectAcl": "s3:GetObjectAcl", "PutObjectAcl": "s3:PutObjectAcl", "GetObjectAttributes": "s3:GetObjectAttributes",
-	"PutObject": "s3:PutObject", "CopyObject": "s3:PutObject", "UploadPart": "s3:PutObject", "UploadPartCopy": "s3:PutObject",
-	"CreateMultipartUpload": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject", "PostObject": "s3:PutObject",
-	"ListParts": "s3:ListMultipartUploadParts", "AbortMultipartUpload": "s3:AbortMultipartUpload",
-	"RestoreObject": "s3:RestoreObject", "DeleteObject": "s3:DeleteObject", "DeleteObjects": "s3:DeleteObject",
-	"ListObjects": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
-	"ListObjectVersions": "s3:ListBucketVersions", "ListMultipartUploads": "s3:ListBucketMultipartUploads",
-	"ListBuckets": "s3:ListAllMyBuckets", "CreateBucket": "s3:CreateBucket", "DeleteBucket": "s3:DeleteBucket",
-	"GetBucketAcl": "s3:GetBucketAcl", "PutBucketAcl": "s3:PutBucketAcl",
-	"GetBucketCors": "s3:GetBucketCORS", "PutBucketCors": "s3:PutBucketCORS", "DeleteBucketCors": "s3:PutBucketCORS",
-	"GetBucketLifecycle": "s3:GetLifecycleConfiguration", "PutBucketLifecycle": "s3:PutLifecycleConfiguration",
-	"DeleteBucketLifecycle": "s3:PutLifecycleConfiguration", "GetBucketLocation": "s3:GetBucketLocation",
-	"GetBucketLogging": "s3:GetBucketLogging", "PutBucketLogging": "s3:PutBucketLogging",
-	"GetBucketPolicy": "s3:GetBucketPolicy", "PutBucketPolicy": "s3:PutBucketPolicy", "DeleteBucketPolicy": "s3:DeleteBucketPolicy",
-	"GetBucketTagging": "s3:GetBucketTagging", "PutBucketTagging": "s3:PutBucketTagging", "DeleteBucketTagging": "s3:PutBucketTagging",
-	"GetBucketVersioning": "s3:GetBucketVersioning", "PutBucketVersioning": "s3:PutBucketVersioning",
-	"GetBucketWebsite": "s3:GetBucketWebsite", "PutBucketWebsite": "s3:PutBucketWebsite", "DeleteBucketWebsite": "s3:DeleteBucketWebsite",
-	"GetBucketEncryption": "s3:GetEncryptionConfiguration", "PutBucketEncryption": "s3:PutEncryptionConfiguration",
-	"DeleteBucketEncryption": "s3:PutEncryptionConfiguration",
-	"GetBucketReplication":   "s3:GetReplicationConfiguration", "PutBucketReplication": "s3:PutReplicationConfiguration",
-	"DeleteBucketReplication": "s3:PutReplicationConfiguration",
-	"GetBucketNotification":   "s3:GetBucketNotification", "PutBucketNotification": "s3:PutBucketNotification",
-	"GetBucketObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration", "PutBucketObjectLockConfiguration": "s3:PutBucketObjectLockConfiguration",
-	"GetBucketOwnershipControls": "s3:GetBucketOwnershipControls", "PutBucketOwnershipControls": "s3:PutBucketOwnershipControls",
-	"DeleteBucketOwnershipControls": "s3:PutBucketOwnershipControls",
-	"GetBucketPublicAccessBlock":    "s3:GetBucketPublicAccessBlock", "PutBucketPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-	"DeleteBucketPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-	"GetBucketAccelerate":           "s3:GetAccelerateConfiguration", "PutBucketAccelerate": "s3:PutAccelerateConfiguration",
-	"GetBucketRequestPayment": "s3:GetBucketRequestPayment", "PutBucketRequestPayment": "s3:PutBucketRequestPayment",
-}
-
-// actionOf is the policy action of an S3 operation; an operation the proxy
-// does not know is "s3:" and its name ("s3:Unknown", "s3:GetBucketSubresource"),
-// which no action of AWS's is, so that a rule that allows what it knows denies it.
-func actionOf(op string) string {
-	if a, ok := actions[op]; ok {
-		return a
-	}
-	return "s3:" + op
 }

@@ -91,7 +91,6 @@ func TestRequestActions(t *testing.T) {
 		{"GET", "/bucket?notification", nil, "s3:GetBucketNotification"},
 		{"GET", "/bucket?accelerate", nil, "s3:GetAccelerateConfiguration"},
 		{"GET", "/bucket?requestPayment", nil, "s3:GetBucketRequestPayment"},
-		{"GET", "/bucket?somethingnew", nil, "s3:GetBucketSubresource"},
 	} {
 		r := httptest.NewRequest(c.method, c.target, nil)
 		clientSign(t, r, sha256Hex(nil))

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jellydator/ttlcache/v3"
-	"golang.org/x/sync/singleflight"
 )
 
 // target is a resolved bucket: where it lives and how to reach it.
@@ -42,10 +41,12 @@ type entry[V any] struct {
 }
 
 // loadingCache is a bounded TTL cache whose misses are filled by one call of a
-// hook per key however many callers miss at once. Errors are not cached; each
+// hook however many callers miss at once with the same flight key F: a value
+// holding everything the hook is given, so that requests that differ in
+// anything it may decide on never share a call. Errors are not cached; each
 // caller stops waiting when its own context ends, and a call whose callers
 // have all gone is cancelled. At most gate's capacity of calls run at once.
-type loadingCache[K comparable, V any] struct {
+type loadingCache[K, F comparable, V any] struct {
 	cache   *ttlcache.Cache[K, entry[V]]
 	gate    *hookGate
 	ttl     time.Duration
@@ -58,31 +59,33 @@ type loadingCache[K comparable, V any] struct {
 	place func(key K, v V) (K, time.Duration, bool)
 
 	mu      sync.Mutex
-	group   singleflight.Group // under mu: flights[k] exists if and only if k's call is in group
-	flights map[string]*flight
+	flights map[F]*flight[V] // the calls in flight, by flight key
 }
 
 // flight is one call of a hook and the callers waiting for it.
-type flight struct {
+type flight[V any] struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
-	waiters int
+	waiters int           // under the cache's mu
+	done    chan struct{} // closed once v and err are set
+	v       V
+	err     error
 }
 
-func newLoadingCache[K comparable, V any](name string, ttl time.Duration, capacity int, cfg *config) *loadingCache[K, V] {
+func newLoadingCache[K, F comparable, V any](name string, ttl time.Duration, capacity int, cfg *config) *loadingCache[K, F, V] {
 	c := ttlcache.New(
 		ttlcache.WithTTL[K, entry[V]](ttl),
 		ttlcache.WithCapacity[K, entry[V]](uint64(capacity)),
 		ttlcache.WithDisableTouchOnHit[K, entry[V]](),
 	)
-	return &loadingCache[K, V]{
+	return &loadingCache[K, F, V]{
 		cache: c, gate: newHookGate(cfg.hookConcurrency), ttl: ttl, timeout: cfg.hookTimeout,
-		now: cfg.now, name: name, observe: cfg.observer.Cache, flights: map[string]*flight{},
+		now: cfg.now, name: name, observe: cfg.observer.Cache, flights: map[F]*flight[V]{},
 	}
 }
 
 // lookup returns the cached value of key if it has not expired.
-func (c *loadingCache[K, V]) lookup(key K) (V, bool) {
+func (c *loadingCache[K, F, V]) lookup(key K) (V, bool) {
 	if it := c.cache.Get(key); it != nil {
 		if e := it.Value(); c.now().Before(e.expires) {
 			if c.observe != nil {
@@ -99,16 +102,16 @@ func (c *loadingCache[K, V]) lookup(key K) (V, bool) {
 }
 
 // load fills key with one call of load however many callers miss at once
-// (they share sfKey). The call runs through callHook on a context detached
-// from any one caller, so that one client giving up does not fail the others
-// waiting on it; each caller stops waiting when its own context ends, and
-// when the last one has, the call's context is cancelled and new callers
-// start a call of their own. A new call beyond the gate's capacity is refused
-// with 503 SlowDown at once.
-func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load func(context.Context) (V, error)) (V, error) {
+// with an equal flight key fk. The call runs through callHook on a context
+// detached from any one caller, so that one client giving up does not fail
+// the others waiting on it; each caller stops waiting when its own context
+// ends, and when the last one has, the call's context is cancelled and new
+// callers start a call of their own. A new call beyond the gate's capacity is
+// refused with 503 SlowDown at once.
+func (c *loadingCache[K, F, V]) load(ctx context.Context, key K, fk F, load func(context.Context) (V, error)) (V, error) {
 	var zero V
 	c.mu.Lock()
-	f := c.flights[sfKey]
+	f := c.flights[fk]
 	if f == nil {
 		// A second look: a flight stores its answer before it leaves
 		// flights, so one that ended since the caller's lookup left it here.
@@ -120,78 +123,71 @@ func (c *loadingCache[K, V]) load(ctx context.Context, key K, sfKey string, load
 			c.mu.Unlock()
 			return zero, c.gate.busy(c.name)
 		}
-		f = &flight{}
+		f = &flight[V]{done: make(chan struct{})}
 		f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
-		c.flights[sfKey] = f
+		c.flights[fk] = f
+		go c.run(fk, f, key, load)
 	}
 	f.waiters++
-	ch := c.group.DoChan(sfKey, func() (any, error) { return c.run(sfKey, f, key, load) })
 	c.mu.Unlock()
 	select {
-	case res := <-ch:
-		c.leave(sfKey, f)
-		v, _ := res.Val.(V)
-		return v, res.Err
+	case <-f.done:
+		c.leave(fk, f)
+		return f.v, f.err
 	case <-ctx.Done():
-		c.leave(sfKey, f)
+		c.leave(fk, f)
 		return zero, ctx.Err()
 	}
 }
 
-// run is the call of a flight: the hook through callHook, its answer cached.
-// Its gate slot is held until the hook has returned, so a hook that ignores
-// its context still counts.
-func (c *loadingCache[K, V]) run(sfKey string, f *flight, key K, load func(context.Context) (V, error)) (V, error) {
+// run is the call of a flight: the hook through callHook, its answer cached
+// and handed to the flight's callers. Its gate slot is held until the hook
+// has returned, so a hook that ignores its context still counts.
+func (c *loadingCache[K, F, V]) run(fk F, f *flight[V], key K, load func(context.Context) (V, error)) {
 	defer c.gate.leave()
-	defer c.end(sfKey, f)
 	v, err := callHook(f.ctx, c.timeout, c.name, load)
-	if err != nil {
-		return v, err
+	if err == nil {
+		k, ttl, keep := key, c.ttl, true
+		if c.place != nil {
+			k, ttl, keep = c.place(key, v)
+		}
+		if keep {
+			c.cache.Set(k, entry[V]{value: v, expires: c.now().Add(ttl)}, ttl)
+		}
 	}
-	k, ttl, keep := key, c.ttl, true
-	if c.place != nil {
-		k, ttl, keep = c.place(key, v)
-	}
-	if keep {
-		c.cache.Set(k, entry[V]{value: v, expires: c.now().Add(ttl)}, ttl)
-	}
-	return v, nil
+	c.mu.Lock()
+	f.v, f.err = v, err
+	c.forget(fk, f)
+	c.mu.Unlock()
+	close(f.done)
 }
 
 // leave takes a caller off a flight; the last one out cancels it (a no-op
 // once the call has returned).
-func (c *loadingCache[K, V]) leave(sfKey string, f *flight) {
+func (c *loadingCache[K, F, V]) leave(fk F, f *flight[V]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f.waiters--; f.waiters == 0 {
-		c.forget(sfKey, f)
+		c.forget(fk, f)
 	}
 }
 
-// end retires a flight whose call has returned.
-func (c *loadingCache[K, V]) end(sfKey string, f *flight) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.forget(sfKey, f)
-}
-
-// forget cancels f and, if it is still sfKey's flight, removes it, so that
-// the next caller starts a new call. c.mu is held.
-func (c *loadingCache[K, V]) forget(sfKey string, f *flight) {
+// forget cancels f and, if it is still fk's flight, removes it, so that the
+// next caller starts a new call. c.mu is held.
+func (c *loadingCache[K, F, V]) forget(fk F, f *flight[V]) {
 	f.cancel()
-	if c.flights[sfKey] == f {
-		delete(c.flights, sfKey)
-		c.group.Forget(sfKey)
+	if c.flights[fk] == f {
+		delete(c.flights, fk)
 	}
 }
 
-func (c *loadingCache[K, V]) sweep() { c.cache.DeleteExpired() }
+func (c *loadingCache[K, F, V]) sweep() { c.cache.DeleteExpired() }
 
 // resolver finds a bucket's endpoint and credentials: static buckets first,
 // then the (cached) hooks.
 type resolver struct {
 	static map[string]*target
-	hooks  *loadingCache[string, *target]
+	hooks  *loadingCache[string, string, *target]
 	cfg    *config
 }
 
@@ -201,7 +197,7 @@ func newResolver(cfg *config) *resolver {
 		r.static[name] = newTarget(name, b.Endpoint, b.Credentials)
 	}
 	if cfg.endpoint != nil {
-		r.hooks = newLoadingCache[string, *target]("bucket", cfg.hookCacheTTL, cfg.hookCacheCap, cfg)
+		r.hooks = newLoadingCache[string, string, *target]("bucket", cfg.hookCacheTTL, cfg.hookCacheCap, cfg)
 	}
 	return r
 }
@@ -339,18 +335,18 @@ type authKey struct {
 // of the anonymous hook.
 type authCache struct {
 	f     AuthorizeFunc
-	cache *loadingCache[authKey, bool]
+	cache *loadingCache[authKey, authKey, bool]
 	anonF AnonymousFunc
-	anon  *loadingCache[string, bool]
+	anon  *loadingCache[string, string, bool]
 }
 
 func newAuthCache(cfg *config) *authCache {
 	a := &authCache{f: cfg.authorize, anonF: cfg.anonymous}
 	if cfg.authorize != nil {
-		a.cache = newLoadingCache[authKey, bool]("authorization", cfg.authCacheTTL, cfg.authCacheCap, cfg)
+		a.cache = newLoadingCache[authKey, authKey, bool]("authorization", cfg.authCacheTTL, cfg.authCacheCap, cfg)
 	}
 	if cfg.anonymous != nil {
-		a.anon = newLoadingCache[string, bool]("anonymous", cfg.authCacheTTL, cfg.authCacheCap, cfg)
+		a.anon = newLoadingCache[string, string, bool]("anonymous", cfg.authCacheTTL, cfg.authCacheCap, cfg)
 	}
 	return a
 }
@@ -380,7 +376,7 @@ func (a *authCache) allowed(ctx context.Context, token, bucket string) (bool, er
 		return ok, nil
 	}
 	k.bucket = strings.Clone(bucket) // kept in the cache: not a slice of the request
-	ok, err := a.cache.load(ctx, k, string(k.token[:])+bucket, func(ctx context.Context) (bool, error) {
+	ok, err := a.cache.load(ctx, k, k, func(ctx context.Context) (bool, error) {
 		return a.f(ctx, token, bucket)
 	})
 	if err != nil {

@@ -395,14 +395,14 @@ func itgWorkloadSteps(t *testing.T, e *itgEnv) {
 		"list-type=2&prefix=l%2F&max-keys=0",
 		"list-type=2&continuation-token=bogus",
 		"list-type=2&prefix=l%2F&delimiter=d",
-		// The query's own encodings: '+', lowercase hex, raw '/', an empty value, a repeated name.
+		// The query's own encodings: '+', lowercase hex, raw '/', an empty value. (A repeated
+		// name is the proxy's 400, where versitygw takes the first value: authz_query_test.go.)
 		"prefix=l/a+b",
 		"prefix=l/a%2Bb",
 		"prefix=l/a%20b",
 		"prefix=l%2fa%2bb",
 		"list-type=2&prefix=l/a%25",
 		"list-type=2&prefix=&delimiter=/",
-		"list-type=2&max-keys=1&max-keys=2&prefix=l/",
 		"list-type=2&prefix=l/%C3%A9",
 		"list-type=2&prefix=l/ctl%01",
 	} {

@@ -3,8 +3,6 @@ package proxy
 import (
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -80,7 +78,7 @@ func (x *exchange) info() RequestInfo {
 		UpstreamRequestID: x.upstreamID,
 	}
 	if x.parsed {
-		info.Bucket, info.Operation = x.req.bucket, operationName(x.in, x.req)
+		info.Bucket, info.Operation = x.req.bucket, x.req.op.Name
 	}
 	return info
 }
@@ -123,121 +121,4 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
-}
-
-// operationName names the S3 operation of a request, for observers: one of a
-// fixed set of names, "Unknown" for anything else, so metric labels stay few.
-func operationName(r *http.Request, req s3Request) string {
-	if req.bucket == "" {
-		return "ListBuckets"
-	}
-	if req.postObject {
-		return "PostObject"
-	}
-	q := r.URL.Query()
-	has := func(name string) bool { _, ok := q[name]; return ok }
-	copying := r.Header.Get("X-Amz-Copy-Source") != ""
-	if req.key != "" {
-		switch r.Method {
-		case http.MethodGet:
-			switch {
-			case has("uploadId"):
-				return "ListParts"
-			case has("tagging"):
-				return "GetObjectTagging"
-			case has("acl"):
-				return "GetObjectAcl"
-			case has("attributes"):
-				return "GetObjectAttributes"
-			}
-			return "GetObject"
-		case http.MethodHead:
-			return "HeadObject"
-		case http.MethodPut:
-			switch {
-			case has("partNumber") && copying:
-				return "UploadPartCopy"
-			case has("partNumber"):
-				return "UploadPart"
-			case has("tagging"):
-				return "PutObjectTagging"
-			case has("acl"):
-				return "PutObjectAcl"
-			case copying:
-				return "CopyObject"
-			}
-			return "PutObject"
-		case http.MethodPost:
-			switch {
-			case has("uploads"):
-				return "CreateMultipartUpload"
-			case has("uploadId"):
-				return "CompleteMultipartUpload"
-			case has("restore"):
-				return "RestoreObject"
-			}
-		case http.MethodDelete:
-			switch {
-			case has("uploadId"):
-				return "AbortMultipartUpload"
-			case has("tagging"):
-				return "DeleteObjectTagging"
-			}
-			return "DeleteObject"
-		}
-		return "Unknown"
-	}
-	switch r.Method {
-	case http.MethodGet:
-		switch {
-		case has("uploads"):
-			return "ListMultipartUploads"
-		case has("versions"):
-			return "ListObjectVersions"
-		case q.Get("list-type") == "2":
-			return "ListObjectsV2"
-		case len(q) == 0 || has("prefix") || has("delimiter") || has("marker") || has("max-keys") || has("encoding-type"):
-			return "ListObjects"
-		}
-		return "GetBucket" + subresource(q)
-	case http.MethodHead:
-		return "HeadBucket"
-	case http.MethodPut:
-		if len(q) == 0 {
-			return "CreateBucket"
-		}
-		return "PutBucket" + subresource(q)
-	case http.MethodDelete:
-		if len(q) == 0 {
-			return "DeleteBucket"
-		}
-		return "DeleteBucket" + subresource(q)
-	case http.MethodPost:
-		if has("delete") {
-			return "DeleteObjects"
-		}
-	}
-	return "Unknown"
-}
-
-// subresource names a bucket subresource query ("acl" → "Acl") for
-// operationName; unknown ones are "Subresource", so names stay few.
-func subresource(q url.Values) string {
-	for _, name := range []string{"acl", "cors", "lifecycle", "location", "logging", "policy", "tagging", "versioning",
-		"website", "encryption", "replication", "notification", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment"} {
-		if _, ok := q[name]; ok {
-			switch name {
-			case "object-lock":
-				return "ObjectLockConfiguration"
-			case "ownershipControls":
-				return "OwnershipControls"
-			case "publicAccessBlock":
-				return "PublicAccessBlock"
-			case "requestPayment":
-				return "RequestPayment"
-			}
-			return strings.ToUpper(name[:1]) + name[1:]
-		}
-	}
-	return "Subresource"
 }

@@ -56,16 +56,14 @@ const maxBoundary = 70
 const parseStep = 1 << 10
 
 // isPostObject reports whether a request is POST Object: a multipart form
-// posted to a bucket (POST /bucket?delete is DeleteObjects).
+// posted to a bucket without a sub-resource (POST /bucket?delete is
+// DeleteObjects).
 func isPostObject(r *http.Request, req s3Request) bool {
-	if r.Method != http.MethodPost || req.bucket == "" || req.key != "" {
+	if r.Method != http.MethodPost || req.bucket == "" || req.key != "" || req.op.SubResource != "" {
 		return false
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
-		return false
-	}
-	_, del := r.URL.Query()["delete"]
-	return !del
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "multipart/form-data"
 }
 
 // formField is a field of a form: its name as sent and lower case, its value.
@@ -387,6 +385,7 @@ func (p *Proxy) postChecked(x *exchange, f *postForm) error {
 	}
 	// S3 puts the file's name for ${filename}; the key is authorized so.
 	x.req.key, x.req.postObject = strings.ReplaceAll(key, "${filename}", f.fileName), true
+	x.req.op.Name, x.req.op.Action = "PostObject", "s3:PutObject"
 	if len(x.req.key) > maxKeyLength {
 		return errKeyTooLong
 	}

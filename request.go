@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/osproxy/proxy/internal/s3op"
 )
 
 // Bounds of a request, checked before anything else is done with it. They keep
@@ -24,18 +27,22 @@ const (
 )
 
 // s3Request is what the proxy reads from a client request before anything else:
-// the bucket and the object key it addresses.
+// the bucket and the object key it addresses, and the S3 operation it is.
 type s3Request struct {
-	bucket string // "" for the service (ListBuckets)
-	key    string // decoded object key; "" for bucket operations
-	vhost  bool   // the bucket was named in the Host (WithVirtualHostDomains), not in the path
+	bucket string  // "" for the service (ListBuckets)
+	key    string  // decoded object key; "" for bucket operations
+	vhost  bool    // the bucket was named in the Host (WithVirtualHostDomains), not in the path
+	op     s3op.Op // read from the method and the query that goes upstream
 
 	// The source bucket of CopyObject and UploadPartCopy (x-amz-copy-source);
-	// "" for other requests. copyErr is why the copy source is not valid; it
-	// is answered once the client is authenticated.
+	// "" for other requests. copyErr is why the copy (or rename) source is
+	// not valid; it is answered once the client is authenticated.
 	copyBucket, copyKey string
 	copyVersioned       bool // the copy source names a version (?versionId=)
 	copyErr             error
+	// renameKey is the key RenameObject renames (x-amz-rename-source, in
+	// the same bucket); "" for other requests.
+	renameKey string
 
 	postObject bool // POST Object: key is the form's (postobject.go)
 }
@@ -86,7 +93,8 @@ func parseRequest(r *http.Request, c *config) (s3Request, error) {
 		if rawKey != "" {
 			return s3Request{}, errInvalidBucketName
 		}
-		return s3Request{}, nil
+		op, err := s3op.Classify(r.Method, s3op.Service, r.URL.RawQuery, false)
+		return s3Request{op: op}, err
 	}
 	bucket, err := url.PathUnescape(rawBucket)
 	if err != nil || !validBucketName(bucket) {
@@ -95,8 +103,9 @@ func parseRequest(r *http.Request, c *config) (s3Request, error) {
 	return newS3Request(r, bucket, rawKey)
 }
 
-// newS3Request decodes the key of a request for bucket and reads its copy
-// source.
+// newS3Request decodes the key of a request for bucket, reads its copy source
+// and names its operation. The query is read once, here: what the authorizer
+// is asked and what the upstream gets come from the same bytes.
 func newS3Request(r *http.Request, bucket, rawKey string) (s3Request, error) {
 	key, err := url.PathUnescape(rawKey)
 	if err != nil {
@@ -107,7 +116,33 @@ func newS3Request(r *http.Request, bucket, rawKey string) (s3Request, error) {
 	}
 	req := s3Request{bucket: bucket, key: key}
 	req.copyBucket, req.copyKey, req.copyVersioned, req.copyErr = copySource(r)
+	level := s3op.Bucket
+	if key != "" {
+		level = s3op.Object
+	}
+	if req.op, err = s3op.Classify(r.Method, level, r.URL.RawQuery, req.copyBucket != ""); err != nil {
+		return s3Request{}, queryError(err)
+	}
+	if req.op.Name == "RenameObject" && req.copyErr == nil {
+		req.renameKey, req.copyErr = renameSource(r, bucket)
+	}
 	return req, nil
+}
+
+// queryError is the S3 error of a query s3op.Classify refuses.
+func queryError(err error) error {
+	var e *s3op.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	out := s3Error(e.Status, e.Code, e.Message)
+	if e.ArgumentName != "" {
+		out = out.withField("ArgumentName", e.ArgumentName)
+	}
+	if e.ArgumentValue != "" {
+		out = out.withField("ArgumentValue", e.ArgumentValue)
+	}
+	return out
 }
 
 // rawTarget returns the path and query as the client sent them on the request
@@ -192,17 +227,9 @@ func validBucketName(name string) bool {
 // InvalidArgument: an upstream might copy from another one than the proxy
 // authorized. "" without a copy source.
 func copySource(r *http.Request) (bucket, key string, versioned bool, err error) {
-	values := r.Header.Values("X-Amz-Copy-Source")
-	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
-		name, value, _ := strings.Cut(part, "=")
-		if !queryNameIs(name, "x-amz-copy-source") {
-			continue
-		}
-		v, err := url.QueryUnescape(value)
-		if err != nil {
-			return "", "", false, errInvalidArgument.withMessage("The x-amz-copy-source query parameter is not validly encoded.")
-		}
-		values = append(values[:len(values):len(values)], v)
+	values, err := sourceValues(r, "X-Amz-Copy-Source")
+	if err != nil {
+		return "", "", false, err
 	}
 	switch len(values) {
 	case 0:
@@ -211,6 +238,49 @@ func copySource(r *http.Request) (bucket, key string, versioned bool, err error)
 		return copySourceBucket(values[0])
 	}
 	return "", "", false, errInvalidArgument.withMessage("A request may name one copy source (x-amz-copy-source) only.")
+}
+
+// sourceValues returns the values of a source header (x-amz-copy-source,
+// x-amz-rename-source): the header's, and those of the query parameter of
+// that name (any case), where a presigner hoists it.
+func sourceValues(r *http.Request, canonicalName string) ([]string, error) {
+	values := r.Header.Values(canonicalName)
+	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		name, value, _ := strings.Cut(part, "=")
+		if !queryNameIs(name, canonicalName) {
+			continue
+		}
+		v, err := url.QueryUnescape(value)
+		if err != nil {
+			return nil, errInvalidArgument.withMessage("The " + strings.ToLower(canonicalName) + " query parameter is not validly encoded.")
+		}
+		values = append(values[:len(values):len(values)], v)
+	}
+	return values, nil
+}
+
+// renameSource returns the key RenameObject renames: the one value of
+// x-amz-rename-source, "[/]<bucket>/<key>" as a copy source is written,
+// which must name bucket, the request's own (S3 renames within a bucket). ""
+// without one: the upstream answers the request it cannot do.
+func renameSource(r *http.Request, bucket string) (string, error) {
+	values, err := sourceValues(r, "X-Amz-Rename-Source")
+	if err != nil || len(values) == 0 {
+		return "", err
+	}
+	if len(values) > 1 {
+		return "", errInvalidArgument.withMessage("A request may name one rename source (x-amz-rename-source) only.")
+	}
+	b, key, versioned, err := copySourceBucket(values[0])
+	switch {
+	case err != nil:
+		return "", err
+	case versioned:
+		return "", errInvalidArgument.withMessage("A rename source cannot name a version.")
+	case b != bucket:
+		return "", errInvalidArgument.withMessage("The rename source must be an object of the bucket renamed in: /" + bucket + "/<key>.")
+	}
+	return key, nil
 }
 
 // queryNameIs reports whether the raw (encoded) name of a query parameter is
