@@ -41,6 +41,15 @@ type Endpoint struct {
 	// PathStyle sends path-style requests upstream (for servers without
 	// virtual hosting); by default requests are virtual-hosted.
 	PathStyle bool
+	// PlainUploads sends upload bodies upstream decoded (for servers that do
+	// not decode aws-chunked, which would store its framing as data): an
+	// aws-chunked body, which current SDKs send by default, goes as a plain
+	// body of its decoded length, signed UNSIGNED-PAYLOAD (or with the
+	// bearer token), after the proxy verified its chunk signatures and its
+	// trailer's checksum; a trailer the proxy cannot verify (the XXHASH ones)
+	// is refused. The upstream then does not store the trailer's checksum.
+	// By default a body goes as the client framed it.
+	PlainUploads bool
 }
 
 // Bucket is a static bucket entry: its name, where it lives and how to reach it.

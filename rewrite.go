@@ -30,7 +30,7 @@ func (p *Proxy) buildUpstream(r *http.Request, req s3Request, id *identity, b *c
 	u := upstreamURL(t, req.key)
 	u.RawQuery = upstreamQuery(r.URL.RawQuery)
 	bearer := t.creds.APIKey != ""
-	f, err := p.frame(b, bearer || id.anonymous)
+	f, err := p.frame(b, bearer || id.anonymous, t.endpoint.PlainUploads)
 	if err != nil {
 		return upstream{}, err
 	}
@@ -84,13 +84,19 @@ type framing struct {
 // from the client) or signed chunks (signed again for the upstream's keys; a
 // request signed with no key, bearer or anonymous, sends the plain body). Either way the
 // upstream itself can tell a cut body from a complete one. Signed chunks keep
-// the client's chunk size where they can, so that each is hashed once.
-func (p *Proxy) frame(b *clientBody, keyless bool) (framing, error) {
+// the client's chunk size where they can, so that each is hashed once. For an
+// upstream of plain uploads (Endpoint.PlainUploads) an aws-chunked body goes
+// decoded, its trailer verified here: one the proxy cannot verify is refused.
+func (p *Proxy) frame(b *clientBody, keyless, plain bool) (framing, error) {
 	f := framing{body: b.body, length: b.length, payloadHash: b.payloadHash}
 	if p.cfg.upstreamHashes && !keyless && b.unchecked != nil {
 		f.body = b.unchecked // the upstream signature carries the client's hash: the upstream checks it
 	}
-	if b.chunked != nil && (b.trailer != "" || b.signedChunks && !keyless) {
+	if b.chunked != nil && plain {
+		if a := lookupChecksum(b.trailer); b.trailer != "" && (a == nil || a.new == nil) {
+			return f, errUnverifiableTrailer(b.trailer)
+		}
+	} else if b.chunked != nil && (b.trailer != "" || b.signedChunks && !keyless) {
 		f.body, f.reframe, f.chunk = nil, true, upstreamChunkSize
 		f.payloadHash = streamingUnsigned
 		if b.trailer == "" {
@@ -106,6 +112,15 @@ func (p *Proxy) frame(b *clientBody, keyless bool) (framing, error) {
 		f.body = nil
 	}
 	return f, nil
+}
+
+// errUnverifiableTrailer refuses an aws-chunked body whose trailer checksum
+// the proxy cannot compute, for an upstream that gets the body decoded: it
+// would go unchecked.
+func errUnverifiableTrailer(trailer string) *Error {
+	return errInvalidRequest.withMessage("The " + clip(trailer) + " trailer cannot be verified for this bucket, " +
+		"whose upstream takes uploads without aws-chunked framing; send the checksum as a header, or use CRC32, " +
+		"CRC32C, CRC64NVME, SHA1, SHA256, MD5 or SHA512.")
 }
 
 // upstreamHeaders returns the headers of the upstream request before signing:
