@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,5 +178,204 @@ func TestUseLimitAcrossReplicas(t *testing.T) {
 	rs.start(bin)
 	if code, _ := get(1, u2); code != 200 {
 		t.Errorf("after Redis is back: %d, want 200 without a restart", code)
+	}
+}
+
+// freeze stops redis-server with SIGSTOP, a hang: the kernel still accepts
+// connections and takes what clients write, but nothing is answered. It is
+// resumed at the test's end (before it is killed) whatever happens.
+func (s *redisServer) freeze() {
+	s.t.Helper()
+	s.t.Cleanup(s.resume)
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *redisServer) resume() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
+// waitCalls waits until c has no Redis call in flight, abandoned ones
+// included.
+func waitCalls(t *testing.T, c *redisuse.Counter) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); redisuse.CallsInFlight(c) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Redis calls still in flight 10 s after Redis resumed", redisuse.CallsInFlight(c))
+		}
+	}
+}
+
+// A frozen Redis (SIGSTOP) holds a presigned request no longer than
+// DefaultTimeout, whatever the client: 503 ServiceUnavailable within
+// DefaultTimeout + 0.5 s, nothing forwarded; once Redis resumes (SIGCONT) the
+// frozen use has been counted, and the URL has exactly its remaining uses.
+func TestFrozenRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  redis.Options
+	}{
+		{"default client", redis.Options{}},
+		{"ContextTimeoutEnabled", redis.Options{ContextTimeoutEnabled: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := startRedis(t)
+			var forwarded atomic.Int32
+			upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				forwarded.Add(1)
+				_, _ = io.WriteString(w, "ok")
+			}))
+			defer upstream.Close()
+			opt := tc.opt
+			opt.Addr = rs.addr()
+			client := redis.NewClient(&opt)
+			defer client.Close()
+			counter := redisuse.New(client, "frozen:")
+			p, err := proxy.New(
+				proxy.WithBuckets(proxy.Bucket{Name: "bucket",
+					Endpoint:    proxy.Endpoint{Host: "127.0.0.1", Port: upstream.Listener.Addr().(*net.TCPAddr).Port, Scheme: "http", PathStyle: true},
+					Credentials: proxy.Credentials{AccessKeyID: "up", SecretAccessKey: "up-secret"}}),
+				proxy.WithClientKeys(map[string]string{key: secret}),
+				proxy.WithPresignedUseLimit(3, counter),
+			)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(p)
+			defer func() { srv.Close(); _ = p.Close() }()
+			u := presigned(t, srv.URL, "/bucket/k")
+			get := func() (int, string) {
+				resp, err := http.Get(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, string(b)
+			}
+			// The first use loads the script and leaves a connection in
+			// the client's pool.
+			if code, body := get(); code != 200 {
+				t.Fatalf("first use: %d %s", code, body)
+			}
+
+			rs.freeze()
+			start := time.Now()
+			code, body := get()
+			took := time.Since(start)
+			if code != http.StatusServiceUnavailable || !strings.Contains(body, "<Code>ServiceUnavailable</Code>") {
+				t.Errorf("frozen Redis: %d %s, want 503 ServiceUnavailable", code, body)
+			}
+			if took > redisuse.DefaultTimeout+500*time.Millisecond {
+				t.Errorf("frozen Redis held the request %v, want at most %v", took, redisuse.DefaultTimeout+500*time.Millisecond)
+			}
+			t.Logf("frozen Redis: %d after %v", code, took.Round(time.Millisecond))
+			if n := forwarded.Load(); n != 1 {
+				t.Errorf("upstream received %d requests, want 1 (nothing forwarded while Redis is frozen)", n)
+			}
+
+			rs.resume()
+			waitCalls(t, counter)
+			// The frozen attempt's EVALSHA was written on the pooled
+			// connection before Redis was frozen into not reading it: the
+			// kernel took it, and Redis ran it when resumed, before
+			// anything sent after (that connection was readable first),
+			// whether the client was still waiting for the answer or had
+			// closed the connection. So it counted: use 2 of 3, refused.
+			keys, err := client.Keys(context.Background(), "frozen:*").Result()
+			if err != nil || len(keys) != 1 {
+				t.Fatalf("keys %q, %v: want one", keys, err)
+			}
+			if n, err := client.Get(context.Background(), keys[0]).Int64(); err != nil || n != 2 {
+				t.Fatalf("after SIGCONT the count is %d (%v), want 2: the first use and the frozen one", n, err)
+			}
+			if code, body := get(); code != 200 {
+				t.Errorf("third use after SIGCONT: %d %s, want 200", code, body)
+			}
+			if code, body := get(); code != 403 || !strings.Contains(body, "used as many times as it may be") {
+				t.Errorf("fourth use: %d %s, want 403 past the limit", code, body)
+			}
+			if n := forwarded.Load(); n != 2 {
+				t.Errorf("upstream received %d requests, want 2", n)
+			}
+		})
+	}
+}
+
+// Against a frozen Redis, the calls Add abandoned stay bounded: with room for
+// 4 in flight, 4 Adds fail at DefaultTimeout and hold their calls (stuck in
+// socket reads, the client's ReadTimeout is 30 s), the next fails at once
+// without a call; once Redis resumes, the calls end, and their uses, which
+// reached Redis before it was frozen, have been counted.
+func TestFrozenRedisBound(t *testing.T) {
+	rs := startRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: rs.addr(), ReadTimeout: 30 * time.Second, PoolSize: 4})
+	defer client.Close()
+	counter := redisuse.New(client, "bound:")
+	redisuse.LimitCalls(counter, 4)
+	ctx := context.Background()
+	expires := time.Now().Add(time.Hour)
+	// The script loaded, and 4 connections in the pool, made and set up
+	// (HELLO) by 4 calls that hold them at once: each abandoned call writes
+	// its script and waits for the answer, not for a dial or a HELLO (which
+	// go-redis gives up at the context's deadline).
+	if n, err := counter.Add(ctx, "warm", expires); n != 1 || err != nil {
+		t.Fatalf("Add: %d, %v", n, err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := client.Do(ctx, "BLPOP", "nothing", "0.2").Err(); err != redis.Nil {
+				t.Errorf("BLPOP: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := client.PoolStats().IdleConns; n != 4 {
+		t.Fatalf("%d idle connections, want 4", n)
+	}
+
+	rs.freeze()
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, err := counter.Add(ctx, fmt.Sprint("abandoned", i), expires)
+			if took := time.Since(start); err == nil || took > redisuse.DefaultTimeout+500*time.Millisecond {
+				t.Errorf("Add %d on a frozen Redis: %v after %v, want an error within %v", i, err, took, redisuse.DefaultTimeout+500*time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := redisuse.CallsInFlight(counter); n != 4 {
+		t.Fatalf("%d calls in flight, want the 4 abandoned", n)
+	}
+	start := time.Now()
+	_, err := counter.Add(ctx, "refused", expires)
+	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "calls in flight") || took > 100*time.Millisecond {
+		t.Errorf("Add past the bound: %v after %v, want an error at once", err, took)
+	}
+	t.Logf("past the bound: %v", err)
+	if n := redisuse.CallsInFlight(counter); n != 4 {
+		t.Errorf("%d calls in flight after a refused Add, want 4", n)
+	}
+
+	rs.resume()
+	waitCalls(t, counter)
+	// Each abandoned use was counted when Redis resumed; the refused Add
+	// sent nothing.
+	for i := range 4 {
+		if n, err := counter.Add(ctx, fmt.Sprint("abandoned", i), expires); n != 2 || err != nil {
+			t.Errorf("abandoned%d after SIGCONT: %d, %v, want its second use", i, n, err)
+		}
+	}
+	if n, err := counter.Add(ctx, "refused", expires); n != 1 || err != nil {
+		t.Errorf("refused after SIGCONT: %d, %v, want its first use", n, err)
 	}
 }
