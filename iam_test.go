@@ -85,7 +85,7 @@ func newTokensFor(t *testing.T, f *testkit.IAM, edit ...func(*config)) *testToke
 }
 
 // state returns the cache's state for testAPIKey.
-func (tt *testTokens) state() *iamKey { return tt.lookup(iamDigest(testAPIKey)) }
+func (tt *testTokens) state() *expKey[string] { return tt.lookup(iamDigest(testAPIKey)) }
 
 func requireS3Error(t *testing.T, err error, want *Error) *Error {
 	t.Helper()
@@ -243,7 +243,7 @@ func TestIAMOutageBackoff(t *testing.T) {
 			assert.EqualValues(t, 2, rt.calls.Load()) // the first token, one failure
 
 			for i := 2; i <= 8; i++ { // backoff grows to its 30 s cap
-				clock.Advance(iamBackoffMax + time.Second)
+				clock.Advance(expBackoffMax + time.Second)
 				for range 100 {
 					_, err := tt.token(ctx, testAPIKey)
 					requireS3Error(t, err, errServiceUnavailable)
@@ -259,7 +259,7 @@ func TestIAMOutageBackoff(t *testing.T) {
 			assert.EqualValues(t, 9, rt.calls.Load())
 
 			// Past the backoff: recovery without restart.
-			clock.Advance(iamBackoffMax + time.Second)
+			clock.Advance(expBackoffMax + time.Second)
 			tok, err = tt.token(ctx, testAPIKey)
 			require.NoError(t, err)
 			assert.True(t, strings.HasPrefix(tok, "tok-"))
@@ -336,7 +336,7 @@ func TestIAMBackgroundRefreshFailureKeepsToken(t *testing.T) {
 	settle(2)
 
 	// Past the backoff: another background attempt, still failing.
-	clock.Advance(iamBackoffMax + time.Second)
+	clock.Advance(expBackoffMax + time.Second)
 	tok, err := tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 	require.Equal(t, "tok-1", tok)
@@ -344,7 +344,7 @@ func TestIAMBackgroundRefreshFailureKeepsToken(t *testing.T) {
 
 	// IAM back: the next attempt replaces the token.
 	f.Fail(0)
-	clock.Advance(iamBackoffMax + time.Second)
+	clock.Advance(expBackoffMax + time.Second)
 	_, err = tt.token(ctx, testAPIKey)
 	require.NoError(t, err)
 	settle(4)
@@ -485,7 +485,7 @@ func TestIAMAnswers(t *testing.T) {
 		{"expiration trusted over expires_in", 200,
 			fmt.Sprintf(`{"access_token":"a","expires_in":3600,"expiration":%d}`, now.Unix()+600), now.Add(600 * time.Second), ""},
 		{"expires_in alone", 200, `{"access_token":"a","expires_in":1200}`, now.Add(1200 * time.Second), ""},
-		{"lifetime capped", 200, `{"access_token":"a","expires_in":99999999999}`, now.Add(iamMaxLifetime), ""},
+		{"lifetime capped", 200, `{"access_token":"a","expires_in":99999999999}`, now.Add(expMaxLifetime), ""},
 		{"already expired", 200,
 			fmt.Sprintf(`{"access_token":"a","expires_in":3600,"expiration":%d}`, now.Unix()-10), time.Time{}, "already expired"},
 		{"expires now", 200, fmt.Sprintf(`{"access_token":"a","expiration":%d}`, now.Unix()), time.Time{}, "already expired"},
@@ -531,6 +531,16 @@ func TestIAMAnswers(t *testing.T) {
 	}
 }
 
+// newIAMEntry is the cache entry of a token of IAM's answer a, received at
+// now.
+func newIAMEntry(a iamTokenAnswer, now time.Time, refreshAhead float64) (*expEntry[string], error) {
+	expiry, err := iamExpiry(a, now)
+	if err != nil {
+		return nil, err
+	}
+	return newExpEntry(a.AccessToken, now, expiry.Sub(now), refreshAhead), nil
+}
+
 func TestNewIAMEntryTimes(t *testing.T) {
 	now := newTestClock().Now()
 	for _, c := range []struct {
@@ -545,7 +555,7 @@ func TestNewIAMEntryTimes(t *testing.T) {
 			assert.True(t, e.useUntil.Equal(e.expiry.Add(-c.margin)))
 			window := time.Duration(float64(c.life) * 0.2)
 			earliest := e.expiry.Add(-window)
-			latest := e.expiry.Add(-window + time.Duration(iamRefreshJitter*float64(window)))
+			latest := e.expiry.Add(-window + time.Duration(expRefreshJitter*float64(window)))
 			assert.False(t, e.refreshAt.Before(earliest), "refresh starts inside the last fifth")
 			assert.False(t, e.refreshAt.After(latest), "refresh start jittered across the window's first quarter")
 		}
@@ -558,9 +568,9 @@ func TestNewIAMEntryTimes(t *testing.T) {
 
 func TestIAMBackoffDelay(t *testing.T) {
 	for n := 1; n <= 12; n++ {
-		want := min(iamBackoffMin<<min(n-1, 6), iamBackoffMax)
+		want := min(expBackoffMin<<min(n-1, 6), expBackoffMax)
 		for range 100 {
-			d := iamBackoffDelay(n)
+			d := expBackoffDelay(n)
 			assert.GreaterOrEqual(t, d, want/2)
 			assert.LessOrEqual(t, d, want)
 		}
@@ -621,7 +631,7 @@ func TestIAMClose(t *testing.T) {
 	assert.Equal(t, "tok-1", tok)
 	_, err = tt.token(ctx, "another-key")
 	requireS3Error(t, err, errServiceUnavailable)
-	assert.ErrorIs(t, err, errIAMClosed)
+	assert.ErrorIs(t, err, errExpiringClosed)
 	g.Open()
 }
 
@@ -685,14 +695,14 @@ func TestIAMSharedExchangeLooksAgain(t *testing.T) {
 	fresh, err := newIAMEntry(iamTokenAnswer{AccessToken: "stored", ExpiresIn: 3600}, clock.Now(), 0.2)
 	require.NoError(t, err)
 	st.entry.Store(fresh)
-	got, err := tt.exchangeShared(ctx, st, d, testAPIKey)
+	got, err := tt.fetchShared(ctx, st, d, testAPIKey)
 	require.NoError(t, err)
 	assert.Same(t, fresh, got)
 
 	// The key backs off: no IAM call either, the backoff's error.
 	st.entry.Store(nil)
-	st.backoff.Store(&iamBackoff{failures: 1, until: clock.Now().Add(time.Second), err: errServiceUnavailable.with(errors.New("earlier failure"))})
-	_, err = tt.exchangeShared(ctx, st, d, testAPIKey)
+	st.backoff.Store(&expBackoff{failures: 1, until: clock.Now().Add(time.Second), err: errServiceUnavailable.with(errors.New("earlier failure"))})
+	_, err = tt.fetchShared(ctx, st, d, testAPIKey)
 	requireS3Error(t, err, errServiceUnavailable)
 	assert.ErrorContains(t, err, "earlier failure")
 	assert.EqualValues(t, 0, f.Calls())
@@ -701,8 +711,8 @@ func TestIAMSharedExchangeLooksAgain(t *testing.T) {
 	st.backoff.Store(nil)
 	st.entry.Store(fresh)
 	clock.Advance(3300 * time.Second)
-	got, err = tt.exchangeShared(ctx, st, d, testAPIKey)
+	got, err = tt.fetchShared(ctx, st, d, testAPIKey)
 	require.NoError(t, err)
-	assert.Equal(t, "tok-1", got.token)
+	assert.Equal(t, "tok-1", got.v)
 	assert.Same(t, got, st.entry.Load())
 }

@@ -8,17 +8,34 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
-// Credentials are what the proxy uses to reach one bucket upstream: either an
-// HMAC key pair, with which it signs requests with SigV4, or an IBM Cloud IAM API
-// key, which it exchanges for a bearer token.
+// Credentials are what the proxy uses to reach one bucket upstream: an HMAC
+// key pair, with which it signs requests with SigV4; a provider of HMAC keys
+// that rotate; or an IBM Cloud IAM API key, which it exchanges for a bearer
+// token. Exactly one of the three.
 type Credentials struct {
 	// AccessKeyID, SecretAccessKey and SessionToken are HMAC keys: the proxy
 	// signs upstream requests with SigV4.
 	AccessKeyID, SecretAccessKey, SessionToken string
+	// Provider hands out HMAC keys that rotate (the AWS default chain, an
+	// assumed role, web identity, credential_process… from aws-sdk-go-v2's
+	// config and credentials packages). The proxy retrieves them once for a
+	// burst of requests, on a context bounded by WithHookTimeout, keeps them
+	// until shortly before they expire (min(30 s, a tenth of their
+	// lifetime)), refreshes them in the background ahead of that
+	// (WithIAMRefreshAhead), never signs with keys past their expiry, and
+	// backs off after a failure (503 ServiceUnavailable meanwhile). Keys that
+	// cannot expire are retrieved again every WithHookCacheTTL. Its state is
+	// kept per provider value, so it must be comparable (a pointer such as
+	// *aws.CredentialsCache, not an aws.CredentialsProviderFunc) and the same
+	// value each time for the same keys.
+	Provider aws.CredentialsProvider
 	// APIKey is an IBM Cloud IAM API key: the proxy sends a bearer token
 	// instead of a signature.
 	APIKey string
@@ -596,13 +613,21 @@ func validateEndpoint(e Endpoint) error {
 
 func validateCredentials(c Credentials) error {
 	hmac := c.AccessKeyID != "" || c.SecretAccessKey != ""
+	kinds := 0
+	for _, set := range []bool{hmac, c.APIKey != "", c.Provider != nil} {
+		if set {
+			kinds++
+		}
+	}
 	switch {
-	case hmac && c.APIKey != "":
-		return errors.New("credentials hold both HMAC keys and an API key")
+	case kinds > 1:
+		return errors.New("credentials hold more than one of HMAC keys, a provider and an API key")
+	case kinds == 0:
+		return errors.New("credentials hold neither HMAC keys, a provider nor an API key")
 	case hmac && (c.AccessKeyID == "" || c.SecretAccessKey == ""):
 		return errors.New("HMAC credentials need both an access key id and a secret")
-	case !hmac && c.APIKey == "":
-		return errors.New("credentials hold neither HMAC keys nor an API key")
+	case c.Provider != nil && !reflect.ValueOf(c.Provider).Comparable():
+		return fmt.Errorf("credentials provider of type %T cannot be compared: give a pointer (aws.NewCredentialsCache wraps any provider in one)", c.Provider)
 	}
 	return nil
 }

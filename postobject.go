@@ -560,15 +560,19 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 	if t.creds.APIKey != "" {
 		return upstream{}, errNotImplemented.withMessage("POST Object (browser form upload) is not implemented for this bucket: its object store takes IAM bearer tokens, which cannot sign a form's policy. Upload with PUT (a presigned PUT URL) instead.")
 	}
+	creds, err := p.hmacKeys(r.Context(), t)
+	if err != nil {
+		return upstream{}, err
+	}
 	now := p.cfg.now().UTC()
 	date := now.Format(amzDateFormat)
 	auth := [][2]string{
 		{"x-amz-algorithm", algorithmV4},
-		{"x-amz-credential", t.creds.AccessKeyID + "/" + date[:8] + "/" + t.region() + "/s3/aws4_request"},
+		{"x-amz-credential", creds.AccessKeyID + "/" + date[:8] + "/" + t.region() + "/s3/aws4_request"},
 		{"x-amz-date", date},
 	}
-	if t.creds.SessionToken != "" {
-		auth = append(auth, [2]string{"x-amz-security-token", t.creds.SessionToken})
+	if creds.SessionToken != "" {
+		auth = append(auth, [2]string{"x-amz-security-token", creds.SessionToken})
 	}
 	// The key the proxy authorized is the one the upstream gets: with
 	// ${filename} put in here, not left to an upstream that may not put it
@@ -581,7 +585,7 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 	if err != nil {
 		return upstream{}, errInternal.with(err)
 	}
-	signature := policySignature(p.keys.signingKey(t.creds.SecretAccessKey, date[:8], t.region(), "s3"), policy)
+	signature := policySignature(p.keys.signingKey(creds.SecretAccessKey, date[:8], t.region(), "s3"), policy)
 
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)

@@ -67,6 +67,7 @@ type Proxy struct {
 	resolver  *resolver
 	auth      *authCache
 	iam       *iamTokens
+	providers *providerCreds // Credentials.Provider
 	keys      *signingKeys
 	decisions *decisions // WithRequestAuthorizer; nil without
 	janitor   *janitor
@@ -114,6 +115,7 @@ func New(opts ...Option) (*Proxy, error) {
 	p.resolver = newResolver(cfg)
 	p.auth = newAuthCache(cfg)
 	p.iam = newIAMTokens(cfg, p.transport)
+	p.providers = newProviderCreds(cfg)
 	p.keys = newSigningKeys()
 	p.decisions = newDecisions(cfg)
 	if m, ok := cfg.useCounter.(*memoryUses); ok {
@@ -134,6 +136,7 @@ func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.janitor.close()
 		p.iam.close()
+		p.providers.close()
 		if t, ok := p.transport.(*http.Transport); ok && p.cfg.transport == nil {
 			t.CloseIdleConnections()
 		}

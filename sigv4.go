@@ -18,24 +18,27 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/jellydator/ttlcache/v3"
 )
 
-// signHMAC signs the upstream request (method, u, h) with t's HMAC keys for
+// signHMAC signs the upstream request (method, u, h) with t's HMAC keys (static
+// or its provider's, hmacKeys) for
 // the payload hash of f. For signed aws-chunked bodies it returns the chain the
 // upstream chunk signatures follow, seeded with the request's signature.
 func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.Header, f framing, t *target) (*chunkChain, error) {
+	creds, err := p.hmacKeys(ctx, t)
+	if err != nil {
+		return nil, err
+	}
 	h.Set("X-Amz-Content-Sha256", f.payloadHash)
 	sr := &http.Request{Method: method, URL: u, Host: u.Host, Header: h, ContentLength: max(f.length, 0)}
-	creds := aws.Credentials{AccessKeyID: t.creds.AccessKeyID, SecretAccessKey: t.creds.SecretAccessKey, SessionToken: t.creds.SessionToken}
 	if err := p.signer.SignHTTP(ctx, creds, sr, f.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
 		return nil, errInternal.with(err)
 	}
 	if f.payloadHash != streamingSigned {
 		return nil, nil
 	}
-	return p.seedChain(sr, t)
+	return p.seedChain(sr, creds.SecretAccessKey)
 }
 
 // seedChain computes the seed signature of an upstream request signed for
@@ -43,13 +46,13 @@ func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.
 // headers, date and scope), and starts the upstream chunk chain with it. The
 // signer's own signature must be the same: a difference would have every
 // chunk refused upstream, so it is an internal error here instead.
-func (p *Proxy) seedChain(sr *http.Request, t *target) (*chunkChain, error) {
+func (p *Proxy) seedChain(sr *http.Request, secret string) (*chunkChain, error) {
 	sig, err := parseAuthHeader(sr.Header.Get("Authorization"))
 	if err != nil {
 		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
 	}
 	sig.amzDate = sr.Header.Get("X-Amz-Date")
-	key := p.keys.signingKey(t.creds.SecretAccessKey, sig.date, sig.region, sig.service)
+	key := p.keys.signingKey(secret, sig.date, sig.region, sig.service)
 	seed, err := signatureOf(sr, sig, streamingSigned, key)
 	if err != nil {
 		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
