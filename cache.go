@@ -79,7 +79,7 @@ func newLoadingCache[K, F comparable, V any](name string, ttl time.Duration, cap
 		ttlcache.WithDisableTouchOnHit[K, entry[V]](),
 	)
 	return &loadingCache[K, F, V]{
-		cache: c, gate: newHookGate(cfg.hookConcurrency), ttl: ttl, timeout: cfg.hookTimeout,
+		cache: c, gate: newHookGate(cfg.hookConcurrency, cfg.observer.Step), ttl: ttl, timeout: cfg.hookTimeout,
 		now: cfg.now, name: name, observe: cfg.observer.Cache, flights: map[F]*flight[V]{},
 	}
 }
@@ -145,7 +145,7 @@ func (c *loadingCache[K, F, V]) load(ctx context.Context, key K, fk F, load func
 // has returned, so a hook that ignores its context still counts.
 func (c *loadingCache[K, F, V]) run(fk F, f *flight[V], key K, load func(context.Context) (V, error)) {
 	defer c.gate.leave()
-	v, err := callHook(f.ctx, c.timeout, c.name, load)
+	v, err := callHook(f.ctx, c.timeout, c.name, c.gate.step, load)
 	if err == nil {
 		k, ttl, keep := key, c.ttl, true
 		if c.place != nil {

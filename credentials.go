@@ -29,8 +29,8 @@ type providerCreds struct {
 }
 
 func newProviderCreds(cfg *config) *providerCreds {
-	c := &providerCreds{gate: newHookGate(cfg.hookConcurrency)}
-	c.expiring = newExpiring(cfg, "credentials", "upstream credentials", cfg.hookTimeout, c.retrieve,
+	c := &providerCreds{gate: newHookGate(cfg.hookConcurrency, nil)}
+	c.expiring = newExpiring(cfg, "credentials", "upstream credentials", StepCredentials, cfg.hookTimeout, c.retrieve,
 		func(p aws.CredentialsProvider) slog.Attr { return slog.String("provider", fmt.Sprintf("%T", p)) })
 	return c
 }

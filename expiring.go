@@ -64,8 +64,9 @@ const (
 // usable value are dropped first, then any. Values are never logged.
 type expiring[K comparable, A, V any] struct {
 	cfg     *config
-	name    string // of the cache, for the Observer ("iam-token", "credentials")
-	title   string // of a value, in the log and in errors ("IAM token")
+	name    string   // of the cache, for the Observer ("iam-token", "credentials")
+	step    StepKind // of a fetch, for a tracer
+	title   string   // of a value, in the log and in errors ("IAM token")
 	maxKeys int64
 	timeout time.Duration // of one fetch
 	// refreshEvery is how often a value that does not expire is fetched again.
@@ -123,11 +124,11 @@ var errExpiringClosed = errors.New("cache closed")
 
 // newExpiring returns a cache of values fetched by fetch, each fetch bounded
 // by timeout. Call close to stop its background work.
-func newExpiring[K comparable, A, V any](cfg *config, name, title string, timeout time.Duration,
+func newExpiring[K comparable, A, V any](cfg *config, name, title string, step StepKind, timeout time.Duration,
 	fetch func(context.Context, A, *slog.Logger) (V, time.Time, *Error), logKey func(K) slog.Attr) *expiring[K, A, V] {
 	life, cancel := context.WithCancel(context.Background())
 	return &expiring[K, A, V]{
-		cfg: cfg, name: name, title: title, maxKeys: expMaxKeys, timeout: timeout, refreshEvery: cfg.hookCacheTTL,
+		cfg: cfg, name: name, title: title, step: step, maxKeys: expMaxKeys, timeout: timeout, refreshEvery: cfg.hookCacheTTL,
 		fetch: fetch, logKey: logKey, life: life, cancel: cancel,
 	}
 }
@@ -270,6 +271,7 @@ func (c *expiring[K, A, V]) fetchShared(ctx context.Context, st *expKey[V], k K,
 	defer stop()
 
 	log := c.cfg.logger.With(c.logKey(k))
+	fctx, end := stepper(c.cfg.observer.Step).start(fctx, c.step, "", nil)
 	start := time.Now()
 	v, expiry, ferr := c.callFetch(fctx, arg, log)
 	var e *expEntry[V]
@@ -279,13 +281,14 @@ func (c *expiring[K, A, V]) fetchShared(ctx context.Context, st *expKey[V], k K,
 			ferr = errServiceUnavailable.with(err)
 		}
 	}
+	var oerr error // not a nil *Error inside an interface
+	if ferr != nil {
+		oerr = ferr
+	}
 	if obs := c.observeFetch; obs != nil {
-		var oerr error // not a nil *Error inside an interface
-		if ferr != nil {
-			oerr = ferr
-		}
 		obs(time.Since(start), oerr)
 	}
+	end(StepEnd{Err: oerr})
 	if ferr != nil {
 		if c.life.Err() != nil { // closing: not the source's fault
 			return nil, errServiceUnavailable.with(errExpiringClosed)

@@ -50,17 +50,26 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.GetBody = nil
 }
 
-// RoundTrip sends the upstream request through the proxy's transport and
-// records when the upstream answered and with which request id. Every answer
+// RoundTrip sends the upstream request through the proxy's transport, as a
+// StepUpstream for a tracer, and records when the upstream answered and with
+// which request id. Every answer
 // carries an x-amz-request-id: the upstream's when it sent one (the client may
 // need it with the upstream's support), the proxy's otherwise.
 func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
+	end := noStepEnd
+	if step := x.p.cfg.observer.Step; step != nil {
+		var ctx context.Context
+		ctx, end = step(r.Context(), Step{Kind: StepUpstream, Request: r})
+		r = r.WithContext(ctx)
+	}
 	x.sent = time.Now()
 	resp, err := x.p.transport.RoundTrip(r)
 	x.upstream = time.Since(x.sent)
 	if err != nil {
+		end(StepEnd{Err: err})
 		return nil, err
 	}
+	end(StepEnd{StatusCode: resp.StatusCode})
 	scrubCredentialHeaders(resp.Header, r)
 	x.upstreamID = resp.Header.Get("X-Amz-Request-Id")
 	if x.upstreamID == "" {

@@ -9,11 +9,14 @@ import (
 
 // callHook is the one way the proxy calls a caller's hook (client secrets,
 // authorizer, endpoint, credentials): on a context derived from ctx and bounded
-// by timeout (WithHookTimeout), with a panic turned into 500 InternalError. An
+// by timeout (WithHookTimeout), with a panic turned into 500 InternalError, as
+// a StepHook for a tracer (step). An
 // answer given after the deadline is not used: the call fails with the
 // context's error. The hook's own error is returned as is; hookError says what
 // the client sees.
-func callHook[V any](ctx context.Context, timeout time.Duration, name string, hook func(context.Context) (V, error)) (v V, err error) {
+func callHook[V any](ctx context.Context, timeout time.Duration, name string, step stepper, hook func(context.Context) (V, error)) (v V, err error) {
+	ctx, end := step.start(ctx, StepHook, name, nil)
+	defer func() { end(StepEnd{Err: err}) }()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	defer func() {
@@ -49,17 +52,23 @@ func callGated[V any](ctx context.Context, g *hookGate, timeout time.Duration, n
 		return zero, g.busy(name)
 	}
 	defer g.leave()
-	v, err := callHook(ctx, timeout, name, hook)
+	v, err := callHook(ctx, timeout, name, g.step, hook)
 	if err != nil {
 		return zero, hookError(name, err)
 	}
 	return v, nil
 }
 
-// hookGate bounds the calls of one hook in flight (WithHookConcurrency).
-type hookGate struct{ slots chan struct{} }
+// hookGate bounds the calls of one hook in flight (WithHookConcurrency), and
+// has them traced (Observer.Step).
+type hookGate struct {
+	slots chan struct{}
+	step  stepper
+}
 
-func newHookGate(n int) *hookGate { return &hookGate{slots: make(chan struct{}, n)} }
+func newHookGate(n int, step stepper) *hookGate {
+	return &hookGate{slots: make(chan struct{}, n), step: step}
+}
 
 // enter takes a slot, or reports false at once when there is none.
 func (g *hookGate) enter() bool {

@@ -82,7 +82,7 @@ func newIAMTokens(cfg *config, rt http.RoundTripper) *iamTokens {
 			return http.ErrUseLastResponse
 		},
 	}}
-	t.expiring = newExpiring(cfg, "iam-token", "IAM token", cfg.iamTimeout, t.exchange, func(d [sha256.Size]byte) slog.Attr {
+	t.expiring = newExpiring(cfg, "iam-token", "IAM token", StepIAM, cfg.iamTimeout, t.exchange, func(d [sha256.Size]byte) slog.Attr {
 		return slog.String("key_digest", hex.EncodeToString(d[:6]))
 	})
 	t.observeFetch = cfg.observer.IAMExchange

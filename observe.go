@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -14,13 +16,100 @@ type Observer struct {
 	// Request is called once per request, after its response was written.
 	Request func(RequestInfo)
 	// Cache is called on each cache lookup with the cache's name
-	// ("authorization", "bucket" or "iam-token") and whether a valid entry was
-	// found.
+	// ("authorization", "request-authorization", "anonymous", "bucket",
+	// "iam-token" or "credentials") and whether a valid entry was found.
 	Cache func(cache string, hit bool)
 	// IAMExchange is called after each token exchange with IBM Cloud IAM, with
 	// its duration and its error (nil on success).
 	IAMExchange func(d time.Duration, err error)
+	// Step, for tracing, is called as each step of a request begins, with
+	// the context the step starts in. It returns the context the step runs
+	// in (a tracer's span in it) and the function the proxy calls once the
+	// step has ended. The steps are the request itself (StepRequest, the
+	// parent of all the others), the authentication of the client, each call
+	// of a caller's hook, each IAM token exchange and credentials retrieval,
+	// and the upstream round trip. A hook call or an exchange that several
+	// requests wait for runs once, as a step of the request that started it.
+	Step func(ctx context.Context, s Step) (context.Context, func(StepEnd))
 }
+
+// StepKind is the kind of a Step.
+type StepKind int
+
+// The kinds of steps.
+const (
+	StepRequest      StepKind = iota + 1 // a client request, from its arrival to the end of its response
+	StepAuthenticate                     // verifying who sent the request
+	StepHook                             // one call of a caller's hook; Step.Name says which
+	StepIAM                              // an IBM Cloud IAM token exchange
+	StepCredentials                      // a retrieval from a credentials provider (Credentials.Provider)
+	StepUpstream                         // the upstream round trip, from sending the request to its response headers
+)
+
+var stepNames = [...]string{"", "request", "authenticate", "hook", "iam", "credentials", "upstream"}
+
+// String names the kind: "request", "authenticate", "hook", "iam",
+// "credentials" or "upstream".
+func (k StepKind) String() string {
+	if k > 0 && int(k) < len(stepNames) {
+		return stepNames[k]
+	}
+	return "StepKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Step describes a step of a request as it begins.
+type Step struct {
+	Kind StepKind
+	// Name is the hook a StepHook calls: "authorization",
+	// "request-authorization", "anonymous", "bucket", "client secrets" or
+	// "bucket list".
+	Name string
+	// Request is the client's request (StepRequest) or the upstream request
+	// as signed (StepUpstream); nil for the other kinds. It is the proxy's:
+	// an observer reads it, except that for StepUpstream it may add header
+	// fields to Request.Header (a trace context): they go upstream, outside
+	// what the upstream signature covers.
+	Request *http.Request
+}
+
+// StepEnd describes how a step ended.
+type StepEnd struct {
+	// Err is why the step failed: for a request, the S3 error the proxy
+	// answered with (an *Error); nil when it succeeded.
+	Err error
+	// StatusCode is the upstream's status (StepUpstream) or the client's
+	// (StepRequest); 0 otherwise.
+	StatusCode int
+	// Info is the request as it went (StepRequest); nil otherwise.
+	Info *RequestInfo
+}
+
+// authenticateStep is authenticate, as a StepAuthenticate for a tracer: the
+// client secrets hook it may call is a step of its own inside it.
+func (p *Proxy) authenticateStep(r *http.Request, req *s3Request) (identity, error) {
+	step := p.cfg.observer.Step
+	if step == nil {
+		return p.authenticate(r, req)
+	}
+	ctx, end := step(r.Context(), Step{Kind: StepAuthenticate})
+	id, err := p.authenticate(r.WithContext(ctx), req)
+	end(StepEnd{Err: err})
+	return id, err
+}
+
+// stepper is Observer.Step; nil when nobody traces.
+type stepper func(ctx context.Context, s Step) (context.Context, func(StepEnd))
+
+// start begins a step: the context to run it in and the function that ends
+// it. Without a tracer it costs nothing: ctx itself and a no-op.
+func (o stepper) start(ctx context.Context, kind StepKind, name string, r *http.Request) (context.Context, func(StepEnd)) {
+	if o == nil {
+		return ctx, noStepEnd
+	}
+	return o(ctx, Step{Kind: kind, Name: name, Request: r})
+}
+
+func noStepEnd(StepEnd) {}
 
 // RequestInfo describes one proxied request for an Observer.
 type RequestInfo struct {
@@ -31,6 +120,7 @@ type RequestInfo struct {
 	RemoteAddr        string        // the client's address, as http.Request.RemoteAddr
 	AccessKeyID       string        // the client's access key id (its token); verified unless in token mode
 	Bucket            string        // "" for ListBuckets and unparsable requests
+	Key               string        // the object key; "" for bucket and service operations
 	Status            int           // HTTP status sent to the client
 	Code              string        // S3 error code, when the proxy itself answered with an error
 	Duration          time.Duration // from the request's arrival to the end of its response
@@ -39,7 +129,8 @@ type RequestInfo struct {
 	BytesOut          int64         // response body bytes written to the client
 }
 
-// serveObserved serves a request while measuring it for the Observer.
+// serveObserved serves a request while measuring it for the Observer, as a
+// step of its own when it traces.
 func (p *Proxy) serveObserved(x *exchange) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: x.w}
@@ -51,7 +142,14 @@ func (p *Proxy) serveObserved(x *exchange) {
 		r2.Body = in
 		x.in = &r2
 	}
-	if err := p.serve(x); err != nil {
+	end := noStepEnd
+	if step := p.cfg.observer.Step; step != nil {
+		var ctx context.Context
+		ctx, end = step(x.in.Context(), Step{Kind: StepRequest, Request: x.in})
+		x.in = x.in.WithContext(ctx)
+	}
+	err := p.serve(x)
+	if err != nil {
 		x.fail(err)
 	}
 	info := x.info()
@@ -63,7 +161,10 @@ func (p *Proxy) serveObserved(x *exchange) {
 		info.BytesIn = in.n.Load()
 	}
 	info.Duration = time.Since(start)
-	p.cfg.observer.Request(info)
+	if p.cfg.observer.Request != nil {
+		p.cfg.observer.Request(info)
+	}
+	end(StepEnd{Err: err, StatusCode: info.Status, Info: &info})
 }
 
 // info describes the exchange as it went.
@@ -78,7 +179,7 @@ func (x *exchange) info() RequestInfo {
 		UpstreamRequestID: x.upstreamID,
 	}
 	if x.parsed {
-		info.Bucket, info.Operation = x.req.bucket, x.req.op.Name
+		info.Bucket, info.Key, info.Operation = x.req.bucket, x.req.key, x.req.op.Name
 	}
 	return info
 }

@@ -2,14 +2,17 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -89,4 +92,115 @@ func TestObserver(t *testing.T) {
 	assert.Empty(t, infos[3].UpstreamRequestID)
 	assert.Equal(t, 2, cache["authorization miss"], "bucket and nosuchbucket")
 	assert.Equal(t, 3, cache["authorization hit"])
+}
+
+// stepRecorder is an Observer.Step that records each step with its parent,
+// found in the context as a tracer finds its span, and how it ended.
+type stepRecorder struct {
+	mu    sync.Mutex
+	steps []*recordedStep
+}
+
+type recordedStep struct {
+	id, parent int
+	kind       proxy.StepKind
+	name       string
+	end        *proxy.StepEnd
+}
+
+type stepKey struct{}
+
+func (s *stepRecorder) step(ctx context.Context, st proxy.Step) (context.Context, func(proxy.StepEnd)) {
+	s.mu.Lock()
+	parent, _ := ctx.Value(stepKey{}).(int)
+	rs := &recordedStep{id: len(s.steps) + 1, parent: parent, kind: st.Kind, name: st.Name}
+	s.steps = append(s.steps, rs)
+	s.mu.Unlock()
+	if st.Kind == proxy.StepUpstream {
+		st.Request.Header.Set("Traceparent", "00-trace-"+strconv.Itoa(rs.id)+"-01")
+	}
+	return context.WithValue(ctx, stepKey{}, rs.id), func(e proxy.StepEnd) {
+		s.mu.Lock()
+		rs.end = &e
+		s.mu.Unlock()
+	}
+}
+
+// tree is each step as "kind[/name] < parent kind", in order.
+func (s *stepRecorder) tree() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, st := range s.steps {
+		line := st.kind.String()
+		if st.name != "" {
+			line += "/" + st.name
+		}
+		if st.parent > 0 {
+			line += " < " + s.steps[st.parent-1].kind.String()
+		}
+		out = append(out, line)
+	}
+	s.steps = nil
+	return out
+}
+
+// A tracer sees each request as a tree of steps, each ended with its error,
+// and its trace context reaches the upstream unsigned.
+func TestObserverSteps(t *testing.T) {
+	up := newFakeUpstream(t)
+	rec := &stepRecorder{}
+	clk := testkit.NewClock(fixedNow)
+	iam := testkit.NewIAM(t, clk.Now, "the-api-key")
+	p, err := proxy.New(
+		proxy.WithBuckets(proxy.Bucket{Name: "bucket", Endpoint: up.endpoint(), Credentials: upstreamHMAC},
+			proxy.Bucket{Name: "ibm", Endpoint: up.endpoint(), Credentials: proxy.Credentials{APIKey: "the-api-key"}}),
+		proxy.WithClientSecrets(func(_ context.Context, id string) (string, error) { return unitSecret, nil }),
+		proxy.WithAuthorizer(func(_ context.Context, token, bucket string) (bool, error) {
+			if bucket == "ibm" && token == "refused" {
+				return false, errors.New("directory down")
+			}
+			return true, nil
+		}),
+		proxy.WithObserver(proxy.Observer{Step: rec.step}),
+		proxy.WithIAMEndpoint("http://iam.test/identity/token"), proxy.WithTransport(routes(up, iam)),
+		proxy.WithClock(clk.Now))
+	require.NoError(t, err)
+	defer p.Close()
+
+	require.Equal(t, 200, serve(p, signedRequest(t, "GET", "/bucket/k", nil)).Code)
+	assert.Equal(t, []string{"request", "authenticate < request", "hook/client secrets < authenticate",
+		"hook/authorization < request", "upstream < request"}, rec.tree())
+	got := up.last(t)
+	assert.True(t, got.SigOK, "the trace context is outside the signature: "+got.SigErr)
+	assert.True(t, strings.HasPrefix(got.Header.Get("Traceparent"), "00-trace-"))
+
+	require.Equal(t, 200, serve(p, signedRequest(t, "GET", "/ibm/k", nil)).Code)
+	assert.Equal(t, []string{"request", "authenticate < request", "hook/client secrets < authenticate",
+		"hook/authorization < request", "iam < request", "upstream < request"}, rec.tree())
+
+	// A failing hook, then an upstream that answers 500: each step ends with
+	// what happened.
+	r := httptest.NewRequest("GET", "/ibm/k", nil)
+	clientSignAt(t, r, sha256Hex(nil), fixedNow, "refused", unitSecret)
+	require.Equal(t, 503, serve(p, r).Code)
+	rec.mu.Lock()
+	steps := rec.steps
+	rec.mu.Unlock()
+	require.NotEmpty(t, steps)
+	last := steps[len(steps)-1]
+	assert.Equal(t, proxy.StepHook, last.kind)
+	assert.ErrorContains(t, last.end.Err, "directory down")
+	assert.Equal(t, 503, steps[0].end.StatusCode)
+	assert.Equal(t, "ServiceUnavailable", steps[0].end.Info.Code)
+	assert.Equal(t, "k", steps[0].end.Info.Key)
+	rec.tree()
+
+	up.handler = func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }
+	require.Equal(t, 500, serve(p, signedRequest(t, "GET", "/bucket/k", nil)).Code)
+	rec.mu.Lock()
+	steps = rec.steps
+	rec.mu.Unlock()
+	assert.Equal(t, 500, steps[len(steps)-1].end.StatusCode, "the upstream step")
+	assert.Equal(t, 500, steps[0].end.StatusCode, "the request")
 }

@@ -123,9 +123,9 @@ func New(opts ...Option) (*Proxy, error) {
 		m.now = cfg.now // expiry on the proxy's clock
 		m.mu.Unlock()
 	}
-	p.secretsGate = newHookGate(cfg.hookConcurrency)
-	p.listGate = newHookGate(cfg.hookConcurrency)
-	p.unsignedGate = newHookGate(max(1, cfg.hookConcurrency/4))
+	p.secretsGate = newHookGate(cfg.hookConcurrency, cfg.observer.Step)
+	p.listGate = newHookGate(cfg.hookConcurrency, cfg.observer.Step)
+	p.unsignedGate = newHookGate(max(1, cfg.hookConcurrency/4), cfg.observer.Step)
 	p.janitor = startJanitor(janitorInterval, p.resolver.sweep, p.auth.sweep, p.keys.sweep, p.decisions.sweep)
 	return p, nil
 }
@@ -211,7 +211,7 @@ type exchange struct {
 // forward. Every failure is answered as an S3 XML error.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{p: p, id: p.requestID(), w: w, in: r}
-	if p.cfg.observer.Request != nil {
+	if p.cfg.observer.Request != nil || p.cfg.observer.Step != nil {
 		p.serveObserved(x)
 		return
 	}
@@ -236,7 +236,7 @@ func (p *Proxy) serve(x *exchange) error {
 	if isPostObject(r, req) {
 		return p.postObject(x) // a browser's form upload; postobject.go
 	}
-	if x.who, err = p.authenticate(r, &x.req); err != nil {
+	if x.who, err = p.authenticateStep(r, &x.req); err != nil {
 		return err
 	}
 	if x.body, err = openBody(r, &x.who); err != nil {
