@@ -242,7 +242,7 @@ func payloadHashOf(r *http.Request, sig *sigV4) (string, error) {
 func (p *Proxy) checkTime(sig *sigV4) error {
 	t, err := time.Parse(amzDateFormat, sig.amzDate)
 	if err != nil {
-		return accessDenied("AWS authentication requires a valid Date or x-amz-date header.")
+		return errNoDate
 	}
 	now := p.cfg.now().UTC()
 	if sig.presigned {
@@ -306,15 +306,10 @@ func parseAuth(r *http.Request) (*sigV4, *sigV2, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		sig.amzDate = r.Header.Get("X-Amz-Date")
-		if sig.amzDate == "" {
-			d, err := http.ParseTime(r.Header.Get("Date"))
-			if err != nil {
-				return nil, nil, accessDenied("AWS authentication requires a valid Date or x-amz-date header.")
-			}
-			sig.amzDate = d.UTC().Format(amzDateFormat)
+		if sig.amzDate, err = requestDate(r); err != nil {
+			return nil, nil, err
 		}
-		if len(sig.amzDate) < 8 || sig.amzDate[:8] != sig.date {
+		if sig.amzDate[:8] != sig.date {
 			return nil, nil, headerAuth.malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
 		}
 		return sig, nil, nil
@@ -324,7 +319,7 @@ func parseAuth(r *http.Request) (*sigV4, *sigV2, error) {
 		sig2, err := parseSigV2Header(auth)
 		return nil, sig2, err
 	case auth != "":
-		return nil, nil, errInvalidArgument.withMessage("Unsupported Authorization Type.")
+		return nil, nil, unsupportedAuth(auth)
 	case presignV4:
 		sig, err := parsePresign(q)
 		return sig, nil, err
@@ -333,6 +328,35 @@ func parseAuth(r *http.Request) (*sigV4, *sigV2, error) {
 		return nil, sig2, err
 	}
 	return nil, nil, nil
+}
+
+// requestDate returns the time of a header-signed SigV4 request in the form
+// X-Amz-Date has: its X-Amz-Date, or else its Date. A request with neither,
+// or with one that is not a valid date, is refused as S3 refuses it (403,
+// not a 400 about the credential's date).
+func requestDate(r *http.Request) (string, error) {
+	if v := r.Header.Get("X-Amz-Date"); v != "" {
+		if _, err := time.Parse(amzDateFormat, v); err != nil {
+			return "", errNoDate
+		}
+		return v, nil
+	}
+	d, err := http.ParseTime(r.Header.Get("Date"))
+	if err != nil {
+		return "", errNoDate
+	}
+	return d.UTC().Format(amzDateFormat), nil
+}
+
+// unsupportedAuth is S3's answer to an Authorization header of no scheme it
+// knows: without a space between scheme and credentials, or of another
+// scheme, which it names.
+func unsupportedAuth(auth string) error {
+	scheme, _, ok := strings.Cut(auth, " ")
+	if !ok {
+		return invalidArgument("Authorization header is invalid -- one and only one ' ' (space) required.", "Authorization", auth)
+	}
+	return invalidArgument("Unsupported Authorization Type", "Authorization", scheme)
 }
 
 // authForm is where a SigV4 signature came from: the Authorization header or
@@ -355,9 +379,13 @@ func (f authForm) malformed(msg string) *Error { return f.base.withMessage(f.pre
 func (f authForm) credential(msg string) *Error { return f.malformed(f.credPrefix + msg) }
 
 // parseAuthHeader parses "AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…,
-// Signature=…" strictly: each part once, nothing else.
+// Signature=…" strictly: three parts, each once, nothing else. S3 counts the
+// parts first: two or four is "requires three components", whatever they are.
 func parseAuthHeader(v string) (*sigV4, error) {
 	rest := strings.TrimPrefix(v, algorithmV4+" ")
+	if strings.Count(rest, ",") != 2 {
+		return nil, headerAuth.malformed("the authorization header requires three components: Credential, SignedHeaders, and Signature.")
+	}
 	var cred, signed, signature string
 	var seen int
 	for part := range strings.SplitSeq(rest, ",") {
@@ -377,16 +405,7 @@ func parseAuthHeader(v string) (*sigV4, error) {
 		}
 		seen |= bit
 	}
-	switch {
-	case seen == 0:
-		return nil, headerAuth.malformed("the authorization header requires three components: Credential, SignedHeaders, and Signature.")
-	case seen&1 == 0:
-		return nil, headerAuth.malformed("missing Credential.")
-	case seen&2 == 0:
-		return nil, headerAuth.malformed("missing SignedHeaders.")
-	case seen&4 == 0:
-		return nil, headerAuth.malformed("missing Signature.")
-	}
+	// Three parts, each a different one of the three: all are there.
 	sig := &sigV4{}
 	if err := sig.parseCredential(cred, headerAuth); err != nil {
 		return nil, err
@@ -530,19 +549,48 @@ func (s *sigV4) parseSignedHeaders(v string, form authForm) error {
 	return nil
 }
 
-// checkSignedHeaders enforces what a header-signed request must sign: every
-// x-amz-* header present, and x-amz-content-sha256.
+// checkSignedHeaders enforces what a request must sign, as S3 does: every
+// x-amz-* header present, header-signed or presigned, else 403 AccessDenied
+// naming them in HeadersNotSigned; and, header-signed, x-amz-content-sha256.
+//
+// A presigned request's unsigned x-amz-* header is refused rather than
+// dropped: dropped, the client would believe it set the ACL, tags, storage
+// class or metadata it sent. S3 refuses even a header whose value the URL
+// carries as a signed query parameter (aws-sdk-go-v2 #2387 and aws-sdk-js-v3
+// #3906: x-amz-checksum-sha256; aws-sdk #338: x-amz-sdk-checksum-algorithm;
+// aws-sdk-rust #1253: x-amz-checksum-mode), so a query parameter does not
+// stand for the header. Only x-amz-content-sha256 may go unsigned on a
+// presigned request: a presigned payload is UNSIGNED-PAYLOAD unless the URL
+// signs the header, so an unsigned one changes nothing (it is neither read nor
+// forwarded), and the AWS CRT signer (aws-c-auth #248) sends it with
+// presigned requests; MinIO, Ceph RGW and s3s take it too (versitygw refuses
+// it).
 func checkSignedHeaders(r *http.Request, sig *sigV4) error {
-	if sig.presigned {
-		return nil
-	}
+	var unsigned []string
 	for name := range r.Header {
-		if strings.HasPrefix(name, "X-Amz-") && !hasFold(sig.signedHeaders, name) {
-			return accessDenied("There were headers present in the request which were not signed: " + clip(strings.ToLower(name)) + ".")
+		if !strings.HasPrefix(name, "X-Amz-") || hasFold(sig.signedHeaders, name) {
+			continue
 		}
+		if sig.presigned && name == "X-Amz-Content-Sha256" {
+			continue
+		}
+		unsigned = append(unsigned, strings.ToLower(name))
 	}
-	if !slices.Contains(sig.signedHeaders, "x-amz-content-sha256") {
+	if unsigned != nil {
+		return headersNotSigned(unsigned)
+	}
+	if !sig.presigned && !slices.Contains(sig.signedHeaders, "x-amz-content-sha256") {
 		return accessDenied("x-amz-content-sha256 must be signed.")
 	}
 	return nil
+}
+
+// maxHeadersNotSigned bounds the HeadersNotSigned list of an answer.
+const maxHeadersNotSigned = 1 << 10
+
+// headersNotSigned is S3's answer to a request with x-amz-* headers its
+// signature does not cover: their lowercase names, sorted, in HeadersNotSigned.
+func headersNotSigned(names []string) *Error {
+	slices.Sort(names)
+	return errHeadersNotSigned.withField("HeadersNotSigned", truncate(strings.Join(names, ", "), maxHeadersNotSigned))
 }

@@ -155,7 +155,7 @@ func TestHostileRequestsRefused(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPut, u.RequestURI(), strings.NewReader("x"))
 			r.Header.Set("X-Amz-Meta-Evil", "1")
 			return r
-		}, 0, ""}, // allowed, but the header is not forwarded: checked below
+		}, 403, "AccessDenied"}, // refused as S3 refuses it (HeadersNotSigned), not dropped
 		{"aws-chunked without decoded length", func(t *testing.T) *http.Request {
 			r := httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("0\r\n\r\n"))
 			r.Header.Set("Content-Encoding", "aws-chunked")
@@ -369,8 +369,48 @@ func TestAuthErrorsInS3Words(t *testing.T) {
 			header(func(a string) string { return strings.Replace(a, "aws4_request", "aws5_request", 1) })},
 		{"bad date", "AuthorizationHeaderMalformed", `incorrect date format "2026112x". This date in the credential must be in the format "yyyyMMdd".`, "",
 			header(func(a string) string { return strings.Replace(a, "/20261128/", "/2026112x/", 1) })},
-		{"missing credential", "AuthorizationHeaderMalformed", "The authorization header is malformed; missing Credential.", "",
+		{"two components", "AuthorizationHeaderMalformed", "The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature.", "",
 			header(func(a string) string { _, rest, _ := strings.Cut(a, ", "); return "AWS4-HMAC-SHA256 " + rest })},
+		{"four components", "AuthorizationHeaderMalformed", "The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature.", "",
+			header(func(a string) string { return a + ", Extra=1" })},
+		{"a component unknown", "AuthorizationHeaderMalformed", `The authorization header is malformed; the authorization component "Credentials=x" is malformed.`, "",
+			header(func(a string) string {
+				_, rest, _ := strings.Cut(a, ", ")
+				return "AWS4-HMAC-SHA256 Credentials=x, " + rest
+			})},
+		{"no space", "InvalidArgument", "Authorization header is invalid -- one and only one ' ' (space) required.", "<ArgumentName>Authorization</ArgumentName><ArgumentValue>AWS4-HMAC-SHA256</ArgumentValue>",
+			header(func(string) string { return "AWS4-HMAC-SHA256" })},
+		{"another scheme", "InvalidArgument", "Unsupported Authorization Type", "<ArgumentName>Authorization</ArgumentName><ArgumentValue>Bearer</ArgumentValue>",
+			header(func(string) string { return "Bearer token" })},
+		{"x-amz-date not a date", "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header", "",
+			func(t *testing.T) *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+				clientSign(t, r, sha256Hex(nil))
+				r.Header.Set("X-Amz-Date", "yesterday")
+				return r
+			}},
+		{"unsigned x-amz-* headers", "AccessDenied", "There were headers present in the request which were not signed", "<HeadersNotSigned>x-amz-acl, x-amz-tagging</HeadersNotSigned>",
+			func(t *testing.T) *http.Request {
+				r := httptest.NewRequest(http.MethodPut, "/bucket/k", strings.NewReader("x"))
+				clientSign(t, r, sha256Hex([]byte("x")))
+				r.Header.Set("X-Amz-Tagging", "a=b")
+				r.Header.Set("X-Amz-Acl", "public-read")
+				return r
+			}},
+		{"presigned, unsigned x-amz-* headers", "AccessDenied", "There were headers present in the request which were not signed", "<HeadersNotSigned>x-amz-acl, x-amz-tagging</HeadersNotSigned>",
+			func(t *testing.T) *http.Request {
+				u := presign(t, "PUT", "http://example.com/bucket/k", fixedNow, time.Hour)
+				r := httptest.NewRequest(http.MethodPut, u.RequestURI(), strings.NewReader("x"))
+				r.Header.Set("X-Amz-Tagging", "a=b")
+				r.Header.Set("X-Amz-Acl", "public-read")
+				return r
+			}},
+		{"empty body, another hash", "XAmzContentSHA256Mismatch", "", "<ClientComputedContentSHA256>" + sha256Hex([]byte("declared")) + "</ClientComputedContentSHA256><S3ComputedContentSHA256>" + sha256Hex(nil) + "</S3ComputedContentSHA256>",
+			func(t *testing.T) *http.Request {
+				r := httptest.NewRequest(http.MethodPut, "/bucket/k", nil)
+				clientSign(t, r, sha256Hex([]byte("declared")))
+				return r
+			}},
 		{"mal-formed credential", "AuthorizationHeaderMalformed", `the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`, "",
 			header(func(a string) string {
 				return strings.Replace(a, "Credential=client-key/", "Credential=client-key//", 1)

@@ -59,7 +59,7 @@ func openBody(r *http.Request, id *identity) (clientBody, error) {
 	}
 	if b.body == nil {
 		if payloadHash != emptySHA256 {
-			return b, errContentSHA256Mismatch
+			return b, contentSHA256Mismatch(payloadHash, emptySHA256)
 		}
 		return b, nil
 	}
@@ -118,9 +118,7 @@ func (s *sha256Reader) Read(p []byte) (int, error) {
 	s.h.Write(p[:n])
 	if err == io.EOF {
 		if got := s.h.Sum(nil); !hmac.Equal(got, s.want) {
-			err = errContentSHA256Mismatch.
-				withField("ClientComputedContentSHA256", hex.EncodeToString(s.want)).
-				withField("S3ComputedContentSHA256", hex.EncodeToString(got))
+			err = contentSHA256Mismatch(hex.EncodeToString(s.want), hex.EncodeToString(got))
 		}
 	}
 	if err != nil {

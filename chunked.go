@@ -39,12 +39,17 @@ const (
 	maxChunkSize    = 5 << 40  // largest chunk: the S3 object size limit
 )
 
-// Errors of the aws-chunked decoder.
+// Errors of the aws-chunked decoder. A body that ends early (anywhere before
+// its framing is complete: in a chunk, before the final chunk, before a
+// declared trailer or its signature) or that holds another number of bytes
+// than it declares is S3's IncompleteBody, in S3's words; what happened is
+// the internal cause.
 var (
-	errChunkedTruncated    = errIncompleteBody.withMessage("The aws-chunked body is truncated: it ends before its final chunk or inside a line.")
-	errChunkedTruncData    = errIncompleteBody.withMessage("The aws-chunked body is truncated inside the data of a chunk.")
-	errChunkedTooMuch      = errIncompleteBody.withMessage("The aws-chunked body holds more data than x-amz-decoded-content-length declares.")
-	errChunkedLength       = errIncompleteBody.withMessage("The aws-chunked body does not hold the number of bytes x-amz-decoded-content-length declares.")
+	errChunkedTruncated    = errIncompleteBody.with(errors.New("aws-chunked: the body ends before its final chunk or inside a line"))
+	errChunkedTruncData    = errIncompleteBody.with(errors.New("aws-chunked: the body ends inside the data of a chunk"))
+	errChunkedTruncTrailer = errIncompleteBody.with(errors.New("aws-chunked: the body ends before its declared trailer or the trailer's signature"))
+	errChunkedTooMuch      = errIncompleteBody.with(errors.New("aws-chunked: the body holds more data than x-amz-decoded-content-length declares"))
+	errChunkedLength       = errIncompleteBody.with(errors.New("aws-chunked: the body does not hold the number of bytes x-amz-decoded-content-length declares"))
 	errChunkedSize         = errInvalidRequest.withMessage("The aws-chunked body has a malformed chunk size.")
 	errChunkedSizeTooLarge = errInvalidRequest.withMessage("The aws-chunked body declares a chunk size that is too large.")
 	errChunkedLineTooLong  = errInvalidRequest.withMessage("The aws-chunked body has a chunk header or trailer line that is too long.")
@@ -262,7 +267,7 @@ func (c *chunkedReader) finish() error {
 		return errSignatureMismatch.with(errors.New("aws-chunked: signature of the final chunk does not match"))
 	}
 	if c.want >= 0 && c.total != c.want {
-		return errChunkedLength.with(fmt.Errorf("aws-chunked: decoded %d bytes, x-amz-decoded-content-length is %d", c.total, c.want))
+		return errChunkedLength.with(fmt.Errorf("%w: decoded %d bytes, x-amz-decoded-content-length is %d", errChunkedLength.Err, c.total, c.want))
 	}
 	if err := c.readTrailer(); err != nil {
 		return err
@@ -272,9 +277,12 @@ func (c *chunkedReader) finish() error {
 
 // readTrailer reads the trailer section up to the end of the body and checks
 // the trailer signature and checksum. Blank lines are skipped: clients differ
-// in where they put them, and a missing final one is tolerated.
+// in where they put them, and a missing final one is tolerated. A body that
+// ends without the declared trailer (or, signed, its signature) and without
+// a blank line that ends the section was cut short: IncompleteBody, where a
+// section ended without them is malformed.
 func (c *chunkedReader) readTrailer() error {
-	var seenSum, seenSig bool
+	var seenSum, seenSig, blank bool
 	size := 0
 	for {
 		line, eof, err := c.readLine()
@@ -288,6 +296,7 @@ func (c *chunkedReader) readTrailer() error {
 			return errTrailerTooLong
 		}
 		if len(line) == 0 {
+			blank = true
 			continue
 		}
 		if seenSig {
@@ -328,6 +337,9 @@ func (c *chunkedReader) readTrailer() error {
 	}
 	if c.algo == nil {
 		return nil
+	}
+	if !blank && (!seenSum || c.signed && !seenSig) {
+		return errChunkedTruncTrailer
 	}
 	if !seenSum {
 		return c.missingTrailer()
@@ -459,7 +471,8 @@ func (c *chunkedReader) readLine() (line []byte, eof bool, err error) {
 }
 
 // bodyError turns an error of the underlying body into an *Error: io.EOF
-// becomes eofErr, other causes are kept inside eofErr, *Errors pass as is.
+// becomes eofErr, other causes are kept inside eofErr with its own, *Errors
+// pass as is.
 func bodyError(err error, eofErr *Error) error {
 	var e *Error
 	switch {
@@ -467,6 +480,8 @@ func bodyError(err error, eofErr *Error) error {
 		return err
 	case err == io.EOF:
 		return eofErr
+	case eofErr.Err != nil:
+		return eofErr.with(fmt.Errorf("%w: %w", eofErr.Err, err))
 	default:
 		return eofErr.with(err)
 	}

@@ -160,7 +160,9 @@ func TestCredentialsProviderFailures(t *testing.T) {
 
 type emptyProvider struct{}
 
-func (*emptyProvider) Retrieve(context.Context) (aws.Credentials, error) { return aws.Credentials{}, nil }
+func (*emptyProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, nil
+}
 
 // funcProvider is a comparable provider (a pointer) around a function.
 type funcProvider struct{ f aws.CredentialsProviderFunc }

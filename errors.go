@@ -147,9 +147,11 @@ var (
 	errInvalidArgument       = s3Error(http.StatusBadRequest, "InvalidArgument", "Invalid Argument.")
 	errMethodNotAllowed      = s3Error(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
 	errMissingContentLength  = s3Error(http.StatusLengthRequired, "MissingContentLength", "You must provide the Content-Length HTTP header.")
-	errIncompleteBody        = s3Error(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+	errIncompleteBody        = s3Error(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header")
 	errBadDigest             = s3Error(http.StatusBadRequest, "BadDigest", "The checksum you specified did not match the calculated checksum.")
 	errContentSHA256Mismatch = s3Error(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+	errNoDate                = errAccessDenied.withMessage("AWS authentication requires a valid Date or x-amz-date header")
+	errHeadersNotSigned      = errAccessDenied.withMessage("There were headers present in the request which were not signed")
 	errSignatureMismatch     = s3Error(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
 	errAuthHeaderMalformed   = s3Error(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed.")
 	errAuthQueryMalformed    = s3Error(http.StatusBadRequest, "AuthorizationQueryParametersError", "The authorization query parameters are malformed.")
@@ -175,6 +177,20 @@ var (
 	errAnonymousCopy         = errAccessDenied.withMessage("Anonymous users cannot copy objects. Please authenticate.")
 	errNoSuchBucket          = ErrNoSuchBucket.(sentinel).err()
 )
+
+// contentSHA256Mismatch is S3's answer to a body whose SHA-256 (computed, in
+// hex) is not the one the client signed (client), with both, as S3 names them.
+func contentSHA256Mismatch(client, computed string) *Error {
+	return errContentSHA256Mismatch.
+		withField("ClientComputedContentSHA256", client).
+		withField("S3ComputedContentSHA256", computed)
+}
+
+// invalidArgument is S3's InvalidArgument with msg, naming the argument and
+// its value (clipped).
+func invalidArgument(msg, name, value string) *Error {
+	return errInvalidArgument.withMessage(msg).withField("ArgumentName", name).withField("ArgumentValue", clip(value))
+}
 
 type errorBody struct {
 	XMLName   xml.Name `xml:"Error"`

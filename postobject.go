@@ -32,13 +32,18 @@ import (
 // with the client's conditions signed with the upstream's keys, and the file,
 // streamed as it arrives. The upstream checks the conditions again.
 //
-// The file's length is known before it streams, as every upstream needs a
-// Content-Length: it is the request's Content-Length less the fields before
-// the file and the closing delimiter after it ("\r\n--boundary--\r\n", as
-// browsers, Go, Python and Node.js write it). The file must end exactly there
-// (its bytes are checked as they pass): a form with fields after the file, or
-// with another ending, is refused as malformed before the last byte goes
-// upstream, so the upstream stores nothing.
+// Every upstream needs a Content-Length, which the proxy announces before the
+// file streams: that of the client's form, less its fields, plus the proxy's
+// own. The file ends at the closing delimiter ("\r\n--boundary--"), found as
+// it streams; its length is what the request's Content-Length leaves for it
+// when the form ends as browsers, Go, Python and Node.js end it (a CRLF after
+// the closing delimiter), and the policy's content-length-range is checked
+// with that length before anything goes upstream, and again once the file
+// ended elsewhere. The bytes after the closing delimiter (the epilogue),
+// which S3 ignores, are ignored too: the upstream's form gets as many bytes of
+// its own there. A form with a field after the file, or without a closing
+// delimiter, is refused as malformed before the last byte goes upstream, so
+// the upstream stores nothing.
 //
 // An upstream with an IAM bearer token cannot take a form (a POST form is
 // signed in its policy, not with a token): the proxy answers 501
@@ -78,7 +83,19 @@ type postForm struct {
 	fileType string      // the file part's Content-Type
 	raw      []byte      // the body read: the fields, the file's header and maybe its first bytes
 	fileAt   int         // where the file starts in raw
-	fileLen  int64       // the file's length
+	fileLen  int64       // the file's length when the form ends as browsers end it
+	checked  int64       // the file's length the policy was checked with (checkedLength)
+}
+
+// checkedLength is the file's length to check the policy with before the
+// file streams: exact when the closing delimiter is among the bytes read
+// (a small form), else fileLen.
+func (f *postForm) checkedLength() int64 {
+	rest, delim := f.raw[f.fileAt:], "\r\n--"+f.boundary
+	if i := bytes.Index(rest, []byte(delim)); i >= 0 && bytes.HasPrefix(rest[i+len(delim):], []byte("--")) {
+		return int64(i)
+	}
+	return f.fileLen
 }
 
 // value returns the value of a field, by its lower-case name.
@@ -255,100 +272,151 @@ func partContent(buf []byte, boundary string, n int) int {
 	}
 }
 
-// postFile streams the file of a form from the client: exactly n bytes, which
-// must hold no delimiter and be followed by the closing one. Before it gives the last byte
-// it reads the delimiter, so that a file of another length fails the upload
-// while the upstream still waits for bytes.
+// postFile streams the file of a form from the client. The file ends at its
+// first delimiter ("\r\n--boundary"), which must be the closing one ("--"
+// follows): a form with a field after the file, or without a closing
+// delimiter, is refused before the upstream has the bytes it expects. What
+// follows the closing delimiter, the form's epilogue, is not the file's and S3
+// ignores it; postEpilogue stands in for it upstream. The bytes that may
+// start a delimiter are held back until what follows them is read.
 type postFile struct {
-	src     io.Reader
-	left    int64
-	delim   []byte
-	carry   []byte // the last len(delim)-1 bytes given, where a delimiter may start
-	scratch []byte
-	ended   bool // the delimiter after the file was read
-	err     error
+	src   io.Reader
+	left  int64  // bytes of src not read yet
+	delim []byte // "\r\n--boundary"
+	buf   []byte
+	pend  []byte // of buf: read from src, not given yet
+	n     int64  // file bytes given
+	// check checks the file's length, once known, against the policy;
+	// nil for none.
+	check func(n int64) error
+	ended bool // the closing delimiter was read
+	err   error
 }
 
+// postFileBuf is the size of a postFile's buffer.
+const postFileBuf = 32 << 10
+
+// newPostFile returns the reader of a form's file in src, which holds the
+// file and the rest of the form: n + len("\r\n--boundary--\r\n") bytes in
+// all, n being the file's length when the form ends as browsers end it.
 func newPostFile(src io.Reader, n int64, boundary string) *postFile {
 	d := []byte("\r\n--" + boundary)
-	return &postFile{src: src, left: n, delim: d, carry: make([]byte, 0, len(d)), scratch: make([]byte, 0, 2*len(d))}
+	return &postFile{src: src, left: n + int64(len(d)+len("--\r\n")), delim: d, buf: make([]byte, 0, postFileBuf)}
 }
 
 var errFileNotLast = errMalformedPOST.withMessage("The body of your POST request is not well-formed multipart/form-data: the file must be the last field, followed by the closing delimiter.")
 
 func (f *postFile) Read(p []byte) (int, error) {
+	for f.err == nil && !f.ended {
+		i := bytes.Index(f.pend, f.delim)
+		safe := i // what cannot be part of a delimiter
+		if i < 0 {
+			safe = len(f.pend) - (len(f.delim) - 1)
+		}
+		switch {
+		case safe > 0:
+			k := copy(p, f.pend[:safe])
+			f.pend = f.pend[k:]
+			f.n += int64(k)
+			return k, nil
+		case i == 0 && len(f.pend) >= len(f.delim)+2:
+			f.err = f.close()
+		case f.left == 0:
+			f.err = errFileNotLast // no closing delimiter
+		default:
+			f.err = f.more()
+		}
+	}
 	if f.err != nil {
 		return 0, f.err
 	}
-	if f.left == 0 {
-		if !f.ended { // an empty file: only the delimiter follows
-			if f.err = f.end(); f.err != nil {
-				return 0, f.err
-			}
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > f.left {
-		p = p[:f.left]
-	}
-	n, err := f.src.Read(p)
-	if n > 0 {
-		if f.delimIn(p[:n]) >= 0 {
-			f.err = errFileNotLast
-			return 0, f.err
-		}
-		f.left -= int64(n)
-		if f.left == 0 {
-			if f.err = f.end(); f.err != nil {
-				return 0, f.err
-			}
-		}
-	}
-	switch {
-	case err == io.EOF && f.left > 0:
-		f.err = errIncompleteBody
-		return 0, f.err
-	case err != nil && err != io.EOF:
-		f.err = errIncompleteBody.with(err)
-		return 0, f.err
-	}
-	return n, nil
+	return 0, io.EOF
 }
 
-// delimIn returns where a delimiter starts in carry+b (-1 for nowhere) and
-// keeps the last bytes of carry+b in carry.
-func (f *postFile) delimIn(b []byte) int {
-	keep := len(f.delim) - 1
-	w := append(append(f.scratch[:0], f.carry...), b[:min(len(b), keep)]...)
-	at := bytes.Index(w, f.delim)
-	if at < 0 {
-		if i := bytes.Index(b, f.delim); i >= 0 {
-			at = len(f.carry) + i
-		}
-	}
-	if len(b) >= keep {
-		f.carry = append(f.carry[:0], b[len(b)-keep:]...)
-	} else {
-		w = append(append(f.scratch[:0], f.carry...), b...)
-		f.carry = append(f.carry[:0], w[max(0, len(w)-keep):]...)
-	}
-	return at
-}
-
-// end reads what follows the file: it must be the closing delimiter
-// ("\r\n--boundary--\r\n", what the file's length was worked out with), and
-// no delimiter may start before it in the file's last bytes.
-func (f *postFile) end() error {
-	f.ended = true
-	got := make([]byte, len(f.delim)+4)
-	if _, err := io.ReadFull(f.src, got); err != nil || !bytes.Equal(got[:len(f.delim)], f.delim) || string(got[len(f.delim):]) != "--\r\n" {
+// close reads the delimiter at the start of pend: it must be the closing one.
+// The file is then whole: its length is checked.
+func (f *postFile) close() error {
+	if string(f.pend[len(f.delim):len(f.delim)+2]) != "--" {
 		return errFileNotLast
 	}
-	c := len(f.carry)
-	if at := f.delimIn(got[:len(f.delim)]); at != c {
-		return errFileNotLast
+	f.pend, f.ended = f.pend[len(f.delim)+2:], true
+	if f.check != nil {
+		return f.check(f.n)
 	}
 	return nil
+}
+
+// more reads more of src after what pend holds.
+func (f *postFile) more() error {
+	kept := copy(f.buf[:cap(f.buf)], f.pend)
+	k, err := f.src.Read(f.buf[kept : kept+int(min(int64(cap(f.buf)-kept), f.left))])
+	f.left -= int64(k)
+	f.pend = f.buf[:kept+k]
+	switch {
+	case k > 0 || err == nil:
+		return nil
+	case err == io.EOF:
+		return errIncompleteBody.with(errors.New("POST form: the body ends before its Content-Length"))
+	default:
+		return errIncompleteBody.with(err)
+	}
+}
+
+// postEpilogue ends the upstream's form after its file: the upstream's
+// closing delimiter ("\r\n--boundary--"), then as many bytes as the client's
+// form holds after its own, so that the upstream's form has the length
+// announced before the file streamed. Those bytes are an epilogue of CRLF and
+// spaces (only spaces, transport padding, when there are fewer than two), not
+// the client's: what the client sent there reaches nobody. The client's form
+// is read to its end before the last byte goes.
+type postEpilogue struct {
+	file    *postFile
+	closing []byte
+	size    int64 // the epilogue's length; -1 until the closing delimiter went
+	given   int64
+}
+
+func newPostEpilogue(file *postFile, closing []byte) *postEpilogue {
+	return &postEpilogue{file: file, closing: closing, size: -1}
+}
+
+func (e *postEpilogue) Read(p []byte) (int, error) {
+	if len(e.closing) > 0 {
+		k := copy(p, e.closing)
+		e.closing = e.closing[k:]
+		return k, nil
+	}
+	f := e.file
+	if e.size < 0 {
+		e.size = int64(len(f.pend)) + f.left
+	}
+	if len(f.pend) == 0 {
+		if f.left == 0 {
+			return 0, io.EOF
+		}
+		if err := f.more(); err != nil {
+			return 0, err
+		}
+	}
+	k := min(len(p), len(f.pend))
+	for i := range k {
+		p[i] = epilogueByte(e.given+int64(i), e.size)
+	}
+	f.pend = f.pend[k:]
+	e.given += int64(k)
+	return k, nil
+}
+
+// epilogueByte is byte i of an epilogue of size bytes: CRLF then spaces, or
+// spaces alone when there is no room for the CRLF.
+func epilogueByte(i, size int64) byte {
+	switch {
+	case size >= 2 && i == 0:
+		return '\r'
+	case size >= 2 && i == 1:
+		return '\n'
+	}
+	return ' '
 }
 
 // maxPostDrain bounds what the proxy reads of a refused form's file before it
@@ -394,7 +462,8 @@ func (p *Proxy) postChecked(x *exchange, f *postForm) error {
 		return err
 	}
 	if pol != nil {
-		if err := pol.evaluate(f, x.req.bucket, f.fileLen); err != nil {
+		f.checked = f.checkedLength()
+		if err := pol.evaluate(f, x.req.bucket, f.checked); err != nil {
 			return err
 		}
 	}
@@ -616,11 +685,17 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 	head := bytes.Clone(b.Bytes())
 	b.Reset()
 	_ = mw.Close()
-	tail := b.Bytes()
+	tail := b.Bytes() // "\r\n--boundary--\r\n"
 
 	file := newPostFile(io.MultiReader(bytes.NewReader(f.raw[f.fileAt:]), r.Body), f.fileLen, f.boundary)
+	file.check = func(n int64) error {
+		if n == f.checked { // checked before the file streamed
+			return nil
+		}
+		return pol.lengthError(n)
+	}
 	out.header.Set("Content-Type", mw.FormDataContentType())
-	out.body = readCloser{io.MultiReader(bytes.NewReader(head), file, bytes.NewReader(tail))}
+	out.body = readCloser{io.MultiReader(bytes.NewReader(head), file, newPostEpilogue(file, tail[:len(tail)-len("\r\n")]))}
 	out.length = int64(len(head)) + f.fileLen + int64(len(tail))
 	return out, nil
 }

@@ -213,7 +213,6 @@ func TestPostObjectRefused(t *testing.T) {
 	}{
 		{"no file", signed("k") + "--B--\r\n", "", false, 400, "IncorrectNumberOfFilesInPostRequest"},
 		{"a field after the file", signed("k") + file + "\r\n--B\r\nContent-Disposition: form-data; name=\"x-ignore-a\"\r\n\r\nv\r\n--B--\r\n", "", false, 400, "MalformedPOSTRequest"},
-		{"no final CRLF", signed("k") + file + "\r\n--B--", "", false, 400, "MalformedPOSTRequest"},
 		{"cut in the file", signed("k") + file, "", false, 400, "MalformedPOSTRequest"},
 		{"cut in the fields", signed("k")[:300], "", false, 400, "MalformedPOSTRequest"},
 		{"fields past 20 KiB", "--B\r\nContent-Disposition: form-data; name=\"x-ignore-pad\"\r\n\r\n" + strings.Repeat("p", 21<<10) + "\r\n" + signed("k") + file + "\r\n--B--\r\n", "", false, 400, "MaxPostPreDataLengthExceeded"},
@@ -245,6 +244,72 @@ func TestPostObjectRefused(t *testing.T) {
 			for _, s := range up.requests()[before:] {
 				require.NotEmpty(t, s.SigErr, "the upstream got a complete form")
 			}
+		})
+	}
+}
+
+// TestPostObjectEpilogue: the form and its file are complete at the closing
+// delimiter; what follows it (the epilogue), S3 ignores, and so does the
+// proxy: the file goes upstream as sent, in a complete form whose epilogue is
+// the proxy's padding, never the client's bytes. The file-must-be-last rule
+// stays: a delimiter after the file that is not the closing one is refused.
+// The policy's content-length-range holds for the file, not the epilogue,
+// whether the proxy sees the end before the file streams (a small form) or
+// only after (a file larger than the first read).
+func TestPostObjectEpilogue(t *testing.T) {
+	up := newFakeUpstream(t)
+	up.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }
+	p := newProxy(t, up)
+	form := func(conds []any, file string) string {
+		var b strings.Builder
+		for _, kv := range unitPostFields(t, "", "k", conds) {
+			fmt.Fprintf(&b, "--B\r\nContent-Disposition: form-data; name=%q\r\n\r\n%s\r\n", kv[0], kv[1])
+		}
+		return b.String() + "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n" + file
+	}
+	big := strings.Repeat("0123456789abcdef", 8<<10) // 128 KiB: the end is not in the first read
+	upTo := func(n int) []any { return []any{[]any{"content-length-range", 0, n}} }
+	for _, c := range []struct {
+		name, body, file string
+		status           int
+		code             string
+	}{
+		{"as browsers end it", form(nil, "DATA") + "\r\n--B--\r\n", "DATA", 204, ""},
+		{"no final CRLF", form(nil, "DATA") + "\r\n--B--", "DATA", 204, ""},
+		{"one byte after", form(nil, "DATA") + "\r\n--B--\r", "DATA", 204, ""},
+		{"bytes after the closing delimiter", form(nil, "DATA") + "\r\n--B--\r\nEPILOGUE-BYTES\r\n", "DATA", 204, ""},
+		{"bytes right after the closing delimiter", form(nil, "DATA") + "\r\n--B--EPILOGUE-BYTES", "DATA", 204, ""},
+		{"a part after the closing delimiter", form(nil, "DATA") + "\r\n--B--\r\n--B\r\nContent-Disposition: form-data; name=\"acl\"\r\n\r\npublic-read\r\n--B--\r\n", "DATA", 204, ""},
+		{"an empty file, bytes after", form(nil, "") + "\r\n--B--\r\nEPILOGUE-BYTES", "", 204, ""},
+		{"a large file, bytes after", form(nil, big) + "\r\n--B--\r\n" + strings.Repeat("EPILOGUE-BYTES", 5000), big, 204, ""},
+		{"within content-length-range, bytes after", form(upTo(4), "DATA") + "\r\n--B--\r\nEPILOGUE-BYTES", "DATA", 204, ""},
+		{"a large file within content-length-range, bytes after", form(upTo(len(big)+100), big) + "\r\n--B--\r\nEPILOGUE-BYTES", big, 204, ""},
+		// A limit of the check before the file streams: the end of a large
+		// form is not known yet, and the bytes after it count as the file's.
+		{"a large file within content-length-range by less than the bytes after", form(upTo(len(big)), big) + "\r\n--B--\r\nEPILOGUE-BYTES", "", 400, "EntityTooLarge"},
+		{"a large file over content-length-range, no CRLF after", form(upTo(len(big)-1), big) + "\r\n--B--", "", 400, "EntityTooLarge"},
+		{"a field after the file", form(nil, "DATA") + "\r\n--B\r\nContent-Disposition: form-data; name=\"x-ignore-a\"\r\n\r\nv\r\n--B--\r\n", "", 400, "MalformedPOSTRequest"},
+		{"no closing delimiter", form(nil, "DATA") + "\r\n--B", "", 400, "MalformedPOSTRequest"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(up.requests())
+			r := httptest.NewRequest(http.MethodPost, "/bucket", strings.NewReader(c.body))
+			r.Header.Set("Content-Type", "multipart/form-data; boundary=B")
+			rec := serve(p, r)
+			require.Equal(t, c.status, rec.Code, rec.Body.String())
+			got := up.requests()[before:]
+			if c.status != 204 {
+				require.Equal(t, c.code, s3Code(rec.Body.String()))
+				for _, s := range got {
+					require.NotEmpty(t, s.SigErr, "the upstream got a complete form")
+				}
+				return
+			}
+			require.Len(t, got, 1)
+			f := parseUpstreamForm(t, got[0])
+			require.Equal(t, c.file, string(f.file), "the file as sent")
+			require.NotContains(t, string(got[0].Body), "EPILOGUE", "the client's epilogue went upstream")
+			require.NotContains(t, f.fields, "acl")
 		})
 	}
 }

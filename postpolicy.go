@@ -210,11 +210,8 @@ func (p *postPolicy) evaluate(f *postForm, bucket string, length int64) error {
 	hasBucket := false
 	for _, c := range p.conditions {
 		if c.op == "content-length-range" {
-			switch {
-			case length > c.max:
-				return errEntityTooLarge.withField("ProposedSize", strconv.FormatInt(length, 10)).withField("MaxSizeAllowed", strconv.FormatInt(c.max, 10))
-			case length < c.min:
-				return errEntityTooSmall.withField("ProposedSize", strconv.FormatInt(length, 10)).withField("MinSizeAllowed", strconv.FormatInt(c.min, 10))
+			if err := c.lengthError(length); err != nil {
+				return err
 			}
 			continue
 		}
@@ -228,6 +225,33 @@ func (p *postPolicy) evaluate(f *postForm, bucket string, length int64) error {
 	}
 	if !hasBucket {
 		return policyDenied("Extra input fields: bucket")
+	}
+	return nil
+}
+
+// lengthError checks a file's length against the policy's
+// content-length-range conditions: S3's EntityTooLarge or EntityTooSmall, or
+// nil.
+func (p *postPolicy) lengthError(length int64) error {
+	for _, c := range p.conditions {
+		if c.op != "content-length-range" {
+			continue
+		}
+		if err := c.lengthError(length); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lengthError checks a file's length against a content-length-range
+// condition.
+func (c postCondition) lengthError(length int64) error {
+	switch {
+	case length > c.max:
+		return errEntityTooLarge.withField("ProposedSize", strconv.FormatInt(length, 10)).withField("MaxSizeAllowed", strconv.FormatInt(c.max, 10))
+	case length < c.min:
+		return errEntityTooSmall.withField("ProposedSize", strconv.FormatInt(length, 10)).withField("MinSizeAllowed", strconv.FormatInt(c.min, 10))
 	}
 	return nil
 }

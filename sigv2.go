@@ -79,7 +79,7 @@ func (p *Proxy) verifySigV2(r *http.Request, sig *sigV2, secret string, vhostBuc
 		}
 		t, err := parseV2Date(when)
 		if err != nil {
-			return accessDenied("AWS authentication requires a valid Date or x-amz-date header.")
+			return errNoDate
 		}
 		if err := p.checkSkew(t, when, now); err != nil {
 			return err
