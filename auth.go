@@ -31,6 +31,7 @@ type identity struct {
 	token     string // the client's access key id: verified, or taken on trust in token mode
 	verified  bool   // the signature was verified (WithClientSecrets)
 	anonymous bool   // no signature at all: forwarded without credentials where a bucket allows it
+	presigned bool // signed in the query (verified or, in token mode, not)
 	// A verified presigned URL: its signature, which names it, and when it
 	// expires (for WithPresignedUseLimit); "" otherwise.
 	presignedURL string
@@ -115,7 +116,7 @@ func (p *Proxy) authenticate(r *http.Request, req *s3Request) (identity, error) 
 	if !cached {
 		p.keys.store(secret, sig.date, sig.region, sig.service, key)
 	}
-	id := identity{token: sig.accessKeyID, verified: true, signed: sig.signedHeaders, payloadHash: payloadHash}
+	id := identity{token: sig.accessKeyID, verified: true, presigned: sig.presigned, signed: sig.signedHeaders, payloadHash: payloadHash}
 	if sig.presigned {
 		t, _ := time.Parse(amzDateFormat, sig.amzDate) // checked by checkTime
 		id.presignedURL, id.urlExpires = "v4:"+sig.signature, t.Add(sig.expires)
@@ -169,7 +170,7 @@ func (p *Proxy) authenticateV2(r *http.Request, sig *sigV2, req *s3Request) (ide
 	if err := p.verifySigV2(r, sig, secret, vhost); err != nil {
 		return identity{}, err
 	}
-	id := identity{token: sig.accessKeyID, verified: true, payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
+	id := identity{token: sig.accessKeyID, verified: true, presigned: sig.presigned, payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
 	if sig.presigned {
 		exp, _ := strconv.ParseInt(sig.expires, 10, 64) // checked by verifySigV2
 		// The signature as verified: a '+' sent unencoded (read as ' ') and
@@ -208,9 +209,9 @@ func anonymous(r *http.Request) (identity, error) {
 func tokenMode(r *http.Request, sig *sigV4, sig2 *sigV2) (identity, error) {
 	id := identity{payloadHash: r.Header.Get("X-Amz-Content-Sha256")}
 	if sig != nil {
-		id.token = sig.accessKeyID
+		id.token, id.presigned = sig.accessKeyID, sig.presigned
 	} else {
-		id.token = sig2.accessKeyID
+		id.token, id.presigned = sig2.accessKeyID, sig2.presigned
 	}
 	if id.token == "" {
 		return identity{}, errAccessDenied

@@ -163,7 +163,7 @@ func (p *Proxy) authorizeRequest(x *exchange) error {
 	}
 	base := AccessRequest{
 		Method: r.Method, Bucket: x.req.bucket, Key: x.req.key, Token: x.who.token,
-		ClientIP: p.clientIP(r), Presigned: isPresigned(r),
+		ClientIP: p.clientIP(r), Presigned: x.who.presigned,
 	}
 	ask := func(a AccessRequest) error {
 		ok, err := p.decisions.allowed(r.Context(), a)
@@ -369,12 +369,6 @@ func resolveDots(segs []string, merge bool) string {
 		}
 	}
 	return strings.Join(out, "/")
-}
-
-// isPresigned reports whether r is signed in its query.
-func isPresigned(r *http.Request) bool {
-	q := r.URL.RawQuery
-	return strings.Contains(q, "X-Amz-Signature=") || strings.Contains(q, "Signature=")
 }
 
 // clientIP is the client's address: the connection's, or, when the

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -402,4 +403,20 @@ func TestIntegrationRequestAuthorizerBypasses(t *testing.T) {
 	status, body := do(e.proxy, "list-type=2&prefix=user%2F")
 	assert.Equal(t, 200, status, body)
 	assert.Contains(t, body, "<Key>user/a</Key>")
+}
+
+// Presigned says how the request was signed, not what its query looks like.
+func TestRequestPresignedField(t *testing.T) {
+	up := newFakeUpstream(t)
+	a := allowAll()
+	p := newProxy(t, up, proxy.WithRequestAuthorizer(a.hook))
+	require.Equal(t, 200, serve(p, signedRequest(t, "GET", "/bucket/k?response-content-type=Signature=x", nil)).Code)
+	asked := a.take()
+	require.Len(t, asked, 1)
+	assert.False(t, asked[0].Presigned, "header-signed, whatever its query holds")
+	u := presign(t, "GET", "http://example.com/bucket/k", fixedNow, time.Hour)
+	require.Equal(t, 200, serve(p, httptest.NewRequest("GET", u.RequestURI(), nil)).Code)
+	asked = a.take()
+	require.Len(t, asked, 1)
+	assert.True(t, asked[0].Presigned)
 }
