@@ -33,7 +33,7 @@ type chunkSigner struct {
 
 // Limits of the aws-chunked framing.
 const (
-	chunkedBufSize  = 16 << 10 // bufio buffer; larger reads of chunk data bypass it
+	chunkedBufSize  = 256 << 10 // bufio buffer; larger reads of chunk data bypass it
 	maxChunkLine    = 4 << 10  // longest chunk-size or trailer line, line ending included
 	maxTrailerBytes = 16 << 10 // longest trailer section
 	maxChunkSize    = 5 << 40  // largest chunk: the S3 object size limit
@@ -452,16 +452,13 @@ func (c *chunkedReader) checkSignature(trailer bool, digest []byte) bool {
 func (c *chunkedReader) readLine() (line []byte, eof bool, err error) {
 	line, err = c.br.ReadSlice('\n')
 	switch {
-	case err == nil:
-	case errors.Is(err, bufio.ErrBufferFull):
+	case len(line) > maxChunkLine, errors.Is(err, bufio.ErrBufferFull):
 		return nil, false, errChunkedLineTooLong
+	case err == nil:
 	case err == io.EOF && len(line) == 0:
 		return nil, true, nil
 	default:
 		return nil, false, bodyError(err, errChunkedTruncated)
-	}
-	if len(line) > maxChunkLine {
-		return nil, false, errChunkedLineTooLong
 	}
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
