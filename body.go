@@ -4,11 +4,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // clientBody is the payload of a client request as it goes upstream: verified
@@ -190,9 +192,143 @@ func (h *holdback) keep(b []byte, err error) {
 	}
 }
 
+// readerCloser is a reader with the Close of what it reads from.
+type readerCloser struct {
+	io.Reader
+	io.Closer
+}
+
 // readCloser gives a verifying reader a Close that does nothing: the server
 // closes the client's body itself once the handler returns, and closing it
 // early would hang a client waiting for 100 Continue.
 type readCloser struct{ io.Reader }
 
 func (readCloser) Close() error { return nil }
+
+// sideHash verifies a body's SHA-256 beside the copy that forwards it, on a
+// core of its own: each block read from the client is hashed by a goroutine
+// while the block is copied out and written upstream. It returns io.EOF only
+// once every block is hashed and the sum is the one the client signed (a
+// holdback above it withholds the last byte until then). The blocks are its
+// own, two of them (one hashed while the next is read), so the caller's
+// buffer is never retained. The goroutine starts with the first Read and ends
+// with the body, or with Close.
+type sideHash struct {
+	src  io.Reader
+	want []byte
+	h    hash.Hash
+
+	start   sync.Once
+	todo    chan []byte   // blocks to hash, in order
+	hashed  chan struct{} // one per block hashed
+	stop    chan struct{} // closed once the body ended, or by Close
+	stopped sync.Once
+	pending int // blocks sent to the hasher and not yet known hashed
+
+	bufs [2][]byte
+	next int    // which buffer the next read fills
+	out  []byte // read but not yet returned
+	err  error  // sticky
+}
+
+// sideHashBlock bounds sideHash's blocks: the reads from the client and the
+// hashes run in these.
+const sideHashBlock = 256 << 10
+
+// minSideHash is the smallest body worth hashing beside its copy.
+const minSideHash = 1 << 20
+
+// newSideHash verifies that src, of length n (-1: unknown), has the SHA-256
+// want.
+func newSideHash(src io.Reader, n int64, want []byte) *sideHash {
+	size := int64(sideHashBlock)
+	if n >= 0 && n < size {
+		size = max(n, 1)
+	}
+	s := &sideHash{src: src, want: want, h: sha256.New(),
+		todo: make(chan []byte, 2), hashed: make(chan struct{}, 2), stop: make(chan struct{})}
+	s.bufs[0], s.bufs[1] = make([]byte, size), make([]byte, size)
+	return s
+}
+
+// hash is the hasher goroutine.
+func (s *sideHash) hash() {
+	for {
+		select {
+		case b := <-s.todo:
+			s.h.Write(b)
+			s.hashed <- struct{}{}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// wait waits until at most n blocks are left to hash.
+func (s *sideHash) wait(n int) error {
+	for s.pending > n {
+		select {
+		case <-s.hashed:
+			s.pending--
+		case <-s.stop:
+			return errServiceUnavailable.with(errors.New("upstream body closed while it was read"))
+		}
+	}
+	return nil
+}
+
+func (s *sideHash) Read(p []byte) (int, error) {
+	if len(s.out) == 0 && s.err == nil {
+		s.start.Do(func() { go s.hash() })
+		s.fill()
+	}
+	n := copy(p, s.out)
+	s.out = s.out[n:]
+	if len(s.out) == 0 && s.err != nil {
+		return n, s.err
+	}
+	return n, nil
+}
+
+// fill reads the next block from the client and hands it to the hasher; at
+// the end of the body it checks the sum.
+func (s *sideHash) fill() {
+	// The buffer read into must not be the one being hashed: at most one
+	// block, the other buffer's, may be with the hasher.
+	if err := s.wait(1); err != nil {
+		s.err = err
+		return
+	}
+	buf := s.bufs[s.next]
+	n, err := s.src.Read(buf)
+	if n > 0 {
+		s.next = 1 - s.next
+		s.pending++
+		s.todo <- buf[:n]
+		s.out = buf[:n]
+	}
+	if err == io.EOF {
+		err = s.finish()
+	}
+	s.err = err
+}
+
+// finish waits for the last blocks to be hashed and compares the sum: io.EOF
+// when it matches.
+func (s *sideHash) finish() error {
+	if err := s.wait(0); err != nil {
+		return err
+	}
+	s.stopped.Do(func() { close(s.stop) })
+	if got := s.h.Sum(nil); !hmac.Equal(got, s.want) {
+		return contentSHA256Mismatch(hex.EncodeToString(s.want), hex.EncodeToString(got))
+	}
+	return io.EOF
+}
+
+// Close stops the hasher: the transport closes the body it sent, or gave up
+// on. It does not close the client's body: the server does.
+func (s *sideHash) Close() error {
+	s.stopped.Do(func() { close(s.stop) })
+	return nil
+}

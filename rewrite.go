@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -89,8 +91,14 @@ type framing struct {
 // decoded, its trailer verified here: one the proxy cannot verify is refused.
 func (p *Proxy) frame(b *clientBody, keyless, plain bool) (framing, error) {
 	f := framing{body: b.body, length: b.length, payloadHash: b.payloadHash}
-	if p.cfg.upstreamHashes && !keyless && b.unchecked != nil {
+	switch {
+	case p.cfg.upstreamHashes && !keyless && b.unchecked != nil:
 		f.body = b.unchecked // the upstream signature carries the client's hash: the upstream checks it
+	case b.unchecked != nil && (b.length < 0 || b.length >= minSideHash) && runtime.GOMAXPROCS(0) > 1:
+		// A core to spare: the body is hashed beside its copy upstream.
+		want, _ := hex.DecodeString(b.payloadHash) // checked by openBody
+		sh := newSideHash(b.unchecked, b.length, want)
+		f.body = readerCloser{newHoldback(sh), sh}
 	}
 	if b.chunked != nil && plain {
 		if a := lookupChecksum(b.trailer); b.trailer != "" && (a == nil || a.new == nil) {

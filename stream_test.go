@@ -3,10 +3,12 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,39 +115,48 @@ func TestDownloadStreams(t *testing.T) {
 
 // A body whose SHA-256 is not the signed one never completes upstream: the
 // upstream sees a truncated request, the client gets XAmzContentSHA256Mismatch.
+// Small bodies are hashed in line, large ones beside their copy when a core is
+// to spare (GOMAXPROCS > 1): both ways.
 func TestSHA256MismatchAbortsUpstream(t *testing.T) {
-	got := make(chan error, 1)
-	up := newFakeUpstream(t)
-	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(r.Body)
-		if err == nil && int64(len(b)) != r.ContentLength {
-			err = io.ErrShortBuffer
-		}
-		got <- err
-	}))
-	defer streamed.Close()
-	up.srv = streamed
-	p := newProxy(t, up)
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	for _, c := range []struct {
+		size, procs int
+	}{{256 << 10, 2}, {4 << 20, 1}, {4 << 20, 2}} {
+		t.Run(fmt.Sprintf("%d bytes, GOMAXPROCS %d", c.size, c.procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(c.procs))
+			got := make(chan error, 1)
+			up := newFakeUpstream(t)
+			streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, err := io.ReadAll(r.Body)
+				if err == nil && int64(len(b)) != r.ContentLength {
+					err = io.ErrShortBuffer
+				}
+				got <- err
+			}))
+			defer streamed.Close()
+			up.srv = streamed
+			p := newProxy(t, up)
+			srv := httptest.NewServer(p)
+			defer srv.Close()
 
-	body := bytes.Repeat([]byte("z"), 256<<10)
-	r, err := http.NewRequest(http.MethodPut, srv.URL+"/bucket/k", bytes.NewReader(body))
-	require.NoError(t, err)
-	tampered := bytes.Clone(body)
-	tampered[len(tampered)-1] = 'y'
-	clientSign(t, r, sha256Hex(tampered))
-	resp, err := http.DefaultClient.Do(r)
-	require.NoError(t, err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-	assert.Equal(t, "XAmzContentSHA256Mismatch", s3Code(string(b)))
-	select {
-	case err := <-got:
-		assert.Error(t, err, "the upstream must not receive a complete body")
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upstream never saw the request")
+			body := bytes.Repeat([]byte("z"), c.size)
+			r, err := http.NewRequest(http.MethodPut, srv.URL+"/bucket/k", bytes.NewReader(body))
+			require.NoError(t, err)
+			tampered := bytes.Clone(body)
+			tampered[len(tampered)-1] = 'y'
+			clientSign(t, r, sha256Hex(tampered))
+			resp, err := http.DefaultClient.Do(r)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			assert.Equal(t, "XAmzContentSHA256Mismatch", s3Code(string(b)))
+			select {
+			case err := <-got:
+				assert.Error(t, err, "the upstream must not receive a complete body")
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream never saw the request")
+			}
+		})
 	}
 }
 
