@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 )
 
 // chunkedOptions describes an aws-chunked body (Content-Encoding: aws-chunked).
@@ -92,6 +93,9 @@ type chunkedReader struct {
 	verifiedFrom, verifiedTo int64
 	verifiedSum              [32]byte
 
+	// side hashes chunk data beside the reads (hashBeside); nil: in line.
+	side *chunkSide
+
 	trailerHash [32]byte // SHA-256 of the canonical trailer line
 	trailerVal  [64]byte // decoded checksum value of the trailer
 	computed    [64]byte // scratch for the computed checksum
@@ -166,7 +170,10 @@ func (c *chunkedReader) readChunk(p []byte) (int, error) {
 		return 0, bodyError(err, errChunkedTruncData)
 	}
 	p = p[:n]
-	if c.verify {
+	switch {
+	case c.side != nil:
+		c.side.todo <- p
+	case c.verify:
 		c.dataHash.Write(p)
 	}
 	if c.sum != nil {
@@ -221,13 +228,105 @@ func (c *chunkedReader) endChunk() error {
 	}
 	_, _ = c.br.Discard(2)
 	c.chunks++
-	if c.verify {
+	switch {
+	case c.side != nil: // checked once its data is hashed (settle)
+		c.side.chunks = append(c.side.chunks, sideChunk{got: c.got, n: c.chunks, from: c.start, to: c.total})
+		c.side.todo <- nil
+	case c.verify:
 		if !c.checkSignature(false, c.dataHash.Sum(c.digest[:0])) {
-			return errSignatureMismatch.with(fmt.Errorf("aws-chunked: signature of chunk %d does not match", c.chunks))
+			return chunkMismatch(c.chunks)
 		}
 		c.verifiedFrom, c.verifiedTo, c.verifiedSum = c.start, c.total, c.digest
 	}
 	return nil
+}
+
+func chunkMismatch(n int) error {
+	return errSignatureMismatch.with(fmt.Errorf("aws-chunked: signature of chunk %d does not match", n))
+}
+
+// chunkSide hashes the data of signed chunks on a goroutine of its own,
+// beside the reads that return it (see hashBeside). Each chunk's signature is
+// checked, in order, once its digest is ready.
+type chunkSide struct {
+	todo    chan []byte   // chunk data in order; nil ends a chunk
+	digests chan [32]byte // one per chunk ended, in order
+	stop    chan struct{} // closed at the end of the body, or by close
+	stopped sync.Once
+	chunks  []sideChunk // ended chunks not yet checked
+}
+
+// sideChunk is a chunk whose data has ended: the signature it carried, its
+// number and its payload offsets.
+type sideChunk struct {
+	got      [32]byte
+	n        int
+	from, to int64
+}
+
+// hashBeside has the data of signed chunks hashed on a goroutine of its own,
+// beside the reads, for a caller that leaves each chunk's data in its buffer
+// until it has asked verifiedDigest for it, and closes the reader (close)
+// when it gives up. A chunk's signature is then checked once its digest is
+// ready: after later chunks' data may have been returned, but always before
+// the body ends (finish) and before verifiedDigest answers for it. It must be
+// called before the first Read, and only when chunks are verified.
+func (c *chunkedReader) hashBeside() {
+	if !c.verify || c.side != nil || c.total > 0 || c.chunks > 0 {
+		return
+	}
+	side := &chunkSide{todo: make(chan []byte, 64), digests: make(chan [32]byte, 64), stop: make(chan struct{})}
+	c.side = side
+	go func() {
+		h := sha256.New()
+		var sum [32]byte
+		for {
+			select {
+			case b := <-side.todo:
+				if b != nil {
+					h.Write(b)
+					continue
+				}
+				h.Sum(sum[:0])
+				h.Reset()
+				select {
+				case side.digests <- sum:
+				case <-side.stop:
+					return
+				}
+			case <-side.stop:
+				return
+			}
+		}
+	}()
+}
+
+// settle checks the signatures of ended chunks, in order, as their digests
+// come, until at most keep are left unchecked.
+func (c *chunkedReader) settle(keep int) error {
+	s := c.side
+	for len(s.chunks) > keep {
+		var sum [32]byte
+		select {
+		case sum = <-s.digests:
+		case <-s.stop:
+			return errServiceUnavailable.with(errors.New("aws-chunked: body closed while it was read"))
+		}
+		ch := s.chunks[0]
+		s.chunks = s.chunks[1:]
+		if !c.checkSignatureOf(false, sum[:], ch.got[:]) {
+			return chunkMismatch(ch.n)
+		}
+		c.verifiedFrom, c.verifiedTo, c.verifiedSum = ch.from, ch.to, sum
+	}
+	return nil
+}
+
+// close stops the side hasher, if any.
+func (c *chunkedReader) close() {
+	if c.side != nil {
+		c.side.stopped.Do(func() { close(c.side.stop) })
+	}
 }
 
 // firstChunkSize returns the size of the client's first chunk when the
@@ -253,16 +352,36 @@ func (c *chunkedReader) firstChunkSize() (int, error) {
 // verifiedDigest returns the SHA-256 of the payload bytes [from, to) when they
 // are exactly the data of the last chunk whose signature verified: a chunk
 // framed upstream on the client's chunk boundaries is then hashed only once.
-func (c *chunkedReader) verifiedDigest(from, to int64) (sum [32]byte, ok bool) {
-	if !c.verify || from != c.verifiedFrom || to != c.verifiedTo || to == from {
-		return sum, false
+func (c *chunkedReader) verifiedDigest(from, to int64) (sum [32]byte, ok bool, err error) {
+	if c.side != nil {
+		// Check the chunks that ended before [from, to) and that one.
+		keep := 0
+		for i, ch := range c.side.chunks {
+			if ch.to == to {
+				keep = len(c.side.chunks) - i - 1
+				break
+			}
+		}
+		if err := c.settle(keep); err != nil {
+			c.err = err
+			return sum, false, err
+		}
 	}
-	return c.verifiedSum, true
+	if !c.verify || from != c.verifiedFrom || to != c.verifiedTo || to == from {
+		return sum, false, nil
+	}
+	return c.verifiedSum, true, nil
 }
 
 // finish handles the final chunk: its signature, the decoded length and the
 // trailer. It returns io.EOF when the body is valid.
 func (c *chunkedReader) finish() error {
+	if c.side != nil {
+		if err := c.settle(0); err != nil {
+			return err
+		}
+		c.close()
+	}
 	if c.verify && !c.checkSignature(false, emptyPayloadSum[:]) {
 		return errSignatureMismatch.with(errors.New("aws-chunked: signature of the final chunk does not match"))
 	}
@@ -440,10 +559,15 @@ func (c *chunkedReader) parseChunkHeader(line []byte) (int64, error) {
 // data) or of the trailer (over the hash of its canonical lines), compares it
 // with c.got and, on a match, chains from it.
 func (c *chunkedReader) checkSignature(trailer bool, digest []byte) bool {
-	if !hmac.Equal(c.chain.sign(trailer, digest), c.got[:]) {
+	return c.checkSignatureOf(trailer, digest, c.got[:])
+}
+
+// checkSignatureOf is checkSignature against the signature got.
+func (c *chunkedReader) checkSignatureOf(trailer bool, digest, got []byte) bool {
+	if !hmac.Equal(c.chain.sign(trailer, digest), got) {
 		return false
 	}
-	c.chain.advance(c.got[:])
+	c.chain.advance(got)
 	return true
 }
 

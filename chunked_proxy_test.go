@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,6 +237,51 @@ func TestTamperedChunkedBodiesNeverStored(t *testing.T) {
 			assert.Zero(t, completeRequests(up), "the object must not exist upstream")
 			if c.early {
 				assert.Empty(t, up.requests(), "nothing reaches the upstream")
+			}
+		})
+	}
+}
+
+// Large signed bodies, whose chunks are hashed beside the copy when a core is
+// to spare, reach the upstream decoded and signed again exactly as they do
+// hashed in line; a byte changed in any chunk stores nothing.
+func TestLargeSignedChunkedBodies(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 200_000) // 3.2 MB: 49 chunks of 64 KiB
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS %d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			up := newFakeUpstream(t)
+			p := newProxy(t, up)
+			w := serve(p, signedChunkedPut(t, "/bucket/big", payload, 64<<10, nil))
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			got := up.last(t)
+			require.True(t, got.SigOK, got.SigErr)
+			assert.True(t, bytes.Equal(payload, got.Body), "the upstream decodes the exact payload, its chunk signatures checked")
+
+			for _, at := range []func(b []byte) int{
+				func(b []byte) int { return 300 },
+				func(b []byte) int { return len(b) / 2 },
+				func(b []byte) int { return len(b) - 100 - 90 },
+			} {
+				up := newFakeUpstream(t)
+				p := newProxy(t, up)
+				srv := httptest.NewServer(p)
+				r := signedChunkedPut(t, "/bucket/big", payload, 64<<10, func(b []byte) []byte {
+					c := bytes.Clone(b)
+					c[at(c)] ^= 1
+					return c
+				})
+				out, err := http.NewRequest(r.Method, srv.URL+r.URL.Path, r.Body)
+				require.NoError(t, err)
+				out.Header, out.Host, out.ContentLength = r.Header, r.Host, r.ContentLength
+				resp, err := http.DefaultClient.Do(out)
+				require.NoError(t, err)
+				var b bytes.Buffer
+				_, _ = b.ReadFrom(resp.Body)
+				resp.Body.Close()
+				srv.Close()
+				assert.Equal(t, "SignatureDoesNotMatch", s3Code(b.String()), b.String())
+				assert.Zero(t, completeRequests(up), "the object must not exist upstream")
 			}
 		})
 	}

@@ -42,11 +42,22 @@ type chunkEncoder struct {
 	tail    []byte // CRLF after data
 	done    bool
 	err     error
+
+	// Reading ahead (newChunkEncoder's ahead): a second buffer, and the
+	// chunk read into one of them and not yet framed.
+	ahead   bool
+	spare   []byte
+	held    []byte
+	heldEnd bool // the payload ended, verified, after held
+	started bool // held is set
 }
 
 // newChunkEncoder frames the payload src decodes in chunks of size bytes,
-// signed in a chain from seed unless it is nil.
-func newChunkEncoder(src *chunkedReader, trailer string, seed *chunkChain, size int) *chunkEncoder {
+// signed in a chain from seed unless it is nil. With ahead, src's chunks are
+// hashed beside the reads (chunkedReader.hashBeside) and the encoder reads one
+// chunk ahead of the one it frames, so that the hash of one chunk runs while
+// the previous one is written upstream and the next is read.
+func newChunkEncoder(src *chunkedReader, trailer string, seed *chunkChain, size int, ahead bool) *chunkEncoder {
 	e := &chunkEncoder{src: src, trailer: trailer, chain: seed}
 	if size == upstreamChunkSize {
 		e.buf = chunkBuffers.Get().(*[]byte)
@@ -54,7 +65,18 @@ func newChunkEncoder(src *chunkedReader, trailer string, seed *chunkChain, size 
 		b := make([]byte, size)
 		e.buf = &b
 	}
+	if ahead && seed != nil && src.verify {
+		src.hashBeside()
+		e.ahead, e.spare = true, make([]byte, size)
+	}
 	return e
+}
+
+// Close stops what the encoder started beside it (the transport closes the
+// body it sent, or gave up on).
+func (e *chunkEncoder) Close() error {
+	e.src.close()
+	return nil
 }
 
 // encodedLength is the length of the aws-chunked encoding of n payload bytes
@@ -125,22 +147,76 @@ func (e *chunkEncoder) Read(p []byte) (int, error) {
 // frame reads the next chunk of payload and frames it, or the final chunk and
 // trailer once the payload has ended and verified.
 func (e *chunkEncoder) frame() error {
-	buf := *e.buf
+	if e.ahead {
+		return e.frameAhead()
+	}
+	data, end, err := e.next(*e.buf)
+	switch {
+	case err != nil:
+		return err
+	case len(data) > 0:
+		return e.chunk(data) // at the end, the final chunk comes on the next call
+	case !end:
+		return nil
+	}
+	return e.final()
+}
+
+// frameAhead is frame one chunk behind the reads: it reads the next chunk
+// into the buffer that is free, then frames the chunk read before, whose
+// digest the side hasher has been computing meanwhile.
+func (e *chunkEncoder) frameAhead() error {
+	if !e.started {
+		data, end, err := e.next(*e.buf)
+		if err != nil {
+			return err
+		}
+		e.held, e.heldEnd, e.started = data, end, true
+	}
+	if !e.heldEnd {
+		// The free buffer is the one whose chunk went out before: Read frames
+		// only once all of it was returned.
+		free := e.spare
+		if len(e.held) > 0 && &e.held[0] == &free[0] {
+			free = *e.buf
+		}
+		data, end, err := e.next(free)
+		if err != nil {
+			return err
+		}
+		if err := e.chunk(e.held); err != nil {
+			return err
+		}
+		e.held, e.heldEnd = data, end
+		return nil
+	}
+	if len(e.held) > 0 {
+		held := e.held
+		e.held = nil
+		return e.chunk(held)
+	}
+	return e.final()
+}
+
+// next reads the next chunk of payload into buf: its data, and whether the
+// payload ended (and so verified) with it.
+func (e *chunkEncoder) next(buf []byte) (data []byte, end bool, err error) {
 	k, err := io.ReadFull(e.src, buf)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		if k > 0 {
-			e.chunk(buf[:k])
-			return nil // the final chunk comes on the next call
-		}
+		return buf[:k], true, nil
 	case err != nil:
-		return err
-	default:
-		e.chunk(buf[:k])
-		return nil
+		return nil, false, err
 	}
-	// The payload ended and verified (src returns io.EOF only then).
-	e.chunk(nil)
+	return buf[:k], false, nil
+}
+
+// final frames the final chunk and the trailer: the payload ended and
+// verified (src returns io.EOF only then).
+func (e *chunkEncoder) final() error {
+	if err := e.chunk(nil); err != nil {
+		return err
+	}
 	if e.trailer != "" {
 		line := e.src.trailerLine()
 		if line == "" || !strings.HasPrefix(line, e.trailer+":") {
@@ -157,10 +233,12 @@ func (e *chunkEncoder) frame() error {
 
 // chunk frames one chunk: its size line (signed when e.chain is set), its data
 // and CRLF; a nil data is the final chunk, whose CRLF the caller writes.
-func (e *chunkEncoder) chunk(data []byte) {
+func (e *chunkEncoder) chunk(data []byte) error {
 	e.out = strconv.AppendInt(e.head[:0], int64(len(data)), 16)
 	if e.chain != nil {
-		e.sign(data)
+		if err := e.sign(data); err != nil {
+			return err
+		}
 		e.out = append(e.out, ";chunk-signature="...)
 		e.out = append(e.out, e.chain.prev[:]...)
 	}
@@ -170,6 +248,7 @@ func (e *chunkEncoder) chunk(data []byte) {
 	if data != nil {
 		e.tail = crlf
 	}
+	return nil
 }
 
 var crlf = []byte("\r\n")
@@ -177,10 +256,14 @@ var crlf = []byte("\r\n")
 // sign computes the signature of a chunk, chained from the previous one. The
 // data's SHA-256 is the one the client's chunk signature was checked with when
 // the chunk has the client's boundaries.
-func (e *chunkEncoder) sign(data []byte) {
-	sum, ok := e.src.verifiedDigest(e.pos, e.pos+int64(len(data)))
+func (e *chunkEncoder) sign(data []byte) error {
+	sum, ok, err := e.src.verifiedDigest(e.pos, e.pos+int64(len(data)))
+	if err != nil {
+		return err
+	}
 	if !ok {
 		sum = sha256.Sum256(data)
 	}
 	e.chain.advance(e.chain.sign(false, sum[:]))
+	return nil
 }

@@ -51,7 +51,9 @@ func (p *Proxy) buildUpstream(r *http.Request, req s3Request, id *identity, b *c
 	}
 	out := upstream{url: u, header: h, body: f.body, length: f.length}
 	if f.reframe {
-		out.body = readCloser{newChunkEncoder(b.chunked, b.trailer, chain, f.chunk)}
+		// With a core to spare, signed chunks are hashed beside the copy.
+		ahead := chain != nil && b.length >= minSideHash && runtime.GOMAXPROCS(0) > 1
+		out.body = newChunkEncoder(b.chunked, b.trailer, chain, f.chunk, ahead)
 	}
 	// Added after signing: a hop in between may change it.
 	if ae := r.Header.Values("Accept-Encoding"); len(ae) > 0 {
