@@ -244,9 +244,16 @@ func FuzzWithoutDiagnostics(f *testing.F) {
 	f.Add([]byte(`<Other/>`))
 	f.Add([]byte(`not xml`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		clean, ok := withoutDiagnostics(body)
+		clean, code, ok := withoutDiagnostics(body)
 		if !ok {
 			return
+		}
+		var e struct {
+			Code string
+		}
+		if bytes.Count(clean, []byte("<Code")) == 1 && xml.Unmarshal(clean, &e) == nil && len(e.Code) <= maxErrorCode &&
+			strings.TrimSpace(e.Code) != code {
+			t.Fatalf("code %q, encoding/xml reads %q in %q", code, e.Code, clean)
 		}
 		d := xml.NewDecoder(bytes.NewReader(clean))
 		depth := 0

@@ -43,6 +43,12 @@ func (c *providerCreds) retrieve(ctx context.Context, p aws.CredentialsProvider,
 		return aws.Credentials{}, time.Time{}, errSlowDown.with(fmt.Errorf("credentials providers: %d retrievals in flight", cap(c.gate.slots)))
 	}
 	defer c.gate.leave()
+	// A caching provider (*aws.CredentialsCache, which aws-sdk-go-v2's config
+	// returns) would hand back the keys it holds until they expire: the
+	// proxy's refresh ahead of expiry asks it for new ones.
+	if inv, ok := p.(interface{ Invalidate() }); ok {
+		inv.Invalidate()
+	}
 	creds, err := p.Retrieve(ctx)
 	switch {
 	case err != nil:

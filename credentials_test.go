@@ -213,3 +213,48 @@ func signedRequestAt(t *testing.T, method, target string, at time.Time) *http.Re
 	clientSignAt(t, r, sha256Hex(nil), at, unitKey, unitSecret)
 	return r
 }
+
+// stuckProvider gives the same keys, expiring at the same time, however often
+// it is asked: a cache in front of a role, say.
+type stuckProvider struct {
+	expires time.Time
+	calls   atomic.Int64
+}
+
+func (p *stuckProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	p.calls.Add(1)
+	return aws.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret, CanExpire: true, Expires: p.expires}, nil
+}
+
+// A provider that gives no newer keys when asked ahead of expiry is asked
+// again after a while, not at every request, and its keys are used until the
+// margin of their whole lifetime, never closer to their expiry.
+func TestCredentialsProviderStuck(t *testing.T) {
+	up := newFakeUpstream(t)
+	clk := testkit.NewClock(fixedNow)
+	prov := &stuckProvider{expires: fixedNow.Add(time.Hour)}
+	p := providerProxy(t, up, clk, prov)
+	require.Equal(t, 200, getAt(t, p, clk, "/rotating/k"))
+	clk.Advance(52 * time.Minute)
+	for range 50 {
+		require.Equal(t, 200, getAt(t, p, clk, "/rotating/k"))
+	}
+	require.Eventually(t, func() bool { return prov.calls.Load() == 2 }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	for range 50 {
+		require.Equal(t, 200, getAt(t, p, clk, "/rotating/k"))
+	}
+	assert.EqualValues(t, 2, prov.calls.Load(), "backing off after a refresh that gave nothing newer")
+
+	// Within 30 s of the expiry the keys held are not used: asked again, the
+	// provider still gives them, with 29 s to live, used until a tenth of
+	// that before; past the expiry nothing is signed.
+	clk.Advance(7*time.Minute + 31*time.Second)
+	require.Equal(t, 200, getAt(t, p, clk, "/rotating/k"))
+	assert.EqualValues(t, 3, prov.calls.Load())
+	n := len(up.requests())
+	clk.Advance(30 * time.Second)
+	w := serve(p, signedRequestAt(t, "GET", "/rotating/k", clk.Now()))
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "keys past their expiry are never used: "+w.Body.String())
+	assert.Len(t, up.requests(), n)
+}

@@ -296,6 +296,13 @@ func (c *expiring[K, A, V]) fetchShared(ctx context.Context, st *expKey[V], k K,
 		c.failed(st, ferr, log)
 		return nil, ferr
 	}
+	if old := st.entry.Load(); old.usable(now) && !e.expiry.After(old.expiry) && !old.expiry.IsZero() {
+		// The source gave the value it gave before (or an older one): keep
+		// the current entry, whose margins come from its whole lifetime, and
+		// ask again after a while rather than at every request.
+		c.failed(st, errServiceUnavailable.with(errors.New("the source gave no newer value")), log)
+		return old, nil
+	}
 	st.backoff.Store(nil)
 	st.entry.Store(e)
 	log.Debug(c.title+" obtained", slog.Time("expiry", e.expiry), slog.Time("refresh_at", e.refreshAt))

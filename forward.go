@@ -59,7 +59,8 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 	end := noStepEnd
 	if step := x.p.cfg.observer.Step; step != nil {
 		var ctx context.Context
-		ctx, end = step(r.Context(), Step{Kind: StepUpstream, Request: r})
+		ctx, end = step(r.Context(), Step{Kind: StepUpstream, Request: r,
+			Operation: x.req.op.Name, Bucket: x.req.bucket, Key: x.req.key})
 		r = r.WithContext(ctx)
 	}
 	x.sent = time.Now()
@@ -97,9 +98,11 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	if resp.StatusCode >= 400 && x.in.Method != http.MethodHead {
-		if err := scrubErrorBody(resp); err != nil {
+		code, err := scrubErrorBody(resp)
+		if err != nil {
 			return nil, err
 		}
+		x.upstreamCode = code
 		return resp, nil
 	}
 	x.rewriteLocations(resp)
@@ -186,79 +189,93 @@ var upstreamDiagnostics = map[string]bool{
 
 // scrubErrorBody replaces the body of an upstream error answer with the same
 // XML error without upstreamDiagnostics (Code, Message, Resource, RequestId and
-// the rest stay). A body that is not an XML <Error>, or is content-encoded,
-// passes as it is.
-func scrubErrorBody(resp *http.Response) error {
+// the rest stay), and returns its S3 error code. A body that is not an XML
+// <Error>, or is content-encoded, passes as it is.
+func scrubErrorBody(resp *http.Response) (code string, err error) {
 	if resp.Body == nil || resp.Body == http.NoBody {
-		return nil
+		return "", nil
 	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil
+		return "", nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamErrorBody+1))
 	_ = resp.Body.Close()
 	if err != nil {
-		return errBadGateway.with(fmt.Errorf("reading the upstream's error answer: %w", err))
+		return "", errBadGateway.with(fmt.Errorf("reading the upstream's error answer: %w", err))
 	}
 	if len(body) > maxUpstreamErrorBody {
-		return errBadGateway.with(fmt.Errorf("the upstream's error answer (status %d) exceeds %d bytes", resp.StatusCode, maxUpstreamErrorBody))
+		return "", errBadGateway.with(fmt.Errorf("the upstream's error answer (status %d) exceeds %d bytes", resp.StatusCode, maxUpstreamErrorBody))
 	}
-	if clean, ok := withoutDiagnostics(body); ok {
-		body = clean
+	if clean, c, ok := withoutDiagnostics(body); ok {
+		body, code = clean, c
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	resp.TransferEncoding = nil
-	return nil
+	return code, nil
 }
 
+// maxErrorCode bounds the error code read from an upstream's answer.
+const maxErrorCode = 128
+
 // withoutDiagnostics returns an XML <Error> document without the
-// upstreamDiagnostics among its children; ok is false for any other body.
-func withoutDiagnostics(body []byte) (clean []byte, ok bool) {
+// upstreamDiagnostics among its children, and its (first) Code, at most
+// maxErrorCode bytes; ok is false for any other body.
+func withoutDiagnostics(body []byte) (clean []byte, code string, ok bool) {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	var out bytes.Buffer
 	enc := xml.NewEncoder(&out)
 	depth, skip := 0, 0
+	inCode := false
 	for {
 		tok, err := d.RawToken()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, false
+			return nil, "", false
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
 			if depth == 1 && (t.Name.Local != "Error" || t.Name.Space != "") {
-				return nil, false
+				return nil, "", false
 			}
 			if skip > 0 || depth == 2 && upstreamDiagnostics[t.Name.Local] {
 				skip++
 				continue
 			}
+			inCode = depth == 2 && t.Name.Local == "Code" && code == ""
 		case xml.EndElement:
 			depth--
+			inCode = false
 			if skip > 0 {
 				skip--
 				continue
 			}
 		case xml.Directive:
-			return nil, false
+			return nil, "", false
+		case xml.CharData:
+			if skip > 0 {
+				continue
+			}
+			if inCode && len(code)+len(t) <= maxErrorCode {
+				code += string(t)
+			}
 		default:
 			if skip > 0 {
 				continue
 			}
 		}
 		if err := enc.EncodeToken(xml.CopyToken(tok)); err != nil {
-			return nil, false
+			return nil, "", false
 		}
 	}
 	if depth != 0 || enc.Flush() != nil {
-		return nil, false
+		return nil, "", false
 	}
-	return out.Bytes(), true
+	return out.Bytes(), strings.TrimSpace(code), true
 }
 
 // upstreamError answers a failed upstream exchange: the S3 error a body check

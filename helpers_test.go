@@ -207,9 +207,15 @@ func sha256Hex(b []byte) string {
 // upstream, verifying the client keys, plus opts.
 func newProxy(t *testing.T, up *fakeUpstream, opts ...proxy.Option) *proxy.Proxy {
 	t.Helper()
+	return startProxy(t, up, append([]proxy.Option{proxy.WithBuckets(proxy.Bucket{Name: "bucket", Endpoint: up.endpoint(),
+		Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}})}, opts...)...)
+}
+
+// startProxy builds a proxy on the fake upstream, verifying the client keys
+// at the fixed clock, with opts; it is closed at the test's end.
+func startProxy(t *testing.T, up *fakeUpstream, opts ...proxy.Option) *proxy.Proxy {
+	t.Helper()
 	base := []proxy.Option{
-		proxy.WithBuckets(proxy.Bucket{Name: "bucket", Endpoint: up.endpoint(),
-			Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}}),
 		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
 		proxy.WithTransport(up.transport()),
 		proxy.WithClock(func() time.Time { return fixedNow }),

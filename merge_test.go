@@ -194,7 +194,7 @@ func TestMergedOnlyWhenEqualAuthorizer(t *testing.T) {
 // hooks: "bucket-<x>" on the fake upstream, "gone-bucket" unknown.
 func hookRouted(t *testing.T, up *fakeUpstream, onEndpoint func(bucket string), opts ...proxy.Option) *proxy.Proxy {
 	t.Helper()
-	base := []proxy.Option{
+	return startProxy(t, up, append([]proxy.Option{
 		proxy.WithEndpoint(func(_ context.Context, bucket string) (proxy.Endpoint, error) {
 			if onEndpoint != nil {
 				onEndpoint(bucket)
@@ -207,14 +207,7 @@ func hookRouted(t *testing.T, up *fakeUpstream, onEndpoint func(bucket string), 
 		proxy.WithCredentials(func(context.Context, string) (proxy.Credentials, error) {
 			return proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}, nil
 		}),
-		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
-		proxy.WithTransport(up.transport()),
-		proxy.WithClock(func() time.Time { return fixedNow }),
-	}
-	p, err := proxy.New(append(base, opts...)...)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
-	return p
+	}, opts...)...)
 }
 
 // The bucket hooks, the anonymous hook and the CORS preflight's bucket

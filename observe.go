@@ -33,6 +33,53 @@ type Observer struct {
 	Step func(ctx context.Context, s Step) (context.Context, func(StepEnd))
 }
 
+// JoinObservers returns an Observer that calls the functions of each of
+// observers in turn (metrics and tracing together, say). Their Steps nest: the
+// first's context is the one the second starts in, and their ends are called
+// in the reverse order.
+func JoinObservers(observers ...Observer) Observer {
+	var o Observer
+	for _, b := range observers {
+		o.Request = join1(o.Request, b.Request)
+		o.Cache = join2(o.Cache, b.Cache)
+		o.IAMExchange = join2(o.IAMExchange, b.IAMExchange)
+		switch a := o.Step; {
+		case b.Step == nil:
+		case a == nil:
+			o.Step = b.Step
+		default:
+			o.Step = func(ctx context.Context, s Step) (context.Context, func(StepEnd)) {
+				ctx, endA := a(ctx, s)
+				ctx, endB := b.Step(ctx, s)
+				return ctx, func(e StepEnd) { endB(e); endA(e) }
+			}
+		}
+	}
+	return o
+}
+
+// join1 and join2 return a function calling a then b, either of which may be
+// nil.
+func join1[A any](a, b func(A)) func(A) {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func(x A) { a(x); b(x) }
+}
+
+func join2[A, B any](a, b func(A, B)) func(A, B) {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func(x A, y B) { a(x, y); b(x, y) }
+}
+
 // StepKind is the kind of a Step.
 type StepKind int
 
@@ -70,6 +117,10 @@ type Step struct {
 	// fields to Request.Header (a trace context): they go upstream, outside
 	// what the upstream signature covers.
 	Request *http.Request
+	// Operation, Bucket and Key are the S3 operation of the client's request
+	// and what it addresses, for StepUpstream; "" for the other kinds (a
+	// StepRequest learns them at its end, in StepEnd.Info).
+	Operation, Bucket, Key string
 }
 
 // StepEnd describes how a step ended.
@@ -123,6 +174,7 @@ type RequestInfo struct {
 	Key               string        // the object key; "" for bucket and service operations
 	Status            int           // HTTP status sent to the client
 	Code              string        // S3 error code, when the proxy itself answered with an error
+	UpstreamCode      string        // the S3 error code of the upstream's error answer, relayed to the client
 	Duration          time.Duration // from the request's arrival to the end of its response
 	Upstream          time.Duration // from sending upstream to the upstream's response headers; 0 if not forwarded
 	BytesIn           int64         // request body bytes read from the client
@@ -175,6 +227,7 @@ func (x *exchange) info() RequestInfo {
 		RemoteAddr:        x.in.RemoteAddr,
 		AccessKeyID:       x.who.token,
 		Code:              x.code,
+		UpstreamCode:      x.upstreamCode,
 		Upstream:          x.upstream,
 		UpstreamRequestID: x.upstreamID,
 	}

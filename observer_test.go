@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -105,6 +106,7 @@ type recordedStep struct {
 	id, parent int
 	kind       proxy.StepKind
 	name       string
+	op         string // the Step's Operation/Bucket/Key
 	end        *proxy.StepEnd
 }
 
@@ -113,7 +115,8 @@ type stepKey struct{}
 func (s *stepRecorder) step(ctx context.Context, st proxy.Step) (context.Context, func(proxy.StepEnd)) {
 	s.mu.Lock()
 	parent, _ := ctx.Value(stepKey{}).(int)
-	rs := &recordedStep{id: len(s.steps) + 1, parent: parent, kind: st.Kind, name: st.Name}
+	rs := &recordedStep{id: len(s.steps) + 1, parent: parent, kind: st.Kind, name: st.Name,
+		op: st.Operation + " " + st.Bucket + "/" + st.Key}
 	s.steps = append(s.steps, rs)
 	s.mu.Unlock()
 	if st.Kind == proxy.StepUpstream {
@@ -196,11 +199,47 @@ func TestObserverSteps(t *testing.T) {
 	assert.Equal(t, "k", steps[0].end.Info.Key)
 	rec.tree()
 
-	up.handler = func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }
-	require.Equal(t, 500, serve(p, signedRequest(t, "GET", "/bucket/k", nil)).Code)
+	up.handler = func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(404)
+		_, _ = io.WriteString(w, "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>")
+	}
+	require.Equal(t, 404, serve(p, signedRequest(t, "GET", "/bucket/k", nil)).Code)
 	rec.mu.Lock()
 	steps = rec.steps
 	rec.mu.Unlock()
-	assert.Equal(t, 500, steps[len(steps)-1].end.StatusCode, "the upstream step")
-	assert.Equal(t, 500, steps[0].end.StatusCode, "the request")
+	upstream := steps[len(steps)-1]
+	assert.Equal(t, proxy.StepUpstream, upstream.kind)
+	assert.Equal(t, 404, upstream.end.StatusCode, "the upstream step")
+	assert.Equal(t, "GetObject bucket/k", upstream.op)
+	assert.Equal(t, 404, steps[0].end.StatusCode, "the request")
+	assert.Equal(t, "NoSuchKey", steps[0].end.Info.UpstreamCode)
+	assert.Empty(t, steps[0].end.Info.Code, "the proxy's own code: none")
+}
+
+// JoinObservers calls every observer's functions, their Steps nested.
+func TestJoinObservers(t *testing.T) {
+	var calls []string
+	type key struct{}
+	mk := func(name string) proxy.Observer {
+		return proxy.Observer{
+			Request:     func(proxy.RequestInfo) { calls = append(calls, name+" request") },
+			Cache:       func(string, bool) { calls = append(calls, name+" cache") },
+			IAMExchange: func(time.Duration, error) { calls = append(calls, name+" iam") },
+			Step: func(ctx context.Context, s proxy.Step) (context.Context, func(proxy.StepEnd)) {
+				outer, _ := ctx.Value(key{}).(string)
+				calls = append(calls, name+" step in "+outer)
+				return context.WithValue(ctx, key{}, name), func(proxy.StepEnd) { calls = append(calls, name+" end") }
+			},
+		}
+	}
+	o := proxy.JoinObservers(mk("a"), proxy.Observer{}, mk("b"))
+	o.Request(proxy.RequestInfo{})
+	o.Cache("bucket", true)
+	o.IAMExchange(time.Second, nil)
+	ctx, end := o.Step(context.Background(), proxy.Step{Kind: proxy.StepRequest})
+	end(proxy.StepEnd{})
+	assert.Equal(t, []string{"a request", "b request", "a cache", "b cache", "a iam", "b iam",
+		"a step in ", "b step in a", "b end", "a end"}, calls)
+	assert.Equal(t, "b", ctx.Value(key{}))
+	assert.Equal(t, proxy.Observer{}, proxy.JoinObservers(proxy.Observer{}, proxy.Observer{}), "nothing to call")
 }

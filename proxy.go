@@ -223,10 +223,11 @@ type exchange struct {
 	out    upstream  // the upstream request (buildUpstream)
 
 	// Observed on the way.
-	code       string        // the S3 error code the proxy answered with
-	sent       time.Time     // when the upstream request was sent
-	upstream   time.Duration // from sending upstream to its response headers
-	upstreamID string        // the upstream's x-amz-request-id
+	code         string        // the S3 error code the proxy answered with
+	sent         time.Time     // when the upstream request was sent
+	upstream     time.Duration // from sending upstream to its response headers
+	upstreamID   string        // the upstream's x-amz-request-id
+	upstreamCode string        // the S3 code of the upstream's error answer
 
 	rp       httputil.ReverseProxy // the hand-off (forward)
 	flushing flushingBody          // the upstream's response body (forward)

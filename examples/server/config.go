@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"io"
 	"net"
 	"net/http"
@@ -29,17 +30,19 @@ import (
 // Every scalar is a setting, which remembers where its value came from, so
 // that an error names the file's line or the flag.
 type config struct {
-	Server   serverConfig      `yaml:"server"`
-	Admin    adminConfig       `yaml:"admin"`
-	Log      logConfig         `yaml:"log"`
-	Clients  clientsConfig     `yaml:"clients"`
-	Buckets  []bucketConfig    `yaml:"buckets"`
-	Cache    cacheConfig       `yaml:"cache"`
-	IAM      iamConfig         `yaml:"iam"`
-	Upstream upstreamConfig    `yaml:"upstream"`
-	VHosts   []setting[string] `yaml:"virtual_host_domains"`
-	CORS     []corsRuleConfig  `yaml:"cors"`
-	Browser  browserConfig     `yaml:"browser"`
+	Server    serverConfig      `yaml:"server"`
+	Admin     adminConfig       `yaml:"admin"`
+	Log       logConfig         `yaml:"log"`
+	Clients   clientsConfig     `yaml:"clients"`
+	Buckets   []bucketConfig    `yaml:"buckets"`
+	Cache     cacheConfig       `yaml:"cache"`
+	IAM       iamConfig         `yaml:"iam"`
+	Upstream  upstreamConfig    `yaml:"upstream"`
+	VHosts    []setting[string] `yaml:"virtual_host_domains"`
+	CORS      []corsRuleConfig  `yaml:"cors"`
+	Browser   browserConfig     `yaml:"browser"`
+	AWS       awsConfig         `yaml:"aws"`
+	Telemetry telemetryConfig   `yaml:"telemetry"`
 
 	// path is the config file; "" runs the demo.
 	path string
@@ -50,6 +53,9 @@ type config struct {
 	// redis counts presigned-URL uses (clients.presigned_uses_redis); the
 	// server closes it when it stops.
 	redis *redis.Client
+	// profiles are the credentials of the buckets' aws_profile, one per
+	// profile, loaded by validate.
+	profiles map[string]*aws.CredentialsCache
 }
 
 type serverConfig struct {
@@ -113,6 +119,7 @@ type bucketConfig struct {
 	SecretAccessKey   setting[string]   `yaml:"secret_access_key"`
 	APIKey            setting[string]   `yaml:"api_key"`
 	ServiceInstanceID setting[string]   `yaml:"service_instance_id"`
+	AWSProfile        setting[string]   `yaml:"aws_profile"`
 	Allow             []setting[string] `yaml:"allow"`
 	Anonymous         setting[bool]     `yaml:"anonymous"`
 }
@@ -173,6 +180,8 @@ func defaultConfig() config {
 		Cache:    cacheConfig{AuthTTL: value(proxy.DefaultAuthCacheTTL), AuthCapacity: value(proxy.DefaultAuthCacheCapacity)},
 		IAM:      iamConfig{Endpoint: value(proxy.DefaultIAMEndpoint), Timeout: value(proxy.DefaultIAMTimeout)},
 		Upstream: upstreamConfig{ResponseHeaderTimeout: value(proxy.DefaultResponseHeaderTimeout)},
+		Telemetry: telemetryConfig{ServiceName: value("osproxy"), SampleRatio: value(1.0),
+			MetricInterval: value(time.Minute)},
 	}
 }
 
@@ -243,6 +252,8 @@ func typeName(v any) string {
 		return "integer"
 	case bool:
 		return "boolean (true or false)"
+	case float64:
+		return "number"
 	}
 	return reflect.TypeOf(v).String()
 }
@@ -331,7 +342,7 @@ var (
 		"adminConfig": "in admin", "logConfig": "in log", "clientsConfig": "in clients",
 		"clientKey": "in a client key", "bucketConfig": "in a bucket", "cacheConfig": "in cache",
 		"iamConfig": "in iam", "upstreamConfig": "in upstream", "corsRuleConfig": "in a cors rule",
-		"browserConfig": "in browser",
+		"browserConfig": "in browser", "awsConfig": "in aws", "telemetryConfig": "in telemetry",
 	}
 )
 
@@ -416,6 +427,7 @@ func (c *config) validate() error {
 		c.validateProxy(p)
 		c.validateCORS(p)
 		c.validateBrowser(p)
+		c.validateTelemetry(p)
 	}
 	if len(p.list) > 0 {
 		return &configError{p.sorted()}
@@ -568,6 +580,10 @@ func (c *config) validateBuckets(p *problems) {
 		}
 		hmac := b.AccessKeyID.Value != "" || b.SecretAccessKey.Value != ""
 		switch {
+		case b.AWSProfile.Value != "" && (hmac || b.APIKey.Value != ""):
+			at(p, b.AWSProfile, "bucket %q: give one of HMAC keys, an api_key or an aws_profile, not several", name)
+		case b.AWSProfile.Value != "":
+			c.loadProfile(p, b)
 		case hmac && b.APIKey.Value != "":
 			at(p, b.APIKey, "bucket %q: give either HMAC keys or an api_key, not both", name)
 		case hmac && b.AccessKeyID.Value == "":
@@ -579,7 +595,7 @@ func (c *config) validateBuckets(p *problems) {
 			if b.APIKey.Line > 0 {
 				loc = b.APIKey // set, but expanded to nothing
 			}
-			at(p, loc, "bucket %q: no credentials: give access_key_id and secret_access_key, or api_key", name)
+			at(p, loc, "bucket %q: no credentials: give access_key_id and secret_access_key, api_key, or aws_profile", name)
 		}
 		for _, a := range b.Allow {
 			if !clients[a.Value] {
@@ -589,7 +605,7 @@ func (c *config) validateBuckets(p *problems) {
 		if len(p.list) == before {
 			// Whatever else the library refuses (the bucket name rules, for
 			// one), reported at the bucket's line.
-			if err := checkBucket(b.proxyBucket()); err != nil {
+			if err := checkBucket(b.proxyBucket(c.profiles)); err != nil {
 				at(p, b.Name, "%v", err)
 			}
 		}
@@ -607,8 +623,10 @@ func checkBucket(b proxy.Bucket) error {
 	return p.Close()
 }
 
-func (b bucketConfig) proxyBucket() proxy.Bucket {
-	return proxy.Bucket{
+// proxyBucket is the bucket for the library, its keys from profiles when it
+// names an aws_profile.
+func (b bucketConfig) proxyBucket(profiles map[string]*aws.CredentialsCache) proxy.Bucket {
+	pb := proxy.Bucket{
 		Name:      b.Name.Value,
 		Anonymous: b.Anonymous.Value,
 		Endpoint: proxy.Endpoint{
@@ -625,6 +643,10 @@ func (b bucketConfig) proxyBucket() proxy.Bucket {
 			ServiceInstanceID: b.ServiceInstanceID.Value,
 		},
 	}
+	if pc := profiles[b.AWSProfile.Value]; b.AWSProfile.Value != "" && pc != nil {
+		pb.Credentials.Provider = pc
+	}
+	return pb
 }
 
 // keyRules are the rules of the client keys that have some.
@@ -833,7 +855,7 @@ func (c *config) clientList() string {
 // line is the first line of a bucket entry that the file set.
 func (b bucketConfig) line() int {
 	return firstLine(b.Name.Line, b.Host.Line, b.Port.Line, b.Scheme.Line, b.Region.Line, b.PathStyle.Line,
-		b.AccessKeyID.Line, b.SecretAccessKey.Line, b.APIKey.Line, b.ServiceInstanceID.Line)
+		b.AccessKeyID.Line, b.SecretAccessKey.Line, b.APIKey.Line, b.ServiceInstanceID.Line, b.AWSProfile.Line)
 }
 
 func firstLine(lines ...int) int {
@@ -851,7 +873,7 @@ func (c *config) proxyOptions() []proxy.Option {
 	buckets := make([]proxy.Bucket, 0, len(c.Buckets))
 	allow := map[string]map[string]bool{}
 	for _, b := range c.Buckets {
-		buckets = append(buckets, b.proxyBucket())
+		buckets = append(buckets, b.proxyBucket(c.profiles))
 		if len(b.Allow) > 0 {
 			who := map[string]bool{}
 			for _, a := range b.Allow {
@@ -968,6 +990,9 @@ func (c *config) insecure() []string {
 	}
 	if u, err := url.Parse(c.IAM.Endpoint.Value); err == nil && u.Scheme == "http" && !slices.Contains([]string{"127.0.0.1", "localhost", "::1"}, u.Hostname()) {
 		w = append(w, "iam.endpoint is plain http: API keys travel in clear")
+	}
+	if u, err := url.Parse(c.Telemetry.OTLPEndpoint.Value); err == nil && u.Scheme == "http" && !slices.Contains([]string{"127.0.0.1", "localhost", "::1"}, u.Hostname()) {
+		w = append(w, "telemetry.otlp_endpoint is plain http: spans (with bucket and key names) and any headers travel in clear")
 	}
 	if b := c.Browser; b.Listen.Value != "" {
 		if !loopbackAddr(b.Listen.Value) {

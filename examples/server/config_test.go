@@ -87,13 +87,16 @@ func TestConfigExample(t *testing.T) {
 		"OSP_BACKUPS_ACCESS_KEY_ID", "OSP_BACKUPS_SECRET_ACCESS_KEY"} {
 		t.Setenv(v, "value-of-"+v)
 	}
+	t.Setenv("OSP_AWS_CONFIG_FILE", writeFile(t, "aws-config", "[profile osproxy-archive]\ncredential_process = /bin/false\n"))
+	t.Setenv("OSP_AWS_CREDENTIALS_FILE", writeFile(t, "aws-credentials", ""))
 	cert, key, _ := selfSignedCert(t)
 	cfg, err := parseConfig([]string{"-config", "config.example.yaml", "-tls-cert", cert, "-tls-key", key}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Buckets) != 2 || cfg.Buckets[0].APIKey.Value != "value-of-OSP_REPORTS_API_KEY" ||
-		cfg.Buckets[1].SecretAccessKey.Value != "value-of-OSP_BACKUPS_SECRET_ACCESS_KEY" || !cfg.Buckets[1].PathStyle.Value {
+	if len(cfg.Buckets) != 3 || cfg.Buckets[0].APIKey.Value != "value-of-OSP_REPORTS_API_KEY" ||
+		cfg.Buckets[1].SecretAccessKey.Value != "value-of-OSP_BACKUPS_SECRET_ACCESS_KEY" || !cfg.Buckets[1].PathStyle.Value ||
+		cfg.profiles["osproxy-archive"] == nil {
 		t.Errorf("buckets = %+v", cfg.Buckets)
 	}
 	if cfg.cert == nil || cfg.Server.ShutdownDelay.Value != 5*time.Second || cfg.Clients.Mode.Value != modeVerified {
@@ -229,9 +232,19 @@ func TestConfigBad(t *testing.T) {
 		{"cors rule without origins", clients + bucket + "cors:\n  - allowed_methods: [GET]\n", []string{"cfg.yaml:6: a cors rule needs allowed_origins"}},
 		{"cors bad method", clients + bucket + "cors:\n  - allowed_origins: [\"*\"]\n    allowed_methods: [GET, PATCH]\n", []string{`cfg.yaml:7: cors method "PATCH"`}},
 		{"cors two wildcards", clients + bucket + "cors:\n  - allowed_origins: [\"https://*.*.example\"]\n    allowed_methods: [GET]\n", []string{`cfg.yaml:6: "https://*.*.example": at most one * wildcard`}},
+		{"aws_profile and keys", clients + "buckets:\n  - name: alpha\n    host: h\n    access_key_id: a\n    secret_access_key: s\n    aws_profile: p\n",
+			[]string{`cfg.yaml:8: bucket "alpha": give one of HMAC keys, an api_key or an aws_profile`}},
+		{"unknown aws_profile", clients + "buckets:\n  - {name: alpha, host: h, aws_profile: nope}\naws: {config_file: \"${TEST_AWS_CONFIG}\", credentials_file: \"${TEST_AWS_CONFIG}\"}\n",
+			[]string{`cfg.yaml:4: bucket "alpha": aws_profile "nope" is in none of the AWS config files`}},
+		{"missing AWS config file", clients + "buckets:\n  - {name: alpha, host: h, aws_profile: p}\naws: {config_file: /nonexistent/aws-config}\n",
+			[]string{"cfg.yaml:5:", "no such file"}},
+		{"bad OTLP endpoint", clients + bucket + "telemetry: {otlp_endpoint: \"127.0.0.1:4318\"}\n", []string{`cfg.yaml:5: telemetry.otlp_endpoint "127.0.0.1:4318"`}},
+		{"bad sample ratio", clients + bucket + "telemetry: {otlp_endpoint: \"http://127.0.0.1:4318\", sample_ratio: 2}\n", []string{"cfg.yaml:5: telemetry.sample_ratio must be from 0 to 1"}},
+		{"OTLP headers without endpoint", clients + bucket + "telemetry:\n  headers: {authorization: x}\n", []string{"cfg.yaml:6: telemetry.headers without telemetry.otlp_endpoint"}},
 		{"several problems, in line order", "log: {format: xml}\n" + clients + "buckets:\n  - {name: alpha, host: h}\n" + "cache: {auth_ttl: 0s}\n",
 			[]string{"cfg.yaml:1: log format", "cfg.yaml:5: bucket \"alpha\": no credentials", "cfg.yaml:6: cache.auth_ttl must be positive"}},
 	}
+	t.Setenv("TEST_AWS_CONFIG", writeFile(t, "aws-config", "[profile other]\nregion = eu-west-1\n"))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := loadTest(t, tt.yaml)

@@ -37,7 +37,7 @@ var s3Methods = map[string]bool{
 }
 
 // The caches the proxy reports on, each shown from the start, at zero.
-var cacheNames = []string{"authorization", "bucket", "iam-token"}
+var cacheNames = []string{"authorization", "bucket", "iam-token", "credentials"}
 
 func newMetrics() *metrics {
 	const ns = "osproxy"
@@ -77,7 +77,7 @@ func newMetrics() *metrics {
 		}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "cache_lookups_total",
-			Help: "Cache lookups, by cache (authorization, bucket, iam-token) and result (hit, miss).",
+			Help: "Cache lookups, by cache (authorization, bucket, iam-token, credentials) and result (hit, miss).",
 		}, []string{"cache", "result"}),
 		iamTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Name: "iam_exchanges_total",

@@ -21,6 +21,7 @@ type server struct {
 	log     *slog.Logger
 	proxy   *proxy.Proxy
 	metrics *metrics
+	tel     *telemetry // the OpenTelemetry export; nil without
 
 	front  *http.Server // the proxy
 	frontL net.Listener
@@ -79,9 +80,16 @@ func start(cfg config, log *slog.Logger) (_ *server, err error) {
 	} else {
 		opts = s.cfg.proxyOptions() // s.cfg keeps what the options hold open (a Redis client)
 	}
+	obs := s.metrics.observer(log.With(slog.String("component", "access")))
+	if cfg.Telemetry.OTLPEndpoint.Value != "" {
+		if s.tel, err = startTelemetry(cfg.Telemetry, log.With(slog.String("component", "telemetry"))); err != nil {
+			return nil, err
+		}
+		obs = proxy.JoinObservers(obs, s.tel.observer)
+	}
 	opts = append(opts,
 		proxy.WithLogger(log.With(slog.String("component", "proxy"))),
-		proxy.WithObserver(s.metrics.observer(log.With(slog.String("component", "access")))))
+		proxy.WithObserver(obs))
 	if s.proxy, err = proxy.New(opts...); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
@@ -251,6 +259,12 @@ func (s *server) shutdown(ctx context.Context) error {
 	if s.cfg.redis != nil {
 		_ = s.cfg.redis.Close()
 	}
+	if s.tel != nil {
+		// What the last requests left is exported before the process ends.
+		if terr := s.tel.shutdown(ctx); terr != nil {
+			s.log.Warn("telemetry: the last export failed", slog.Any("error", terr))
+		}
+	}
 	if s.s3 != nil {
 		// The upstream is ours alone: nothing is in flight there any more.
 		err = errors.Join(err, s.s3.Close())
@@ -280,5 +294,10 @@ func (s *server) close() {
 	}
 	if s.cfg.redis != nil {
 		_ = s.cfg.redis.Close()
+	}
+	if s.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.tel.shutdown(ctx)
 	}
 }

@@ -1,7 +1,8 @@
 // Package vgwtest starts and stops versitygw (github.com/versity/versitygw),
 // the real S3 server of the project's integration and conformance tests: a
 // posix backend in a temporary directory, on a free loopback port, checking
-// SigV4 with fixed root keys.
+// SigV4 with fixed root keys. With Options.IAM it also keeps accounts of its
+// own (its internal IAM store), which CreateUser adds.
 package vgwtest
 
 import (
@@ -39,11 +40,13 @@ type Server struct {
 	Port int
 	TLS  bool
 
-	dir      string // removed by Stop: data root and log
-	log      string
-	cmd      *exec.Cmd
-	done     chan struct{} // closed once the process has exited
-	stopOnce sync.Once
+	dir       string // removed by Stop: data root and log
+	log       string
+	accessLog string // "" unless Options.AccessLog
+	bin       string
+	cmd       *exec.Cmd
+	done      chan struct{} // closed once the process has exited
+	stopOnce  sync.Once
 }
 
 // Binary finds versitygw: $VERSITYGW, else versitygw on PATH. missing reports
@@ -69,19 +72,36 @@ func Binary() (path string, missing bool, err error) {
 // Start starts versitygw from bin and waits until it answers; with certFile
 // and keyFile it serves https.
 func Start(bin, certFile, keyFile string) (*Server, error) {
+	return StartWith(bin, Options{CertFile: certFile, KeyFile: keyFile})
+}
+
+// Options are what StartWith may add to the versitygw Start starts.
+type Options struct {
+	// CertFile and KeyFile, both or neither, serve https.
+	CertFile, KeyFile string
+	// IAM keeps accounts besides the root's, in versitygw's internal IAM
+	// store (--iam-dir) in the server's directory: CreateUser adds them.
+	IAM bool
+	// AccessLog writes versitygw's S3 access log (--access-log), one line
+	// per request with the access key id that signed it: AccessLog reads it.
+	AccessLog bool
+}
+
+// StartWith is Start with options.
+func StartWith(bin string, o Options) (*Server, error) {
 	dir, err := os.MkdirTemp("", "osp-versitygw-")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{TLS: certFile != "", dir: dir, log: filepath.Join(dir, "versitygw.log"), done: make(chan struct{})}
-	if err := s.start(bin, certFile, keyFile); err != nil {
+	s := &Server{TLS: o.CertFile != "", dir: dir, log: filepath.Join(dir, "versitygw.log"), bin: bin, done: make(chan struct{})}
+	if err := s.start(bin, o); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) start(bin, certFile, keyFile string) error {
+func (s *Server) start(bin string, o Options) error {
 	data := filepath.Join(s.dir, "data")
 	if err := os.Mkdir(data, 0o755); err != nil {
 		return err
@@ -100,7 +120,18 @@ func (s *Server) start(bin, certFile, keyFile string) error {
 
 	args := []string{"--port", s.Addr, "--virtual-domain", Domain, "--quiet"}
 	if s.TLS {
-		args = append(args, "--cert", certFile, "--key", keyFile)
+		args = append(args, "--cert", o.CertFile, "--key", o.KeyFile)
+	}
+	if o.IAM {
+		iam := filepath.Join(s.dir, "iam")
+		if err := os.Mkdir(iam, 0o700); err != nil {
+			return err
+		}
+		args = append(args, "--iam-dir", iam)
+	}
+	if o.AccessLog {
+		s.accessLog = filepath.Join(s.dir, "access.log")
+		args = append(args, "--access-log", s.accessLog)
 	}
 	s.cmd = exec.Command(bin, append(args, "posix", data)...)
 	s.cmd.Env = append(environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
@@ -163,6 +194,32 @@ func (s *Server) Stop() {
 		}
 		_ = os.RemoveAll(s.dir)
 	})
+}
+
+// CreateUser adds an account to a versitygw started with Options.IAM, with
+// versitygw's admin command and the root keys. Role is "user" (its own
+// buckets, and what bucket policies grant it), "userplus" or "admin".
+func (s *Server) CreateUser(accessKey, secretKey, role string) error {
+	args := []string{"admin", "--access", AccessKey, "--secret", SecretKey, "--endpoint-url", s.URL()}
+	if s.TLS {
+		args = append(args, "--allow-insecure")
+	}
+	cmd := exec.Command(s.bin, append(args, "create-user", "--access", accessKey, "--secret", secretKey, "--role", role)...)
+	cmd.Env = environ()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("versitygw admin create-user %s: %w: %s", accessKey, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// AccessLog returns versitygw's access log so far (Options.AccessLog): one
+// line per request, whose fifth field is the access key id that signed it.
+func (s *Server) AccessLog() (string, error) {
+	if s.accessLog == "" {
+		return "", errors.New("versitygw was started without its access log")
+	}
+	b, err := os.ReadFile(s.accessLog)
+	return string(b), err
 }
 
 // LogTail returns the end of versitygw's output, for error messages.
