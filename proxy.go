@@ -37,6 +37,18 @@
 //
 // A failing step returns an error that fail (errors.go) answers as S3 does;
 // observe.go measures the exchange for an Observer.
+//
+// # Documentation
+//
+// The repository's docs folder tells each subject in a file of its own: the
+// security model and bounds (docs/security.md), fine-grained authorization
+// (docs/authorization.md), IBM Cloud IAM (docs/ibm-iam.md), rotating
+// upstream keys (docs/rotating-credentials.md), clients, upstream servers and
+// what clients see (docs/clients-and-upstreams.md), browsers
+// (docs/browsers.md), caches (docs/caches.md), observability and
+// OpenTelemetry (docs/observability.md), performance (docs/performance.md),
+// how a request flows (docs/request-flow.md) and the layers of the code
+// (docs/architecture.md): https://github.com/osproxy/proxy/tree/main/docs.
 package proxy
 
 import (
