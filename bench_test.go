@@ -6,7 +6,7 @@ package proxy_test
 // requests are signed once, outside the timed loop, at the proxy's pinned
 // clock (fixedNow), so the loop measures the proxy, not the client's signer.
 //
-//	go test -run '^$' -bench . -benchmem -count 5 . | go run ./bench/ratios
+//	go test -run '^$' -bench . -benchmem -count 5 . | go -C bench run ./ratios
 //
 // prints every result as a ratio to its bare baseline. BenchmarkInProcess
 // repeats the GET comparison without sockets (a canned upstream, a

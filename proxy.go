@@ -308,7 +308,7 @@ func (p *Proxy) serve(x *exchange) error {
 }
 
 func (p *Proxy) requestID() string {
-	var b [16]byte
+	var b [32]byte // 12 hex digits of prefix and up to 16 of the counter: never grown
 	n := p.idCounter.Add(1)
 	s := strconv.AppendUint(append(b[:0], p.idPrefix...), n, 16)
 	return string(s)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -57,10 +60,14 @@ func runChild(mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	origin := fs.String("origin", "", "origin address (bare, proxy)")
 	iam := fs.String("iam", "", "IAM token endpoint URL (proxy)")
+	scale := fs.String("scale", "", "growth: what the proxy has many of (proxy; see growth.ScaleKinds)")
+	n := fs.Int("n", 0, "growth: how many (proxy, with -scale)")
+	tag := fs.String("tag", "", "suffix of the CPU profile's file name")
 	_ = fs.Parse(args)
-	// HARNESS_CPUPROFILE=<prefix> profiles every child into <prefix>.<mode>.
+	// HARNESS_CPUPROFILE=<prefix> profiles every child into <prefix>.<mode>
+	// (<prefix>.<mode>-2 for the children of the GOMAXPROCS=2 rows).
 	if prefix := os.Getenv("HARNESS_CPUPROFILE"); prefix != "" {
-		f, err := os.Create(prefix + "." + mode)
+		f, err := os.Create(prefix + "." + mode + *tag)
 		if err != nil {
 			return err
 		}
@@ -77,6 +84,13 @@ func runChild(mode string, args []string) error {
 		h = http.HandlerFunc(serveOrigin)
 	case "bare":
 		h = bareProxy(*origin)
+	case "proxy-scale":
+		p, err := newScaleProxy(*scale, *n, *origin, *iam)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		h = p
 	case "proxy":
 		p, err := newProxy(*origin, *iam)
 		if err != nil {
@@ -103,7 +117,7 @@ func runChild(mode string, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	srv := &http.Server{Handler: withMemStats(h), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		_ = srv.Close()
@@ -199,15 +213,10 @@ func bareProxy(origin string) http.Handler {
 // buckets, verified client signatures, an authorizer that allows everything
 // (cached), the default transport and the real clock.
 func newProxy(origin, iam string, more ...proxy.Option) (*proxy.Proxy, error) {
-	host, portStr, err := net.SplitHostPort(origin)
+	ep, err := originEndpoint(origin)
 	if err != nil {
 		return nil, err
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, err
-	}
-	ep := proxy.Endpoint{Host: host, Port: port, Scheme: "http", Region: region, PathStyle: true}
 	return proxy.New(append([]proxy.Option{
 		proxy.WithBuckets(
 			proxy.Bucket{Name: bucket, Endpoint: ep,
@@ -219,4 +228,45 @@ func newProxy(origin, iam string, more ...proxy.Option) (*proxy.Proxy, error) {
 		proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
 		proxy.WithIAMEndpoint(iam),
 	}, more...)...)
+}
+
+// originEndpoint is the origin as the proxy's upstream.
+func originEndpoint(origin string) (proxy.Endpoint, error) {
+	host, portStr, err := net.SplitHostPort(origin)
+	if err != nil {
+		return proxy.Endpoint{}, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return proxy.Endpoint{}, err
+	}
+	return proxy.Endpoint{Host: host, Port: port, Scheme: "http", Region: region, PathStyle: true}, nil
+}
+
+// memStatsPath is where every child answers its memory figures (a path no
+// bucket can have: bucket names do not start with "_").
+const memStatsPath = "/_harness/memstats"
+
+// memStats is what a child answers at memStatsPath, after a collection that
+// also returns the free heap to the operating system (debug.FreeOSMemory), so
+// that its RSS is settled too.
+type memStats struct {
+	HeapAlloc uint64 // live heap
+	HeapInuse uint64
+	Sys       uint64
+	HookCalls int64 // calls of the hooks of a scale proxy (hookCalls)
+}
+
+func withMemStats(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != memStatsPath {
+			h.ServeHTTP(w, r)
+			return
+		}
+		debug.FreeOSMemory()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(memStats{HeapAlloc: m.HeapAlloc, HeapInuse: m.HeapInuse, Sys: m.Sys, HookCalls: hookCalls.Load()})
+	})
 }

@@ -60,6 +60,17 @@ func (f *fakeIAM) exchanges(key string) int {
 	return f.count[key]
 }
 
+// total is the number of exchanges for all API keys.
+func (f *fakeIAM) total() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.count {
+		n += c
+	}
+	return n
+}
+
 func (f *fakeIAM) close() { _ = f.srv.Close() }
 
 // coldResult is the outcome of n concurrent requests for a bucket whose API

@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,24 +31,102 @@ type loadResult struct {
 	elapsed  time.Duration
 }
 
-// loadGen drives GETs at one URL with fixed headers for a duration.
-type loadGen func(rawURL string, h http.Header, conns int, d time.Duration) (loadResult, error)
+// getRequest is one GET to send: a URL and its headers.
+type getRequest struct {
+	url string
+	h   http.Header
+}
 
-// wrkLoad runs wrk (one thread, conns connections) with --latency.
-func wrkLoad(rawURL string, h http.Header, conns int, d time.Duration) (loadResult, error) {
+// loadGen drives GETs for a duration: the requests in turn, round robin (all
+// for the same host).
+type loadGen func(reqs []getRequest, conns int, d time.Duration) (loadResult, error)
+
+// wrkLoad runs wrk (one thread, conns connections) with --latency. More than
+// one request goes through a Lua script that hands them out in turn.
+func wrkLoad(reqs []getRequest, conns int, d time.Duration) (loadResult, error) {
+	if len(reqs) == 0 {
+		return loadResult{}, errors.New("wrk: no request")
+	}
 	secs := max(1, int(math.Ceil(d.Seconds())))
 	args := []string{"-t1", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(secs) + "s", "--latency", "--timeout", "10s"}
-	for k, vs := range h {
-		for _, v := range vs {
-			args = append(args, "-H", k+": "+v)
+	if len(reqs) == 1 {
+		for k, vs := range reqs[0].h {
+			for _, v := range vs {
+				args = append(args, "-H", k+": "+v)
+			}
 		}
+	} else {
+		dir, err := os.MkdirTemp("", "harness-wrk-")
+		if err != nil {
+			return loadResult{}, err
+		}
+		defer os.RemoveAll(dir)
+		script, err := writeWrkScript(dir, reqs)
+		if err != nil {
+			return loadResult{}, err
+		}
+		args = append(args, "-s", script)
 	}
-	args = append(args, rawURL)
+	args = append(args, reqs[0].url)
 	out, err := exec.Command("wrk", args...).CombinedOutput()
 	if err != nil {
 		return loadResult{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
 	return parseWrk(out)
+}
+
+// wrkScript reads the requests from a file, one a line (the path and query,
+// then "name: value" headers, separated by tabs), formats each once and hands
+// them out in turn. Reading them from a file keeps the script small: LuaJIT
+// bounds the constants of one chunk. They are formatted in init, after wrk set
+// the Host header from the URL.
+const wrkScript = `local reqs, n, i = {}, 0, 0
+init = function(args)
+  for line in io.lines(%q) do
+    local path, headers, first = nil, {}, true
+    for f in string.gmatch(line, "[^\t]+") do
+      if first then
+        path, first = f, false
+      else
+        local k, v = string.match(f, "^([^:]+): (.*)$")
+        headers[k] = v
+      end
+    end
+    n = n + 1
+    reqs[n] = wrk.format("GET", path, headers)
+  end
+end
+request = function()
+  i = i + 1
+  if i > n then i = 1 end
+  return reqs[i]
+end
+`
+
+func writeWrkScript(dir string, reqs []getRequest) (string, error) {
+	var b bytes.Buffer
+	for _, r := range reqs {
+		u, err := url.Parse(r.url)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(u.RequestURI())
+		for k, vs := range r.h {
+			for _, v := range vs {
+				if strings.ContainsAny(k+v, "\t\r\n") {
+					return "", fmt.Errorf("wrk: header %s: %q cannot go in the request file", k, v)
+				}
+				fmt.Fprintf(&b, "\t%s: %s", k, v)
+			}
+		}
+		b.WriteByte('\n')
+	}
+	data := filepath.Join(dir, "requests.txt")
+	if err := os.WriteFile(data, b.Bytes(), 0o600); err != nil {
+		return "", err
+	}
+	script := filepath.Join(dir, "requests.lua")
+	return script, os.WriteFile(script, fmt.Appendf(nil, wrkScript, data), 0o600)
 }
 
 // parseWrk reads wrk's report: Requests/sec, the 50% and 99% latencies of
@@ -108,7 +191,10 @@ func parseWrkDuration(s string) (time.Duration, error) {
 
 // goLoad is the load generator for machines without wrk: conns goroutines,
 // each with its own keep-alive connection, sending back to back.
-func goLoad(rawURL string, h http.Header, conns int, d time.Duration) (loadResult, error) {
+func goLoad(reqs []getRequest, conns int, d time.Duration) (loadResult, error) {
+	if len(reqs) == 0 {
+		return loadResult{}, errors.New("no request")
+	}
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -120,6 +206,7 @@ func goLoad(rawURL string, h http.Header, conns int, d time.Duration) (loadResul
 		bad  int
 		wg   sync.WaitGroup
 		errs []error
+		next atomic.Uint64
 	)
 	start := time.Now()
 	for range conns {
@@ -129,14 +216,15 @@ func goLoad(rawURL string, h http.Header, conns int, d time.Duration) (loadResul
 			lat := make([]time.Duration, 0, 1<<14)
 			nbad := 0
 			for ctx.Err() == nil {
-				r, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+				req := reqs[(next.Add(1)-1)%uint64(len(reqs))]
+				r, err := http.NewRequestWithContext(ctx, http.MethodGet, req.url, nil)
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
 					return
 				}
-				r.Header = h.Clone()
+				r.Header = req.h.Clone()
 				t0 := time.Now()
 				resp, err := client.Do(r)
 				if err != nil {

@@ -8,13 +8,23 @@
 //     p50/p99 latency, and the target's CPU time per request;
 //   - large PUTs and GETs (100 MiB and 1 GiB by default) streamed through each
 //     target: MiB/s, the target's CPU time per GiB and its peak RSS (VmHWM);
+//     then again through a bare proxy and a proxy with GOMAXPROCS=2 (-pin2
+//     says where they and their origin run);
 //   - n concurrent cold requests for one IAM bucket: the IAM exchanges they
 //     caused (one is right).
 //
-// Loopback only, bounded in time (about 1.5 minutes with the defaults):
+// With -growth it measures instead how the costs grow with the connections,
+// the number of buckets, authorizations, IAM keys and client keys, and the
+// object size, writes the tables of bench/README.md into bench/plots and
+// draws its plots there with the plot command (growth.go, ../plot).
 //
-//	go run ./bench/harness
-//	go run ./bench/harness -duration 10s -rounds 5 -sizes 100MiB,1GiB,4GiB
+// Loopback only, bounded in time (about 2 minutes with the defaults, 12 for
+// -growth). bench is a module of its own; from the repository's root:
+//
+//	go -C bench run ./harness
+//	go -C bench run ./harness -duration 10s -rounds 5 -sizes 100MiB,1GiB,4GiB
+//	go -C bench run ./harness -growth            # or -growth-quick
+//	go -C bench run ./plot                       # redraws bench/plots from its CSV files
 package main
 
 import (
@@ -48,6 +58,12 @@ type options struct {
 	skipStream   bool
 	skipIAM      bool
 	chunked      bool
+	twoProcs     bool   // also stream through targets with GOMAXPROCS=2
+	pin2         string // how the GOMAXPROCS=2 targets, their origin and the client are placed
+	growth       bool
+	growthQuick  bool
+	growthOnly   string
+	plots        string
 }
 
 func main() {
@@ -73,6 +89,13 @@ func main() {
 	flag.BoolVar(&o.skipStream, "skip-stream", false, "skip the streaming test")
 	flag.BoolVar(&o.skipIAM, "skip-iam", false, "skip the cold IAM test")
 	flag.BoolVar(&o.chunked, "chunked", true, "also stream aws-chunked uploads (signed, and unsigned with a CRC32 trailer)")
+	flag.BoolVar(&o.twoProcs, "gomaxprocs2", true, "stream again through a bare proxy and a proxy with GOMAXPROCS=2")
+	flag.StringVar(&o.pin2, "pin2", "shared", "placement of the GOMAXPROCS=2 rows: shared (targets, their origin and the client all on both CPUs), "+
+		"split (targets on both CPUs, origin and client on CPU 0) or niced (shared, origin and client at nice 19)")
+	flag.BoolVar(&o.growth, "growth", false, "measure growth instead (concurrency, scale, object size) and draw the plots into -plots (about 12 minutes)")
+	flag.BoolVar(&o.growthQuick, "growth-quick", false, "-growth with fewer points and shorter runs (about 1.5 minutes); plots into a temporary directory unless -plots is given")
+	flag.StringVar(&o.growthOnly, "growth-only", "", "with -growth: only these of concurrency,scale,size (comma-separated); the others' files are left as they are")
+	flag.StringVar(&o.plots, "plots", "", "directory of the growth tables and plots (default: plots, in the bench module when run with go -C bench)")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := parseSize(s)
@@ -81,7 +104,17 @@ func main() {
 		}
 		o.sizes = append(o.sizes, n)
 	}
-	if err := run(o); err != nil {
+	if o.growthQuick {
+		o.growth = true
+	}
+	var err error
+	switch {
+	case o.growth:
+		err = runGrowth(o)
+	default:
+		err = run(o)
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }
@@ -119,10 +152,15 @@ func sizeName(n int64) string {
 type env struct {
 	origin, bare, proxy *child
 	iam                 *fakeIAM
+	// The GOMAXPROCS=2 streaming rows: their own origin, bare proxy and proxy,
+	// and how the harness re-pins itself for them and back.
+	origin2, bare2, proxy2 *child
+	enter2, leave2         func() error
+	extra                  []*child // children of the growth measurements
 }
 
 func (e *env) stop() {
-	for _, c := range []*child{e.proxy, e.bare, e.origin} {
+	for _, c := range append([]*child{e.proxy2, e.bare2, e.origin2, e.proxy, e.bare, e.origin}, e.extra...) {
 		if c != nil {
 			c.stop()
 		}
@@ -143,8 +181,22 @@ func (c *checks) add(ok bool, format string, args ...any) {
 	*c = append(*c, mark+"  "+fmt.Sprintf(format, args...))
 }
 
-func run(o options) error {
-	loadCPU, targetCPU := "", ""
+// placement is where the processes run: loadCPU for the origin, the load
+// generator and the harness's clients, targetCPU for the bare proxy and the
+// proxy (GOMAXPROCS=1); both empty when nothing is pinned.
+type placement struct{ loadCPU, targetCPU string }
+
+func (p placement) pinned() bool { return p.targetCPU != "" }
+
+func (p placement) String() string {
+	if !p.pinned() {
+		return "not pinned"
+	}
+	return fmt.Sprintf("bare and proxy on CPU %s (GOMAXPROCS=1), origin, load generator and clients on CPU %s", p.targetCPU, p.loadCPU)
+}
+
+// place decides the placement and pins the harness.
+func place(o options) (placement, error) {
 	_, err := exec.LookPath("taskset")
 	switch {
 	case !o.pin:
@@ -153,40 +205,118 @@ func run(o options) error {
 	case runtime.NumCPU() < 2:
 		fmt.Println("note: fewer than 2 CPUs: processes are not pinned")
 	default:
-		loadCPU, targetCPU = "0", "1"
-		if err := pinSelf(loadCPU); err != nil {
-			return err
+		p := placement{loadCPU: "0", targetCPU: "1"}
+		return p, pinSelf(p.loadCPU)
+	}
+	return placement{}, nil
+}
+
+// startEnv starts the fake IAM, the origin, the bare proxy and the proxy.
+func startEnv(e *env, pl placement, iamDelay time.Duration) error {
+	one := []string{"GOMAXPROCS=1"}
+	var err error
+	if e.iam, err = startFakeIAM(iamDelay); err != nil {
+		return err
+	}
+	if e.origin, err = startChild("origin", "origin", pl.loadCPU, one); err != nil {
+		return err
+	}
+	if e.bare, err = startChild("bare", "bare", pl.targetCPU, one, "-origin", e.origin.addr); err != nil {
+		return err
+	}
+	e.proxy, err = startChild("proxy", "proxy", pl.targetCPU, one, "-origin", e.origin.addr, "-iam", e.iam.url)
+	return err
+}
+
+// startTwoProcs starts the targets of the GOMAXPROCS=2 streaming rows and
+// their origin as -pin2 says, and returns how they are placed.
+//
+//   - split: both targets on CPUs 0 and 1; their origin (GOMAXPROCS=1) and the
+//     harness's client stay on the load CPU, as for the other rows, so a
+//     target's second thread shares that CPU with them;
+//   - shared: the targets, their origin and the client all on both CPUs;
+//   - niced: the same, the origin and the client at nice 19, so that the
+//     target wins whenever it can run.
+func startTwoProcs(e *env, pl placement, mode string) (string, error) {
+	one, two := []string{"GOMAXPROCS=1"}, []string{"GOMAXPROCS=2"}
+	originCPU, originNice, desc := "", 0, "GOMAXPROCS=2 rows: not pinned"
+	both := ""
+	if pl.pinned() {
+		both = "0,1"
+		switch mode {
+		case "split":
+			originCPU = pl.loadCPU
+			desc = fmt.Sprintf("GOMAXPROCS=2 rows: bare and proxy on CPUs %s (GOMAXPROCS=2), their origin and the client on CPU %s as for the other rows", both, pl.loadCPU)
+		case "shared", "niced":
+			originCPU = both
+			self := os.Getpid()
+			nice := 0
+			if mode == "niced" {
+				nice, originNice = 19, 19
+			}
+			e.enter2 = func() error {
+				if err := pin(self, both); err != nil {
+					return err
+				}
+				return renice(self, nice)
+			}
+			e.leave2 = func() error {
+				if err := renice(self, 0); err != nil { // lowering a nice value needs CAP_SYS_NICE
+					fmt.Printf("note: the harness stays at nice %d: %v\n", nice, err)
+				}
+				return pin(self, pl.loadCPU)
+			}
+			desc = fmt.Sprintf("GOMAXPROCS=2 rows: bare and proxy on CPUs %s (GOMAXPROCS=2), their origin and the client on the same CPUs", both)
+			if nice != 0 {
+				desc += fmt.Sprintf(" at nice %d", nice)
+			}
+		default:
+			return "", fmt.Errorf("-pin2 %q: want split, shared or niced", mode)
 		}
+	}
+	var err error
+	if e.origin2, err = startChildNice("origin", "origin", originCPU, originNice, one, "-tag", "-2"); err != nil {
+		return "", err
+	}
+	if e.bare2, err = startChild("bare", "bare", both, two, "-origin", e.origin2.addr, "-tag", "-2"); err != nil {
+		return "", err
+	}
+	if e.proxy2, err = startChild("proxy", "proxy", both, two, "-origin", e.origin2.addr, "-iam", e.iam.url, "-tag", "-2"); err != nil {
+		return "", err
+	}
+	return desc, nil
+}
+
+// handleSignals stops the children on an interrupt.
+func handleSignals(e *env) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sig; e.stop(); os.Exit(130) }()
+}
+
+func run(o options) error {
+	pl, err := place(o)
+	if err != nil {
+		return err
 	}
 	gen, genName, err := pickLoadGen(o.loadgen)
 	if err != nil {
 		return err
 	}
-	one := []string{"GOMAXPROCS=1"}
-
 	e := &env{}
 	defer e.stop()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() { <-sig; e.stop(); os.Exit(130) }()
-
-	if e.iam, err = startFakeIAM(o.iamDelay); err != nil {
+	handleSignals(e)
+	if err := startEnv(e, pl, o.iamDelay); err != nil {
 		return err
 	}
-	if e.origin, err = startChild("origin", "origin", loadCPU, one); err != nil {
-		return err
+	fmt.Printf("harness: %s, %s, %d CPUs, %s\n", runtime.Version(), genName, runtime.NumCPU(), pl)
+	if o.twoProcs && !o.skipStream {
+		desc, err := startTwoProcs(e, pl, o.pin2)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("harness: %s\n", desc)
 	}
-	if e.bare, err = startChild("bare", "bare", targetCPU, one, "-origin", e.origin.addr); err != nil {
-		return err
-	}
-	if e.proxy, err = startChild("proxy", "proxy", targetCPU, one, "-origin", e.origin.addr, "-iam", e.iam.url); err != nil {
-		return err
-	}
-	pinning := "not pinned"
-	if targetCPU != "" {
-		pinning = fmt.Sprintf("bare and proxy on CPU %s (GOMAXPROCS=1), origin, load generator and clients on CPU %s", targetCPU, loadCPU)
-	}
-	fmt.Printf("harness: %s, %s, %d CPUs, %s\n", runtime.Version(), genName, runtime.NumCPU(), pinning)
 
 	var c checks
 	if !o.skipLoad {
@@ -268,7 +398,7 @@ func loadPhase(o options, e *env, gen loadGen, genName string, c *checks) error 
 		if err != nil {
 			return err
 		}
-		res, err := gen(u, h, o.conns, time.Second)
+		res, err := gen([]getRequest{{u, h}}, o.conns, time.Second)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -288,7 +418,7 @@ func loadPhase(o options, e *env, gen loadGen, genName string, c *checks) error 
 				return err
 			}
 			t0 := time.Now()
-			res, err := gen(u, h, o.conns, o.duration)
+			res, err := gen([]getRequest{{u, h}}, o.conns, o.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -334,8 +464,14 @@ func medianLoad(rs []loadResult) loadResult {
 	return rs[len(rs)/2]
 }
 
+// cpuPerReq is the target's CPU time per request in µs: over the requests
+// the generator counted, or (without a count) its rate times the time the
+// run took.
 func cpuPerReq(r loadResult) float64 {
-	n := r.rps * r.elapsed.Seconds()
+	n := float64(r.requests)
+	if n == 0 {
+		n = r.rps * r.elapsed.Seconds()
+	}
 	if n == 0 {
 		return 0
 	}
@@ -368,12 +504,23 @@ type transfer struct {
 	run  func(c *http.Client) (int64, error)
 }
 
-func transfers(o options, e *env, size int64) ([]transfer, error) {
+// sums caches the SHA-256 of the generated bodies by size.
+var sums = map[int64]string{}
+
+func bodySum(size int64) string {
+	if s, ok := sums[size]; ok {
+		return s
+	}
+	sums[size] = bodySHA256(size)
+	return sums[size]
+}
+
+func transfers(o options, bare, prx *child, size int64) ([]transfer, error) {
 	key := "/" + bucket + "/size-" + strconv.FormatInt(size, 10)
-	bareURL := "http://" + e.bare.addr + key
-	proxyURL := "http://" + e.proxy.addr + key
+	bareURL := "http://" + bare.addr + key
+	proxyURL := "http://" + prx.addr + key
 	fmt.Printf("   preparing %s: hashing the body, signing its chunks…\n", sizeName(size))
-	sum := bodySHA256(size)
+	sum := bodySum(size)
 	var chunked, trailed *chunkedUpload
 	if o.chunked {
 		var err error
@@ -394,38 +541,38 @@ func transfers(o options, e *env, size int64) ([]transfer, error) {
 		}
 	}
 	ts := []transfer{
-		{"PUT", "PUT", e.bare, true, func(c *http.Client) (int64, error) {
+		{"PUT", "PUT", bare, true, func(c *http.Client) (int64, error) {
 			h, err := signedHeaders(http.MethodPut, proxyURL, unsignedPayload, size, nil)
 			if err != nil {
 				return 0, err
 			}
 			return put(c, bareURL, h, newGenerator(size), size, size)
 		}},
-		{"PUT UNSIGNED-PAYLOAD", "PUT", e.proxy, false, signedPut(proxyURL, unsignedPayload)},
-		{"PUT hex SHA-256", "PUT", e.proxy, false, signedPut(proxyURL, sum)},
+		{"PUT UNSIGNED-PAYLOAD", "PUT", prx, false, signedPut(proxyURL, unsignedPayload)},
+		{"PUT hex SHA-256", "PUT", prx, false, signedPut(proxyURL, sum)},
 		// The same proxy process, configured WithUpstreamPayloadCheck(true)
 		// under upstreamCheckPrefix.
-		{"PUT hex SHA-256, checked upstream", "PUT", e.proxy, false,
-			signedPut("http://"+e.proxy.addr+upstreamCheckPrefix+key, sum)},
+		{"PUT hex SHA-256, checked upstream", "PUT", prx, false,
+			signedPut("http://"+prx.addr+upstreamCheckPrefix+key, sum)},
 	}
 	if chunked != nil {
-		ts = append(ts, transfer{"PUT aws-chunked signed", "PUT", e.proxy, false, func(c *http.Client) (int64, error) {
+		ts = append(ts, transfer{"PUT aws-chunked signed", "PUT", prx, false, func(c *http.Client) (int64, error) {
 			// The chunk signatures chain from the seed signed at preparation;
 			// the proxy accepts them for the skew window (15 minutes).
 			return put(c, proxyURL, chunked.header, chunked.body(), chunked.length, size)
-		}}, transfer{"PUT aws-chunked CRC32 trailer", "PUT", e.proxy, false, func(c *http.Client) (int64, error) {
+		}}, transfer{"PUT aws-chunked CRC32 trailer", "PUT", prx, false, func(c *http.Client) (int64, error) {
 			return put(c, proxyURL, trailed.header, trailed.body(), trailed.length, size)
 		}})
 	}
 	ts = append(ts,
-		transfer{"GET", "GET", e.bare, true, func(c *http.Client) (int64, error) {
+		transfer{"GET", "GET", bare, true, func(c *http.Client) (int64, error) {
 			h, err := signedHeaders(http.MethodGet, proxyURL, emptySHA256, 0, nil)
 			if err != nil {
 				return 0, err
 			}
 			return get(c, bareURL, h, size)
 		}},
-		transfer{"GET SigV4 header", "GET", e.proxy, false, func(c *http.Client) (int64, error) {
+		transfer{"GET SigV4 header", "GET", prx, false, func(c *http.Client) (int64, error) {
 			h, err := signedHeaders(http.MethodGet, proxyURL, emptySHA256, 0, nil)
 			if err != nil {
 				return 0, err
@@ -436,87 +583,134 @@ func transfers(o options, e *env, size int64) ([]transfer, error) {
 	return ts, nil
 }
 
+// streamSetup is one pair of targets the streaming rows run through: the
+// bare proxy and this proxy with the same GOMAXPROCS and pinning.
+type streamSetup struct {
+	procs        int // GOMAXPROCS of both targets
+	bare, proxy  *child
+	enter, leave func() error // re-pin the harness (the client) for the setup, and back
+}
+
+// verifiedUploads are the rows whose payload the proxy hashes with SHA-256:
+// the uploads of issue 22's "verified 1 GiB upload" on two cores.
+var verifiedUploads = map[string]bool{"PUT hex SHA-256": true, "PUT aws-chunked signed": true}
+
 func streamPhase(o options, e *env, c *checks) error {
+	setups := []streamSetup{{procs: 1, bare: e.bare, proxy: e.proxy}}
+	if e.bare2 != nil {
+		setups = append(setups, streamSetup{procs: 2, bare: e.bare2, proxy: e.proxy2, enter: e.enter2, leave: e.leave2})
+	}
 	fmt.Printf("\n== streaming: one connection, best of %d per row; CPU and peak RSS (VmHWM) of the bare or proxy process\n", o.streamRounds)
-	client := streamClient()
 	type row struct {
-		size int64
-		t    transfer
-		best streamResult
+		procs int
+		size  int64
+		t     transfer
+		best  streamResult
 	}
 	var rows []row
-	for _, size := range o.sizes {
-		ts, err := transfers(o, e, size)
-		if err != nil {
-			return err
+	for _, su := range setups {
+		if su.enter != nil {
+			if err := su.enter(); err != nil {
+				return err
+			}
 		}
-		best := make([]streamResult, len(ts))
-		failed := make([]bool, len(ts))
-		for r := range o.streamRounds {
+		client := streamClient()
+		for _, size := range o.sizes {
+			ts, err := transfers(o, su.bare, su.proxy, size)
+			if err != nil {
+				return err
+			}
+			best := make([]streamResult, len(ts))
+			failed := make([]bool, len(ts))
+			for r := range o.streamRounds {
+				for i, t := range ts {
+					if failed[i] {
+						continue
+					}
+					res, err := measure(t.proc.pid(), func() (int64, error) { return t.run(client) })
+					if err != nil {
+						failed[i] = true
+						c.add(false, "%s %s through %s: %v", sizeName(size), t.name, t.proc.name, err)
+						continue
+					}
+					if r == 0 || res.mibps() > best[i].mibps() {
+						peak := max(res.peak, best[i].peak)
+						best[i] = res
+						best[i].peak = peak
+					} else {
+						best[i].peak = max(best[i].peak, res.peak)
+					}
+				}
+			}
 			for i, t := range ts {
-				if failed[i] {
-					continue
-				}
-				res, err := measure(t.proc.pid(), func() (int64, error) { return t.run(client) })
-				if err != nil {
-					failed[i] = true
-					c.add(false, "%s %s through %s: %v", sizeName(size), t.name, t.proc.name, err)
-					continue
-				}
-				if r == 0 || res.mibps() > best[i].mibps() {
-					peak := max(res.peak, best[i].peak)
-					best[i] = res
-					best[i].peak = peak
-				} else {
-					best[i].peak = max(best[i].peak, res.peak)
+				if !failed[i] {
+					rows = append(rows, row{su.procs, size, t, best[i]})
 				}
 			}
 		}
-		for i, t := range ts {
-			if !failed[i] {
-				rows = append(rows, row{size, t, best[i]})
+		client.CloseIdleConnections()
+		if su.leave != nil {
+			if err := su.leave(); err != nil {
+				return err
 			}
 		}
 	}
-	client.CloseIdleConnections()
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "size\ttarget\toperation\tMiB/s\t×bare\tCPU s/GiB\t×bare\tpeak RSS MiB\t")
-	baseOf := func(size int64, op string) streamResult {
+	fmt.Fprintln(w, "GOMAXPROCS\tsize\ttarget\toperation\tMiB/s\t×bare\tCPU s/GiB\t×bare\tpeak RSS MiB\t")
+	baseOf := func(procs int, size int64, op string) streamResult {
 		for _, r := range rows {
-			if r.size == size && r.t.bare && r.t.op == op {
+			if r.procs == procs && r.size == size && r.t.bare && r.t.op == op {
 				return r.best
 			}
 		}
 		return streamResult{}
 	}
-	peaks := map[string][]int64{} // operation → peak per size, proxy only
+	type peakKey struct {
+		procs int
+		name  string
+	}
+	peaks := map[peakKey][]int64{} // operation → peak per size, proxy only
 	for _, r := range rows {
-		b := baseOf(r.size, r.t.op)
+		b := baseOf(r.procs, r.size, r.t.op)
 		peak := fmt.Sprintf("%.1f", float64(r.best.peak)/(1<<20))
 		if !r.best.peakOK {
 			peak += " (since start)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t\n", sizeName(r.size), r.t.proc.name, r.t.name,
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t\n", r.procs, sizeName(r.size), r.t.proc.name, r.t.name,
 			r.best.mibps(), r.best.mibps()/b.mibps(), r.best.cpuPerGiB().Seconds(),
 			ratio(r.best.cpuPerGiB(), b.cpuPerGiB()), peak)
-		if !r.t.bare {
-			peaks[r.t.name] = append(peaks[r.t.name], r.best.peak)
+		if r.t.bare {
+			continue
+		}
+		peaks[peakKey{r.procs, r.t.name}] = append(peaks[peakKey{r.procs, r.t.name}], r.best.peak)
+		switch {
+		case r.procs == 1:
 			if r.size == 1<<30 {
 				c.add(r.best.mibps() >= 0.9*b.mibps(), "1 GiB %s: %.2f× bare MiB/s (target ≥ 0.9)", r.t.name, r.best.mibps()/b.mibps())
 			}
 			c.add(r.best.peak <= 64<<20, "%s %s: peak RSS %.1f MiB (target ≤ 64)", sizeName(r.size), r.t.name, float64(r.best.peak)/(1<<20))
+		default:
+			if r.size == 1<<30 && verifiedUploads[r.t.name] {
+				c.add(r.best.mibps() >= 0.85*b.mibps(), "1 GiB %s, GOMAXPROCS=%d: %.2f× bare (GOMAXPROCS=%d) MiB/s (target ≥ 0.85)",
+					r.t.name, r.procs, r.best.mibps()/b.mibps(), r.procs)
+			}
+			c.add(r.best.peak <= 64<<20, "%s %s, GOMAXPROCS=%d: peak RSS %.1f MiB (target ≤ 64)", sizeName(r.size), r.t.name, r.procs, float64(r.best.peak)/(1<<20))
 		}
 	}
 	_ = w.Flush()
 	if len(o.sizes) > 1 {
 		for _, r := range rows {
-			p := peaks[r.t.name]
+			p := peaks[peakKey{r.procs, r.t.name}]
 			if r.t.bare || r.size != o.sizes[0] || len(p) < 2 {
 				continue
 			}
 			spread := slices.Max(p) - slices.Min(p)
-			c.add(spread <= 10<<20, "%s: peak RSS spread %.1f MiB across %s (target ≤ 10)", r.t.name,
+			label := r.t.name
+			if r.procs != 1 {
+				label += fmt.Sprintf(", GOMAXPROCS=%d", r.procs)
+			}
+			c.add(spread <= 10<<20, "%s: peak RSS spread %.1f MiB across %s (target ≤ 10)", label,
 				float64(spread)/(1<<20), sizeNames(o.sizes))
 		}
 	}

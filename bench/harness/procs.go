@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -20,9 +21,15 @@ type child struct {
 	stdin io.WriteCloser
 }
 
-// startChild runs the harness binary in mode, pinned to cpu with taskset when
-// cpu is not empty, and waits for its address.
+// startChild runs the harness binary in mode, pinned to cpu (a taskset CPU
+// list, e.g. "1" or "0,1") with taskset when cpu is not empty, and waits for
+// its address.
 func startChild(name, mode, cpu string, env []string, args ...string) (*child, error) {
+	return startChildNice(name, mode, cpu, 0, env, args...)
+}
+
+// startChildNice is startChild with a nice value for the child's threads.
+func startChildNice(name, mode, cpu string, nice int, env []string, args ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -30,6 +37,9 @@ func startChild(name, mode, cpu string, env []string, args ...string) (*child, e
 	argv := append([]string{exe, "-mode", mode}, args...)
 	if cpu != "" {
 		argv = append([]string{"taskset", "-c", cpu}, argv...)
+	}
+	if nice != 0 {
+		argv = append([]string{"nice", "-n", strconv.Itoa(nice)}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
@@ -132,10 +142,33 @@ func resetPeakRSS(pid int) error {
 }
 
 // pinSelf pins every thread of this process to cpu.
-func pinSelf(cpu string) error {
-	out, err := exec.Command("taskset", "-a", "-p", "-c", cpu, strconv.Itoa(os.Getpid())).CombinedOutput()
+func pinSelf(cpu string) error { return pin(os.Getpid(), cpu) }
+
+// pin pins every thread of process pid to cpu (a taskset CPU list); threads
+// started later inherit it from the thread that starts them.
+func pin(pid int, cpu string) error {
+	out, err := exec.Command("taskset", "-a", "-p", "-c", cpu, strconv.Itoa(pid)).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("taskset: %v: %s", err, out)
+	}
+	return nil
+}
+
+// renice sets the nice value of every thread of process pid (on Linux a
+// thread's own; threads started later inherit it).
+func renice(pid, nice int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("renice thread %d: %w", tid, err)
+		}
 	}
 	return nil
 }

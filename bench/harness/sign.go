@@ -38,6 +38,11 @@ var emptySHA256 = hex.EncodeToString(func() []byte { s := sha256.Sum256(nil); re
 // signedHeaders signs a request for rawURL with the client keys now and
 // returns the headers to send with it (extra included).
 func signedHeaders(method, rawURL, payloadHash string, contentLength int64, extra http.Header) (http.Header, error) {
+	return signedHeadersWith(clientKey, clientSecret, method, rawURL, payloadHash, contentLength, extra)
+}
+
+// signedHeadersWith is signedHeaders with another client key.
+func signedHeadersWith(key, secret, method, rawURL, payloadHash string, contentLength int64, extra http.Header) (http.Header, error) {
 	r, err := http.NewRequest(method, rawURL, nil)
 	if err != nil {
 		return nil, err
@@ -47,7 +52,8 @@ func signedHeaders(method, rawURL, payloadHash string, contentLength int64, extr
 	}
 	r.ContentLength = contentLength
 	r.Header.Set("X-Amz-Content-Sha256", payloadHash)
-	if err := signer.SignHTTP(context.Background(), clientCreds, r, payloadHash, "s3", region, time.Now()); err != nil {
+	creds := aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}
+	if err := signer.SignHTTP(context.Background(), creds, r, payloadHash, "s3", region, time.Now()); err != nil {
 		return nil, err
 	}
 	return r.Header, nil

@@ -5,8 +5,8 @@
 // BenchmarkBareReverseProxy/PUT-1MiB, BenchmarkInProcess/proxy-* to
 // BenchmarkInProcess/bare. Other benchmarks are listed without a ratio.
 //
-//	go test -run '^$' -bench . -benchmem -count 5 . | go run ./bench/ratios
-//	go run ./bench/ratios bench-*.txt
+//	go test -run '^$' -bench . -benchmem -count 5 . | go -C bench run ./ratios
+//	go -C bench run ./ratios /tmp/bench-*.txt
 package main
 
 import (
