@@ -31,7 +31,7 @@ type identity struct {
 	token     string // the client's access key id: verified, or taken on trust in token mode
 	verified  bool   // the signature was verified (WithClientSecrets)
 	anonymous bool   // no signature at all: forwarded without credentials where a bucket allows it
-	presigned bool // signed in the query (verified or, in token mode, not)
+	presigned bool   // signed in the query (verified or, in token mode, not)
 	// A verified presigned URL: its signature, which names it, and when it
 	// expires (for WithPresignedUseLimit); "" otherwise.
 	presignedURL string

@@ -35,9 +35,9 @@ type chunkSigner struct {
 // Limits of the aws-chunked framing.
 const (
 	chunkedBufSize  = 256 << 10 // bufio buffer; larger reads of chunk data bypass it
-	maxChunkLine    = 4 << 10  // longest chunk-size or trailer line, line ending included
-	maxTrailerBytes = 16 << 10 // longest trailer section
-	maxChunkSize    = 5 << 40  // largest chunk: the S3 object size limit
+	maxChunkLine    = 4 << 10   // longest chunk-size or trailer line, line ending included
+	maxTrailerBytes = 16 << 10  // longest trailer section
+	maxChunkSize    = 5 << 40   // largest chunk: the S3 object size limit
 )
 
 // Errors of the aws-chunked decoder. A body that ends early (anywhere before

@@ -33,6 +33,12 @@ func (p *Proxy) forward(x *exchange) {
 		BufferPool:   bufferPool{},
 		ErrorLog:     p.errorLog,
 	}
+	// An answer the upstream sent without a Content-Type goes without one:
+	// the server would sniff one from the body. A nil value keeps the key, so
+	// it does not; the upstream's Content-Type, if any, is added to it.
+	if _, set := x.w.Header()["Content-Type"]; !set {
+		x.w.Header()["Content-Type"] = nil
+	}
 	x.rp.ServeHTTP(x.w, x.in)
 }
 
@@ -224,11 +230,15 @@ const maxErrorCode = 128
 // maxErrorCode bytes; ok is false for any other body.
 func withoutDiagnostics(body []byte) (clean []byte, code string, ok bool) {
 	d := xml.NewDecoder(bytes.NewReader(body))
-	var out bytes.Buffer
-	enc := xml.NewEncoder(&out)
-	depth, skip := 0, 0
-	inCode := false
+	var (
+		open   []string   // names of the open elements
+		cuts   [][2]int64 // byte ranges of the diagnostic elements
+		from   int64      // where the diagnostic being skipped starts
+		skip   int        // depth inside it
+		inCode bool
+	)
 	for {
+		at := d.InputOffset()
 		tok, err := d.RawToken()
 		if err == io.EOF {
 			break
@@ -238,44 +248,66 @@ func withoutDiagnostics(body []byte) (clean []byte, code string, ok bool) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			depth++
+			open = append(open, t.Name.Space+":"+t.Name.Local)
+			depth := len(open)
 			if depth == 1 && (t.Name.Local != "Error" || t.Name.Space != "") {
 				return nil, "", false
 			}
-			if skip > 0 || depth == 2 && upstreamDiagnostics[t.Name.Local] {
+			switch {
+			case skip > 0:
 				skip++
-				continue
+			case depth == 2 && upstreamDiagnostics[t.Name.Local]:
+				skip, from = 1, at
 			}
-			inCode = depth == 2 && t.Name.Local == "Code" && code == ""
+			inCode = skip == 0 && depth == 2 && t.Name.Local == "Code" && code == ""
 		case xml.EndElement:
-			depth--
+			if len(open) == 0 || open[len(open)-1] != t.Name.Space+":"+t.Name.Local {
+				return nil, "", false
+			}
+			open = open[:len(open)-1]
 			inCode = false
 			if skip > 0 {
-				skip--
-				continue
+				if skip--; skip == 0 {
+					cuts = append(cuts, [2]int64{from, d.InputOffset()})
+				}
 			}
 		case xml.Directive:
 			return nil, "", false
 		case xml.CharData:
-			if skip > 0 {
-				continue
-			}
 			if inCode && len(code)+len(t) <= maxErrorCode {
 				code += string(t)
 			}
-		default:
-			if skip > 0 {
-				continue
-			}
-		}
-		if err := enc.EncodeToken(xml.CopyToken(tok)); err != nil {
-			return nil, "", false
 		}
 	}
-	if depth != 0 || enc.Flush() != nil {
+	if len(open) != 0 {
 		return nil, "", false
 	}
-	return out.Bytes(), strings.TrimSpace(code), true
+	// The answer keeps the upstream's bytes, its entities and spacing, but
+	// for the diagnostics cut out.
+	clean = body
+	if len(cuts) > 0 {
+		clean = make([]byte, 0, len(body))
+		last := int64(0)
+		for _, c := range cuts {
+			clean = append(clean, body[last:c[0]]...)
+			last = c[1]
+		}
+		clean = append(clean, body[last:]...)
+	}
+	if !wellFormed(clean) {
+		return nil, "", false
+	}
+	return clean, strings.TrimSpace(code), true
+}
+
+// wellFormed reports whether b parses as XML, strictly.
+func wellFormed(b []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		if _, err := d.Token(); err != nil {
+			return err == io.EOF
+		}
+	}
 }
 
 // upstreamError answers a failed upstream exchange: the S3 error a body check

@@ -346,6 +346,41 @@ func TestUpstreamErrorBodiesScrubbed(t *testing.T) {
 		assert.Contains(t, body, kept)
 	}
 	assert.Equal(t, fmt.Sprint(len(body)), w.Header().Get("Content-Length"))
+	// Nothing else changes: the upstream's bytes, but for the cut elements.
+	assert.Equal(t, `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message><Resource>/bucket/k</Resource><RequestId>UP-1</RequestId><HostId>host-id</HostId></Error>`, body)
+
+	// An error without diagnostics passes byte for byte: its entities and
+	// spacing as the upstream wrote them (radosgw writes &apos;).
+	const plain = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>InvalidRequest</Code>\n  <Message>This copy request is illegal because it is trying to copy an object to itself without changing the object&apos;s metadata.</Message>\n  <RequestId>tx1</RequestId>\n</Error>"
+	up.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, plain)
+	}
+	r = httptest.NewRequest(http.MethodGet, "/bucket/k", nil)
+	clientSign(t, r, sha256Hex(nil))
+	w = serve(p, r)
+	assert.Equal(t, plain, w.Body.String())
+	assert.Equal(t, fmt.Sprint(len(plain)), w.Header().Get("Content-Length"))
+
+	// An answer without a Content-Type gains none (radosgw's
+	// GetBucketLocation): the server must not sniff one from the body.
+	up.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><LocationConstraint>eu-de</LocationConstraint>`)
+	}
+	front := httptest.NewServer(p) // net/http's server sniffs; a recorder would not
+	defer front.Close()
+	r, err := http.NewRequest(http.MethodGet, front.URL+"/bucket/k", nil)
+	require.NoError(t, err)
+	clientSign(t, r, sha256Hex(nil))
+	resp, err := front.Client().Do(r)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, resp.Header.Values("Content-Type"))
 
 	// Not an XML error: as it is.
 	up.handler = func(w http.ResponseWriter, r *http.Request) {

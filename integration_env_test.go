@@ -31,6 +31,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/s3servers"
 )
 
 // The integration suite runs every step twice, once against versitygw directly
@@ -80,6 +81,11 @@ type itgConfig struct {
 	opts      []proxy.Option // more proxy options
 	hooks     bool           // route the buckets with WithEndpoint, WithCredentials and WithBucketList, not WithBuckets
 	anonymous bool           // the proxy's buckets take anonymous requests
+	// upstream, when set, is the S3 server of both sides instead of
+	// versitygw (integration_upstreams_test.go), reached with its keys;
+	// plainUploads sets its endpoint's PlainUploads.
+	upstream     *s3servers.Server
+	plainUploads bool
 }
 
 // itgSide is one way to reach versitygw: directly or through the proxy.
@@ -98,29 +104,39 @@ type itgEnv struct {
 	direct    *itgSide
 	proxy     *itgSide
 	pathStyle bool // the proxy's upstream is path-style
+	// judge, when set, decides each step of both instead of requiring the
+	// same outcome on the two sides (integration_upstreams_test.go).
+	judge func(t *testing.T, step, want, direct, proxy string)
 }
 
 func (e *itgEnv) sides() []*itgSide { return []*itgSide{e.direct, e.proxy} }
 
 func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 	t.Helper()
-	v := versity(t)
+	up := itgUpstream{key: vgwAccessKey, secret: vgwSecretKey, domain: vgwDomain}
+	if u := cfg.upstream; u != nil {
+		up = itgUpstream{addr: u.Addr, url: u.URL(), port: u.Port, key: u.AccessKey, secret: u.SecretKey, domain: u.Domain, tr: u.Transport()}
+		t.Cleanup(up.tr.CloseIdleConnections)
+	} else {
+		v := versity(t)
+		up.addr, up.url, up.port, up.tr = v.Addr, v.url(), v.Port, v.transport(t)
+	}
 	if cfg.buckets == 0 {
 		cfg.buckets = 1
 	}
 	e := &itgEnv{pathStyle: cfg.pathStyle}
-	e.direct = &itgSide{name: "direct", base: v.url(), key: vgwAccessKey, secret: vgwSecretKey}
+	e.direct = &itgSide{name: "direct", base: up.url, key: up.key, secret: up.secret}
 	e.proxy = &itgSide{name: "proxy", key: itgClientKey, secret: itgClientSecret}
 	for range cfg.buckets {
 		e.direct.buckets = append(e.direct.buckets, itgBucketName(t, "d"))
 		e.proxy.buckets = append(e.proxy.buckets, itgBucketName(t, "p"))
 	}
 
-	ep := proxy.Endpoint{Host: vgwDomain, Port: v.Port, Scheme: "http", PathStyle: cfg.pathStyle}
+	ep := proxy.Endpoint{Host: up.domain, Port: up.port, Scheme: "http", PathStyle: cfg.pathStyle, PlainUploads: cfg.plainUploads}
 	var buckets []proxy.Bucket
 	for _, name := range e.proxy.buckets {
 		buckets = append(buckets, proxy.Bucket{Name: name, Endpoint: ep, Anonymous: cfg.anonymous,
-			Credentials: proxy.Credentials{AccessKeyID: vgwAccessKey, SecretAccessKey: vgwSecretKey}})
+			Credentials: proxy.Credentials{AccessKeyID: up.key, SecretAccessKey: up.secret}})
 	}
 	routing := []proxy.Option{proxy.WithBuckets(buckets...)}
 	if cfg.hooks {
@@ -131,7 +147,7 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 		proxy.WithAuthorizer(func(_ context.Context, token, _ string) (bool, error) {
 			return token == itgClientKey, nil
 		}),
-		proxy.WithTransport(v.transport(t)),
+		proxy.WithTransport(up.tr),
 	)
 	if cfg.mount == itgMountPathPrefix {
 		opts = append(opts, proxy.WithPathPrefix(itgMountPath))
@@ -159,7 +175,7 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 	if cfg.tls {
 		srv = httptest.NewTLSServer(h)
 		tlsConf = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-		front := httptest.NewTLSServer(itgPassThrough(v))
+		front := httptest.NewTLSServer(itgPassThrough(up.addr))
 		t.Cleanup(front.Close)
 		e.direct.base = front.URL
 	} else {
@@ -175,6 +191,14 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 		s.c, s.hc = itgS3Client(t, s.base, s.key, s.secret, tlsConf)
 	}
 	return e
+}
+
+// itgUpstream is the S3 server behind the proxy and the direct side's
+// client: where it listens, its keys and its virtual-host domain.
+type itgUpstream struct {
+	addr, url, domain, key, secret string
+	port                           int
+	tr                             *http.Transport
 }
 
 // itgHookRouting routes buckets with hooks instead of as static buckets, and
@@ -203,15 +227,16 @@ func itgHookRouting(buckets []proxy.Bucket) []proxy.Option {
 	}
 }
 
-// itgPassThrough is a TLS terminator for versitygw: it forwards every request
-// as received, Host, headers and body framing (Content-Length or chunked)
-// included, so that versitygw checks the client's own signature; only the TLS
-// is taken off. It reads the whole body first and writes the request in one
-// go on a connection of its own, then reads the answer: versitygw answers
-// some requests (a PUT without a length) before reading the body and closes
-// the connection, which a streaming reverse proxy would see as a broken pipe
-// instead of the answer. Test bodies are a few MiB at most.
-func itgPassThrough(v *versityGW) http.Handler {
+// itgPassThrough is a TLS terminator for versitygw (or the S3 server at addr):
+// it forwards every request as received, Host, headers and body framing
+// (Content-Length or chunked) included, so that versitygw checks the client's
+// own signature; only the TLS is taken off. It reads the whole body first and
+// writes the request in one go on a connection of its own, then reads the
+// answer: versitygw answers some requests (a PUT without a length) before
+// reading the body and closes the connection, which a streaming reverse proxy
+// would see as a broken pipe instead of the answer. Test bodies are a few MiB
+// at most.
+func itgPassThrough(addr string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -234,7 +259,7 @@ func itgPassThrough(v *versityGW) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		conn, err := net.DialTimeout("tcp", v.Addr, 5*time.Second)
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -285,7 +310,9 @@ func itgS3Client(t testing.TB, endpoint, key, secret string, tlsConf *tls.Config
 
 var itgBucketSeq atomic.Int64
 
-// itgBucketName returns a unique, valid bucket name derived from the test name.
+// itgBucketName returns a unique, valid bucket name derived from the test name,
+// of the same length on both sides (answers that name the bucket have the
+// same Content-Length).
 func itgBucketName(t testing.TB, side string) string {
 	var b strings.Builder
 	dash := true
@@ -303,7 +330,7 @@ func itgBucketName(t testing.TB, side string) string {
 	if len(name) > 40 {
 		name = strings.Trim(name[:40], "-")
 	}
-	return fmt.Sprintf("osp-%s-%s-%d", side, name, itgBucketSeq.Add(1))
+	return fmt.Sprintf("osp-%s-%s-%05d", side, name, itgBucketSeq.Add(1))
 }
 
 // both runs one step on each side and requires the same outcome. When want is
@@ -313,6 +340,10 @@ func (e *itgEnv) both(t *testing.T, step, want string, fn func(s *itgSide) strin
 	t.Helper()
 	d := fn(e.direct)
 	p := fn(e.proxy)
+	if e.judge != nil {
+		e.judge(t, step, want, d, p)
+		return p
+	}
 	if want != "" && d != want {
 		t.Logf("versitygw itself cannot %s: got %q, want %q (proxy: %q)", step, d, want, p)
 	}

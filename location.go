@@ -25,6 +25,11 @@ import (
 // relative: the proxy's path of the same resource.
 func (x *exchange) clientLocation(loc string) (string, bool) {
 	u, err := url.Parse(loc)
+	if err != nil {
+		// Some servers leave a '%' of the key unescaped (s3rver's POST
+		// Object Location): it can only be a literal percent sign.
+		u, err = url.Parse(escapeStrayPercents(loc))
+	}
 	if err != nil || u.Opaque != "" {
 		return "", false
 	}
@@ -49,6 +54,24 @@ func (x *exchange) clientLocation(loc string) (string, bool) {
 		out += "?" + u.RawQuery
 	}
 	return out, true
+}
+
+// escapeStrayPercents escapes each '%' of s that does not begin an escape
+// (two hex digits) as "%25".
+func escapeStrayPercents(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && (i+2 >= len(s) || !isHexDigit(s[i+1]) || !isHexDigit(s[i+2])) {
+			b.WriteString("%25")
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // clientBase is the proxy's URL of the request's bucket as the client

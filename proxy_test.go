@@ -642,7 +642,11 @@ func TestLocationsNameTheProxy(t *testing.T) {
 			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><Location>`+self+`/dir%2Fk</Location><Bucket>bucket</Bucket><Key>dir/k</Key></CompleteMultipartUploadResult>`)
 			return
 		}
-		w.Header().Set("Location", self+"/dir/k?versionId=1")
+		if strings.HasSuffix(r.URL.Path, "%") { // a key with a '%', left unescaped as s3rver does
+			w.Header().Set("Location", self+"/100%")
+		} else {
+			w.Header().Set("Location", self+"/dir/k?versionId=1")
+		}
 		w.WriteHeader(http.StatusMovedPermanently)
 	}
 	p := newProxy(t, up)
@@ -669,6 +673,12 @@ func TestLocationsNameTheProxy(t *testing.T) {
 		w = serve(c.h, get)
 		assert.Equal(t, http.StatusMovedPermanently, w.Code)
 		assert.Equal(t, "http://proxy.example"+c.mount+"/bucket/dir/k?versionId=1", w.Header().Get("Location"), c.name)
+
+		get = httptest.NewRequest(http.MethodGet, c.mount+"/bucket/100%25", nil)
+		get.Host = "proxy.example"
+		clientSign(t, get, sha256Hex(nil))
+		w = serve(c.h, get)
+		assert.Equal(t, "http://proxy.example"+c.mount+"/bucket/100%25", w.Header().Get("Location"), c.name+": a stray '%' escaped")
 	}
 }
 

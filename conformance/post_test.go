@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -253,11 +254,12 @@ func (r *run) note(what string, a *postAnswer) {
 	r.answers[what] = postSeen{brief: a.brief(), full: a.String()}
 }
 
-// compareAnswers compares the proxy's answers with versitygw's to the same
-// forms (each signed with the side's keys): each difference fails the test
-// and is returned for the list under the matrix. An answer one side never got
-// (its step failed before) is not compared.
-func compareAnswers(t *testing.T, client, scheme string, direct, viaProxy map[string]postSeen) []string {
+// compareAnswers compares the proxy's answers with the server's (versitygw's,
+// or another upstream's) to the same forms (each signed with the side's
+// keys): each difference fails the test and is returned for the list under
+// the matrix. An answer one side never got (its step failed before) is not
+// compared.
+func compareAnswers(t *testing.T, server, client, scheme string, direct, viaProxy map[string]postSeen) []string {
 	var names []string
 	for n := range direct {
 		names = append(names, n)
@@ -272,13 +274,13 @@ func compareAnswers(t *testing.T, client, scheme string, direct, viaProxy map[st
 	for _, n := range names {
 		d, dok := direct[n]
 		p, pok := viaProxy[n]
-		t.Logf("%s over %s, POST %s: versitygw %s; proxy %s", client, scheme, n, or(dok, d.brief, "none"), or(pok, p.brief, "none"))
+		t.Logf("%s over %s, POST %s: %s %s; proxy %s", client, scheme, n, server, or(dok, d.brief, "none"), or(pok, p.brief, "none"))
 		if dok && pok && d.brief == p.brief && d.full != p.full {
-			t.Logf("%s over %s, POST %s: same status and code, other words: versitygw %s; proxy %s", client, scheme, n, d.full, p.full)
+			t.Logf("%s over %s, POST %s: same status and code, other words: %s %s; proxy %s", client, scheme, n, server, d.full, p.full)
 		}
 		if dok && pok && d.brief != p.brief {
-			diff := fmt.Sprintf("%s over %s, %s: versitygw %s; proxy %s", client, scheme, n, d.full, p.full)
-			t.Errorf("the proxy answers a presigned POST otherwise than versitygw: %s", diff)
+			diff := fmt.Sprintf("%s over %s, %s: %s %s; proxy %s", client, scheme, n, server, d.full, p.full)
+			t.Errorf("the proxy answers a presigned POST otherwise than %s: %s", server, diff)
 			diffs = append(diffs, truncate(diff, 400))
 		}
 	}
@@ -307,6 +309,10 @@ func stepPresignPost(ctx context.Context, r *run) error {
 	return errors.Join(errs...)
 }
 
+// postUpload posts one form and checks the answer and what was stored. The
+// checks after the answer's status each report their own failure (a
+// checkError, joined), so that the proxy's failures can be compared with the
+// server's check by check; what was stored is checked first.
 func (r *run) postUpload(ctx context.Context, u postUpload) error {
 	f, err := r.ops.PresignPost(ctx, r.bucket, u.policy)
 	if err != nil {
@@ -321,39 +327,50 @@ func (r *run) postUpload(ctx context.Context, u postUpload) error {
 	}
 	r.note(u.name, a)
 	if a.Status != u.status {
-		return fmt.Errorf("answered %s, want %d", a, u.status)
+		return checkFailed("status", fmt.Errorf("answered %s, want %d", a, u.status))
+	}
+	var errs []error
+	check := func(name string, err error) {
+		if err != nil {
+			errs = append(errs, checkFailed(name, err))
+		}
+	}
+	if err := r.stored(ctx, u.policy.Key, u.want); err != nil {
+		return err
 	}
 	etag := a.header("ETag")
 	if etag == "" {
-		return errors.New("no ETag in the answer")
+		check("ETag header", errors.New("no ETag in the answer"))
 	}
-	if err := r.namesTarget("the Location header", a.header("Location"), u.policy.Key); err != nil {
-		return err
-	}
+	check("Location header", r.namesTarget("the Location header", a.header("Location"), u.policy.Key))
 	if u.status == http.StatusCreated {
 		var pr struct {
 			XMLName                     xml.Name `xml:"PostResponse"`
 			Location, Bucket, Key, ETag string
 		}
 		if err := xml.Unmarshal([]byte(a.Body), &pr); err != nil {
-			return fmt.Errorf("201 body is no PostResponse: %v: %s", err, truncate(a.Body, 300))
-		}
-		if err := r.namesTarget("<Location>", pr.Location, u.policy.Key); err != nil {
-			return err
-		}
-		if pr.Bucket != r.bucket || pr.Key != u.policy.Key || pr.ETag != etag {
-			return fmt.Errorf("PostResponse names bucket %q, key %q, ETag %s; want %q, %q, %s (the ETag header)",
-				pr.Bucket, pr.Key, pr.ETag, r.bucket, u.policy.Key, etag)
+			check("PostResponse", fmt.Errorf("201 body is no PostResponse: %v: %s", err, truncate(a.Body, 300)))
+		} else {
+			check("PostResponse <Location>", r.namesTarget("<Location>", pr.Location, u.policy.Key))
+			if pr.Bucket != r.bucket || pr.Key != u.policy.Key || pr.ETag != etag {
+				check("PostResponse", fmt.Errorf("PostResponse names bucket %q, key %q, ETag %s; want %q, %q, %s (the ETag header)",
+					pr.Bucket, pr.Key, pr.ETag, r.bucket, u.policy.Key, etag))
+			}
 		}
 	}
 	h, err := r.oracle.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &r.bucket, Key: aws.String(u.policy.Key)})
 	if err != nil {
-		return fmt.Errorf("not stored: %s", s3Code(err))
+		check("stored ETag", fmt.Errorf("HEAD: %s", s3Code(err)))
+	} else if aws.ToString(h.ETag) != etag {
+		check("stored ETag", fmt.Errorf("answered ETag %s, stored %s", etag, aws.ToString(h.ETag)))
 	}
-	if aws.ToString(h.ETag) != etag {
-		return fmt.Errorf("answered ETag %s, stored %s", etag, aws.ToString(h.ETag))
-	}
-	// Read back through the target, as the uploader's users would.
+	check("GET through the target", r.readBack(ctx, u))
+	return errors.Join(errs...)
+}
+
+// readBack reads an uploaded object back through the target, as the
+// uploader's users would: its bytes, Content-Type and metadata.
+func (r *run) readBack(ctx context.Context, u postUpload) error {
 	out, err := r.tc.GetObject(ctx, &s3.GetObjectInput{Bucket: &r.bucket, Key: aws.String(u.policy.Key)})
 	if err != nil {
 		return fmt.Errorf("GET through %s: %s", r.tg.side, s3Code(err))
@@ -378,21 +395,27 @@ func (r *run) postUpload(ctx context.Context, u postUpload) error {
 }
 
 // namesTarget checks that loc is the URL of key in the run's bucket at the
-// run's target (the proxy through the proxy), however the key is escaped.
+// run's target (the proxy through the proxy), however the key is escaped: a
+// '%' left unescaped (as s3rver leaves it) is read as itself. Behind a TLS
+// terminator (tg.tlsFront) the server names itself with http.
 func (r *run) namesTarget(what, loc, key string) error {
 	if loc == "" {
-		return fmt.Errorf("no %s", what)
+		return fmt.Errorf("%s is missing", what)
 	}
-	u, err := url.Parse(loc)
+	u, err := url.Parse(lenientEscapes.ReplaceAllString(loc, "%25$1"))
 	if err != nil {
 		return fmt.Errorf("%s %q: %v", what, loc, err)
 	}
 	base, _ := url.Parse(r.tg.url)
-	if u.Scheme != base.Scheme || u.Host != base.Host || u.Path != "/"+r.bucket+"/"+key {
+	scheme := u.Scheme == base.Scheme || r.tg.tlsFront && u.Scheme == "http"
+	if !scheme || u.Host != base.Host || u.Path != "/"+r.bucket+"/"+key {
 		return fmt.Errorf("%s is %s, want %s://%s%s", what, loc, base.Scheme, base.Host, path.Join("/", r.bucket, key))
 	}
 	return nil
 }
+
+// lenientEscapes matches a '%' that starts no escape.
+var lenientEscapes = regexp.MustCompile(`%([^0-9A-Fa-f]|[0-9A-Fa-f][^0-9A-Fa-f]|[0-9A-Fa-f]?$)`)
 
 // postDenial is one refused form of post-denied.
 type postDenial struct {

@@ -11,6 +11,7 @@
 //
 // The tests copy this file with package.json and package-lock.json to .cache/js
 // and install the packages there with npm ci.
+import { createReadStream } from "node:fs";
 import { Agent } from "node:https";
 import { createInterface } from "node:readline";
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
@@ -32,10 +33,13 @@ const client = new S3Client({
   requestHandler: { httpsAgent: new Agent({ rejectUnauthorized: false }), requestTimeout: 60000 },
 });
 
-// Keys are given as they are: the SDK escapes them in the request path.
+// Keys are given as they are: the SDK escapes them in the request path. The
+// file goes as a stream, as programs upload files: the SDK then sends it
+// aws-chunked with a CRC32 trailer (STREAMING-UNSIGNED-PAYLOAD-TRAILER, its
+// default since 2025), over http too. (lib-storage's parts below are
+// buffers: a hex SHA-256 and the CRC32 in a header.)
 const put = async (a) => {
-  const body = await readFile(a.file);
-  await client.send(new PutObjectCommand({ Bucket: a.bucket, Key: a.key, Body: body }));
+  await client.send(new PutObjectCommand({ Bucket: a.bucket, Key: a.key, Body: createReadStream(a.file) }));
 };
 
 // lib-storage's Upload: multipart in 5 MiB parts (its default), as users
