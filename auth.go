@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/osproxy/proxy/internal/awschunked"
 )
 
 // Payload hash values of x-amz-content-sha256 besides a hex SHA-256.
@@ -36,9 +38,9 @@ type identity struct {
 	// expires (for WithPresignedUseLimit); "" otherwise.
 	presignedURL string
 	urlExpires   time.Time
-	signed       []string     // the header names the client signed, lower case; nil in token mode
-	payloadHash  string       // the client's x-amz-content-sha256 (UNSIGNED-PAYLOAD when it sent none)
-	chunks       *chunkSigner // what verified chunk signatures chain from; nil unless the body has signed chunks
+	signed       []string           // the header names the client signed, lower case; nil in token mode
+	payloadHash  string             // the client's x-amz-content-sha256 (UNSIGNED-PAYLOAD when it sent none)
+	chunks       *awschunked.Signer // what verified chunk signatures chain from; nil unless the body has signed chunks
 }
 
 // mayForward reports whether a client header may go upstream: in token mode
@@ -122,7 +124,7 @@ func (p *Proxy) authenticate(r *http.Request, req *s3Request) (identity, error) 
 		id.presignedURL, id.urlExpires = "v4:"+sig.signature, t.Add(sig.expires)
 	}
 	if payloadHash == streamingSigned || payloadHash == streamingSignedTrailer {
-		id.chunks = &chunkSigner{key: key, amzDate: sig.amzDate, scope: sig.scope(), prev: sig.signature}
+		id.chunks = &awschunked.Signer{Key: key, AmzDate: sig.amzDate, Scope: sig.scope(), Prev: sig.signature}
 	}
 	return id, nil
 }

@@ -447,7 +447,7 @@ func (b *clientBody) deleteKeys() ([]deleteObject, error) {
 	sum := sha256.Sum256(data)
 	trailer := ""
 	if b.chunked != nil {
-		trailer = b.chunked.trailerLine()
+		trailer = b.chunked.TrailerLine()
 	}
 	*b = clientBody{body: readCloser{bytes.NewReader(data)}, length: int64(len(data)), payloadHash: hex.EncodeToString(sum[:]),
 		decoded: b.decoded, checksumHeader: trailer}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/osproxy/proxy/internal/awschunked"
 )
 
 // clientBody is the payload of a client request as it goes upstream: verified
@@ -27,7 +29,7 @@ type clientBody struct {
 
 	// An aws-chunked client body: its decoder (nil for other bodies), its
 	// verified trailer's name ("" for none) and whether its chunks were signed.
-	chunked      *chunkedReader
+	chunked      *awschunked.Reader
 	trailer      string
 	signedChunks bool
 }
@@ -72,7 +74,7 @@ func openBody(r *http.Request, id *identity) (clientBody, error) {
 }
 
 // openChunked sets up the decoding of an aws-chunked body.
-func (b *clientBody) openChunked(r *http.Request, payloadHash string, cs *chunkSigner) error {
+func (b *clientBody) openChunked(r *http.Request, payloadHash string, cs *awschunked.Signer) error {
 	dl := r.Header.Get("X-Amz-Decoded-Content-Length")
 	if dl == "" {
 		return errMissingContentLength.withMessage("An aws-chunked body needs the x-amz-decoded-content-length header.")
@@ -93,11 +95,11 @@ func (b *clientBody) openChunked(r *http.Request, payloadHash string, cs *chunkS
 	b.length = n
 	b.trailer = trailer
 	b.signedChunks = payloadHash != streamingUnsigned
-	b.chunked = newChunkedReader(b.body, chunkedOptions{
-		signed:        b.signedChunks,
-		sig:           cs,
-		trailer:       trailer,
-		decodedLength: n,
+	b.chunked = awschunked.NewReader(b.body, awschunked.Options{
+		Signed:        b.signedChunks,
+		Signer:        cs,
+		Trailer:       trailer,
+		DecodedLength: n,
 	})
 	b.body = readCloser{newHoldback(b.chunked)} // the plain form; buildUpstream may frame it again
 	return nil

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+
+	"github.com/osproxy/proxy/internal/s3err"
 )
 
 // Error is an S3 error: an HTTP status, an S3 error code and a message, as S3
@@ -44,6 +46,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrNoSuchBucket) with the same code and status, so that
 // errors.Is(err, ErrNoSuchBucket) holds for any NoSuchBucket error.
 func (e *Error) Is(target error) bool {
+	if pe, ok := target.(*s3err.Error); ok {
+		return pe.Code == e.Code && pe.Status == e.StatusCode
+	}
 	t, ok := target.(coded)
 	if !ok {
 		return false
@@ -143,35 +148,33 @@ var (
 var (
 	errInvalidBucketName     = s3Error(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
 	errInvalidURI            = s3Error(http.StatusBadRequest, "InvalidURI", "Couldn't parse the specified URI.")
-	errInvalidRequest        = s3Error(http.StatusBadRequest, "InvalidRequest", "Invalid Request.")
-	errInvalidArgument       = s3Error(http.StatusBadRequest, "InvalidArgument", "Invalid Argument.")
+	errInvalidRequest        = fromProtocol(s3err.InvalidRequest)
+	errInvalidArgument       = fromProtocol(s3err.InvalidArgument)
 	errMethodNotAllowed      = s3Error(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
-	errMissingContentLength  = s3Error(http.StatusLengthRequired, "MissingContentLength", "You must provide the Content-Length HTTP header.")
-	errIncompleteBody        = s3Error(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header")
-	errBadDigest             = s3Error(http.StatusBadRequest, "BadDigest", "The checksum you specified did not match the calculated checksum.")
-	errContentSHA256Mismatch = s3Error(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+	errMissingContentLength  = fromProtocol(s3err.MissingContentLength)
+	errIncompleteBody        = fromProtocol(s3err.IncompleteBody)
+	errContentSHA256Mismatch = fromProtocol(s3err.XAmzContentSHA256Mismatch)
 	errNoDate                = errAccessDenied.withMessage("AWS authentication requires a valid Date or x-amz-date header")
 	errHeadersNotSigned      = errAccessDenied.withMessage("There were headers present in the request which were not signed")
-	errSignatureMismatch     = s3Error(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
-	errAuthHeaderMalformed   = s3Error(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed.")
-	errAuthQueryMalformed    = s3Error(http.StatusBadRequest, "AuthorizationQueryParametersError", "The authorization query parameters are malformed.")
-	errTimeTooSkewed         = s3Error(http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
-	errInternal              = s3Error(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
-	errServiceUnavailable    = s3Error(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry.")
+	errSignatureMismatch     = fromProtocol(s3err.SignatureDoesNotMatch)
+	errAuthHeaderMalformed   = fromProtocol(s3err.AuthorizationHeaderMalformed)
+	errAuthQueryMalformed    = fromProtocol(s3err.AuthorizationQueryMalformed)
+	errTimeTooSkewed         = fromProtocol(s3err.RequestTimeTooSkewed)
+	errInternal              = fromProtocol(s3err.InternalError)
+	errServiceUnavailable    = fromProtocol(s3err.ServiceUnavailable)
 	errBadGateway            = s3Error(http.StatusBadGateway, "BadGateway", "The upstream object store could not be reached.")
 	errGatewayTimeout        = s3Error(http.StatusGatewayTimeout, "GatewayTimeout", "The upstream object store did not answer in time.")
-	errNotImplemented        = s3Error(http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
-	errHeaderTooLarge        = s3Error(http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.")
+	errNotImplemented        = fromProtocol(s3err.NotImplemented)
+	errHeaderTooLarge        = fromProtocol(s3err.RequestHeaderTooLarge)
 	errKeyTooLong            = s3Error(http.StatusBadRequest, "KeyTooLongError", "Your key is too long.")
 	// POST Object (postobject.go, postpolicy.go).
-	errMalformedPOST         = s3Error(http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data.")
-	errPostPreDataTooLarge   = s3Error(http.StatusBadRequest, "MaxPostPreDataLengthExceeded", "Your POST request fields preceding the upload file were too large.")
-	errPostFileCount         = s3Error(http.StatusBadRequest, "IncorrectNumberOfFilesInPostRequest", "POST requires exactly one file upload per request.")
-	errInvalidPolicyDocument = s3Error(http.StatusBadRequest, "InvalidPolicyDocument", "The content of the form does not meet the conditions specified in the policy document.")
-	errEntityTooLarge        = s3Error(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.")
-	errEntityTooSmall        = s3Error(http.StatusBadRequest, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
+	errMalformedPOST         = fromProtocol(s3err.MalformedPOST)
+	errPostPreDataTooLarge   = fromProtocol(s3err.PostPreDataTooLarge)
+	errPostFileCount         = fromProtocol(s3err.PostFileCount)
+	errInvalidPolicyDocument = fromProtocol(s3err.InvalidPolicyDocument)
+	errEntityTooLarge        = fromProtocol(s3err.EntityTooLarge)
+	errEntityTooSmall        = fromProtocol(s3err.EntityTooSmall)
 	errSlowDown              = s3Error(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
-	errMalformedTrailer      = s3Error(http.StatusBadRequest, "MalformedTrailerError", "The request contained trailing data that was not well-formed or did not conform to our published schema.")
 	errAccessDenied          = ErrAccessDenied.(sentinel).err()
 	errAnonymous             = errAccessDenied.withMessage("Anonymous users cannot invoke this API. Please authenticate.")
 	errAnonymousCopy         = errAccessDenied.withMessage("Anonymous users cannot copy objects. Please authenticate.")
@@ -202,13 +205,36 @@ type errorBody struct {
 }
 
 // asS3Error turns any error into the *Error the client should see: the first
-// *Error in err's chain, or 500 InternalError.
+// S3 error in err's chain (the proxy's, or a protocol package's), or 500
+// InternalError.
 func asS3Error(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := s3ErrorOf(err); ok {
 		return e
 	}
 	return errInternal.with(err)
+}
+
+// s3ErrorOf returns the first S3 error in err's chain, an *Error or an
+// *s3err.Error of the protocol packages made one.
+func s3ErrorOf(err error) (*Error, bool) {
+	var e *Error
+	var pe *s3err.Error
+	switch {
+	case errors.As(err, &e):
+		return e, true
+	case errors.As(err, &pe):
+		return fromProtocol(pe), true
+	}
+	return nil, false
+}
+
+// fromProtocol is the *Error of a protocol package's S3 error.
+func fromProtocol(pe *s3err.Error) *Error {
+	e := &Error{StatusCode: pe.Status, Code: pe.Code, Message: pe.Message, Err: pe.Cause}
+	for _, f := range pe.Fields {
+		e.extra = append(e.extra, xmlField{XMLName: xml.Name{Local: f.Name}, Value: f.Value})
+	}
+	return e
 }
 
 // fail answers err as an S3 error and logs it; server-side failures at Warn,
@@ -261,15 +287,10 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID stri
 }
 
 // clip shortens client-supplied text quoted in messages.
-func clip(s string) string { return truncate(s, 64) }
+func clip(s string) string { return s3err.Clip(s) }
 
 // logText shortens client-supplied text written to the logs.
 func logText(s string) string { return truncate(s, 256) }
 
 // truncate cuts s to its first n bytes and says so.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "...[" + strconv.Itoa(len(s)) + " bytes]"
-}
+func truncate(s string, n int) string { return s3err.Truncate(s, n) }

@@ -313,9 +313,9 @@ func wellFormed(b []byte) bool {
 // upstreamError answers a failed upstream exchange: the S3 error a body check
 // raised, 504 on timeouts, 502 otherwise. A client that went away gets nothing.
 func (x *exchange) upstreamError(_ http.ResponseWriter, _ *http.Request, err error) {
-	var e *Error
+	e, isS3 := s3ErrorOf(err)
 	switch {
-	case errors.As(err, &e):
+	case isS3:
 	case errors.Is(x.in.Context().Err(), context.Canceled):
 		x.p.log.LogAttrs(x.in.Context(), slog.LevelDebug, "client went away",
 			slog.String("request_id", x.id), slog.String("path", logText(x.in.URL.Path)))

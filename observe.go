@@ -216,7 +216,11 @@ func (p *Proxy) serveObserved(x *exchange) {
 	if p.cfg.observer.Request != nil {
 		p.cfg.observer.Request(info)
 	}
-	end(StepEnd{Err: err, StatusCode: info.Status, Info: &info})
+	var stepErr error // the S3 error answered, as an *Error
+	if err != nil {
+		stepErr = asS3Error(err)
+	}
+	end(StepEnd{Err: stepErr, StatusCode: info.Status, Info: &info})
 }
 
 // info describes the exchange as it went.

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/osproxy/proxy/internal/awschunked"
 )
 
 // upstream is the upstream request, built and signed before the hand-off to
@@ -37,7 +39,7 @@ func (p *Proxy) buildUpstream(r *http.Request, req s3Request, id *identity, b *c
 		return upstream{}, err
 	}
 	h := upstreamHeaders(r, req, id, b, f, t)
-	var chain *chunkChain
+	var chain *awschunked.Chain
 	switch {
 	case id.anonymous:
 		signNothing(h, f, r.Header.Get("X-Amz-Content-Sha256") != "")
@@ -53,7 +55,7 @@ func (p *Proxy) buildUpstream(r *http.Request, req s3Request, id *identity, b *c
 	if f.reframe {
 		// With a core to spare, signed chunks are hashed beside the copy.
 		ahead := chain != nil && b.length >= minSideHash && runtime.GOMAXPROCS(0) > 1
-		out.body = newChunkEncoder(b.chunked, b.trailer, chain, f.chunk, ahead)
+		out.body = awschunked.NewEncoder(b.chunked, b.trailer, chain, f.chunk, ahead)
 	}
 	// Added after signing: a hop in between may change it.
 	if ae := r.Header.Values("Accept-Encoding"); len(ae) > 0 {
@@ -103,20 +105,20 @@ func (p *Proxy) frame(b *clientBody, keyless, plain bool) (framing, error) {
 		f.body = readerCloser{newHoldback(sh), sh}
 	}
 	if b.chunked != nil && plain {
-		if a := lookupChecksum(b.trailer); b.trailer != "" && (a == nil || a.new == nil) {
+		if a := awschunked.LookupChecksum(b.trailer); b.trailer != "" && (a == nil || a.New == nil) {
 			return f, errUnverifiableTrailer(b.trailer)
 		}
 	} else if b.chunked != nil && (b.trailer != "" || b.signedChunks && !keyless) {
-		f.body, f.reframe, f.chunk = nil, true, upstreamChunkSize
+		f.body, f.reframe, f.chunk = nil, true, awschunked.ChunkSize
 		f.payloadHash = streamingUnsigned
 		if b.trailer == "" {
 			f.payloadHash = streamingSigned
 			var err error
-			if f.chunk, err = b.chunked.firstChunkSize(); err != nil {
+			if f.chunk, err = b.chunked.FirstChunkSize(); err != nil {
 				return f, err
 			}
 		}
-		f.length = encodedLength(b.length, f.chunk, f.payloadHash == streamingSigned, trailerLength(b.trailer))
+		f.length = awschunked.EncodedLength(b.length, f.chunk, f.payloadHash == streamingSigned, awschunked.TrailerLength(b.trailer))
 	}
 	if f.length == 0 {
 		f.body = nil

@@ -19,13 +19,15 @@ import (
 	"time"
 
 	"github.com/jellydator/ttlcache/v3"
+
+	"github.com/osproxy/proxy/internal/awschunked"
 )
 
 // signHMAC signs the upstream request (method, u, h) with t's HMAC keys (static
 // or its provider's, hmacKeys) for
 // the payload hash of f. For signed aws-chunked bodies it returns the chain the
 // upstream chunk signatures follow, seeded with the request's signature.
-func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.Header, f framing, t *target) (*chunkChain, error) {
+func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.Header, f framing, t *target) (*awschunked.Chain, error) {
 	creds, err := p.hmacKeys(ctx, t)
 	if err != nil {
 		return nil, err
@@ -46,7 +48,7 @@ func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.
 // headers, date and scope), and starts the upstream chunk chain with it. The
 // signer's own signature must be the same: a difference would have every
 // chunk refused upstream, so it is an internal error here instead.
-func (p *Proxy) seedChain(sr *http.Request, secret string) (*chunkChain, error) {
+func (p *Proxy) seedChain(sr *http.Request, secret string) (*awschunked.Chain, error) {
 	sig, err := parseAuthHeader(sr.Header.Get("Authorization"))
 	if err != nil {
 		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
@@ -60,7 +62,7 @@ func (p *Proxy) seedChain(sr *http.Request, secret string) (*chunkChain, error) 
 	if seed != sig.signature {
 		return nil, errInternal.with(errors.New("upstream signature: the signer's canonical request and the proxy's differ"))
 	}
-	chain, _ := newChunkChain(&chunkSigner{key: key, amzDate: sig.amzDate, scope: sig.scope(), prev: seed})
+	chain, _ := awschunked.NewChain(&awschunked.Signer{Key: key, AmzDate: sig.amzDate, Scope: sig.scope(), Prev: seed})
 	return chain, nil
 }
 
@@ -483,69 +485,6 @@ func deriveKey(secret, date, region, service string) []byte {
 	}
 	return h(h(h(h([]byte("AWS4"+secret), date), region), service), "aws4_request")
 }
-
-// chunkChain computes the chained signatures of aws-chunked bodies, one string
-// to sign for chunks and trailers alike:
-//
-//	AWS4-HMAC-SHA256-PAYLOAD | AWS4-HMAC-SHA256-TRAILER
-//	<amz date>
-//	<scope>
-//	<previous signature>
-//	<hex SHA-256 of ""> (chunks only)
-//	<hex SHA-256 of the chunk's data, or of the trailer's canonical lines>
-//
-// The client's chunks are verified with it (chunkedReader) and the upstream's
-// chunks signed (chunkEncoder).
-type chunkChain struct {
-	mac       hash.Hash // HMAC-SHA256 with the signing key
-	lines     []byte    // amzDate + "\n" + scope + "\n"
-	prev      [64]byte  // hex of the previous signature
-	hexDigest [64]byte  // scratch
-	sum       [32]byte  // scratch for the HMAC
-}
-
-// Pieces of the strings to sign of chunks and trailers.
-var (
-	chunkAlgoLine   = []byte("AWS4-HMAC-SHA256-PAYLOAD\n")
-	trailerAlgoLine = []byte("AWS4-HMAC-SHA256-TRAILER\n")
-	emptyHashLine   = []byte(emptySHA256 + "\n")
-	newline         = []byte{'\n'}
-)
-
-// newChunkChain starts a chain at the seed signature of s, in either case; it
-// reports false when the seed is not 64 hex digits.
-func newChunkChain(s *chunkSigner) (*chunkChain, bool) {
-	if len(s.prev) != 64 || !isHex(s.prev, false) {
-		return nil, false
-	}
-	c := &chunkChain{mac: hmac.New(sha256.New, s.key), lines: []byte(s.amzDate + "\n" + s.scope + "\n")}
-	copy(c.prev[:], strings.ToLower(s.prev))
-	return c, true
-}
-
-// sign returns the signature of the next chunk (or of the trailer) over the
-// SHA-256 digest of its data; it is valid until the next call.
-func (c *chunkChain) sign(trailer bool, digest []byte) []byte {
-	m := c.mac
-	m.Reset()
-	if trailer {
-		m.Write(trailerAlgoLine)
-	} else {
-		m.Write(chunkAlgoLine)
-	}
-	m.Write(c.lines)
-	m.Write(c.prev[:])
-	m.Write(newline)
-	if !trailer {
-		m.Write(emptyHashLine)
-	}
-	hex.Encode(c.hexDigest[:], digest)
-	m.Write(c.hexDigest[:])
-	return m.Sum(c.sum[:0])
-}
-
-// advance chains from signature sig: the next chunk's string to sign holds it.
-func (c *chunkChain) advance(sig []byte) { hex.Encode(c.prev[:], sig) }
 
 // isHexSHA256 reports whether s is a SHA-256 in lowercase hex, as SigV4
 // writes payload hashes and signatures.

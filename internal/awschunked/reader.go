@@ -1,4 +1,4 @@
-package proxy
+package awschunked
 
 import (
 	"bufio"
@@ -13,23 +13,25 @@ import (
 	"io"
 	"math"
 	"strings"
+
+	"github.com/osproxy/proxy/internal/s3err"
 	"sync"
 )
 
-// chunkedOptions describes an aws-chunked body (Content-Encoding: aws-chunked).
-type chunkedOptions struct {
-	signed        bool         // chunks carry ";chunk-signature=<64 hex>" (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER])
-	sig           *chunkSigner // non-nil: verify every chunk signature and the trailer signature; nil: do not verify them (token mode), but still parse/strip them
-	trailer       string       // the declared trailer header name from x-amz-trailer, lower-cased (e.g. "x-amz-checksum-crc32"); "" if none declared
-	decodedLength int64        // x-amz-decoded-content-length; -1 when absent
+// Options describes an aws-chunked body (Content-Encoding: aws-chunked).
+type Options struct {
+	Signed        bool    // chunks carry ";chunk-signature=<64 hex>" (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER])
+	Signer        *Signer // non-nil: verify every chunk signature and the trailer signature; nil: do not verify them (token mode), but still parse/strip them
+	Trailer       string  // the declared trailer header name from x-amz-trailer, lower-cased (e.g. "x-amz-checksum-crc32"); "" if none declared
+	DecodedLength int64   // x-amz-decoded-content-length; -1 when absent
 }
 
-// chunkSigner holds what chunk signatures chain from.
-type chunkSigner struct {
-	key     []byte // the SigV4 signing key (derived from secret/date/region/"s3")
-	amzDate string // the request's X-Amz-Date, e.g. "20130524T000000Z"
-	scope   string // "20130524/us-east-1/s3/aws4_request"
-	prev    string // the seed signature; the reader and the encoder chain from their own copies and leave this field as is
+// Signer holds what chunk signatures chain from.
+type Signer struct {
+	Key     []byte // the SigV4 signing key (derived from secret/date/region/"s3")
+	AmzDate string // the request's X-Amz-Date, e.g. "20130524T000000Z"
+	Scope   string // "20130524/us-east-1/s3/aws4_request"
+	Prev    string // the seed signature; the reader and the encoder chain from their own copies and leave this field as is
 }
 
 // Limits of the aws-chunked framing.
@@ -46,18 +48,18 @@ const (
 // than it declares is S3's IncompleteBody, in S3's words; what happened is
 // the internal cause.
 var (
-	errChunkedTruncated    = errIncompleteBody.with(errors.New("aws-chunked: the body ends before its final chunk or inside a line"))
-	errChunkedTruncData    = errIncompleteBody.with(errors.New("aws-chunked: the body ends inside the data of a chunk"))
-	errChunkedTruncTrailer = errIncompleteBody.with(errors.New("aws-chunked: the body ends before its declared trailer or the trailer's signature"))
-	errChunkedTooMuch      = errIncompleteBody.with(errors.New("aws-chunked: the body holds more data than x-amz-decoded-content-length declares"))
-	errChunkedLength       = errIncompleteBody.with(errors.New("aws-chunked: the body does not hold the number of bytes x-amz-decoded-content-length declares"))
-	errChunkedSize         = errInvalidRequest.withMessage("The aws-chunked body has a malformed chunk size.")
-	errChunkedSizeTooLarge = errInvalidRequest.withMessage("The aws-chunked body declares a chunk size that is too large.")
-	errChunkedLineTooLong  = errInvalidRequest.withMessage("The aws-chunked body has a chunk header or trailer line that is too long.")
-	errChunkedNoCRLF       = errInvalidRequest.withMessage("The aws-chunked body does not have a CRLF where a chunk's data should end.")
-	errTrailerTooLong      = errMalformedTrailer.with(errors.New("aws-chunked: the trailer is too long"))
-	errTrailerMalformed    = errMalformedTrailer
-	errTrailerUndeclared   = errMalformedTrailer
+	errChunkedTruncated    = s3err.IncompleteBody.With(errors.New("aws-chunked: the body ends before its final chunk or inside a line"))
+	errChunkedTruncData    = s3err.IncompleteBody.With(errors.New("aws-chunked: the body ends inside the data of a chunk"))
+	errChunkedTruncTrailer = s3err.IncompleteBody.With(errors.New("aws-chunked: the body ends before its declared trailer or the trailer's signature"))
+	errChunkedTooMuch      = s3err.IncompleteBody.With(errors.New("aws-chunked: the body holds more data than x-amz-decoded-content-length declares"))
+	errChunkedLength       = s3err.IncompleteBody.With(errors.New("aws-chunked: the body does not hold the number of bytes x-amz-decoded-content-length declares"))
+	errChunkedSize         = s3err.InvalidRequest.WithMessage("The aws-chunked body has a malformed chunk size.")
+	errChunkedSizeTooLarge = s3err.InvalidRequest.WithMessage("The aws-chunked body declares a chunk size that is too large.")
+	errChunkedLineTooLong  = s3err.InvalidRequest.WithMessage("The aws-chunked body has a chunk header or trailer line that is too long.")
+	errChunkedNoCRLF       = s3err.InvalidRequest.WithMessage("The aws-chunked body does not have a CRLF where a chunk's data should end.")
+	errTrailerTooLong      = s3err.MalformedTrailer.With(errors.New("aws-chunked: the trailer is too long"))
+	errTrailerMalformed    = s3err.MalformedTrailer
+	errTrailerUndeclared   = s3err.MalformedTrailer
 )
 
 // Names in aws-chunked bodies.
@@ -68,22 +70,22 @@ var (
 	colon           = []byte{':'}
 )
 
-// chunkedReader decodes an aws-chunked body; see newChunkedReader.
-type chunkedReader struct {
+// Reader decodes an aws-chunked body; see NewReader.
+type Reader struct {
 	br        *bufio.Reader
 	signed    bool
-	verify    bool          // check signatures (signed with a chunkSigner)
-	want      int64         // decoded length, < 0 when unknown
-	total     int64         // data bytes returned so far
-	remaining int64         // data bytes left in the current chunk
-	start     int64         // payload offset of the current chunk's data
-	chunks    int           // chunks read, for error causes
-	err       error         // sticky error, io.EOF once all is valid
-	algo      *checksumAlgo // trailer checksum; nil without trailer
-	sum       hash.Hash     // checksum of the payload; nil without trailer or one the proxy cannot compute
+	verify    bool      // check signatures (signed with a Signer)
+	want      int64     // decoded length, < 0 when unknown
+	total     int64     // data bytes returned so far
+	remaining int64     // data bytes left in the current chunk
+	start     int64     // payload offset of the current chunk's data
+	chunks    int       // chunks read, for error causes
+	err       error     // sticky error, io.EOF once all is valid
+	algo      *Checksum // trailer checksum; nil without trailer
+	sum       hash.Hash // checksum of the payload; nil without trailer or one the proxy cannot compute
 
 	// Signature verification; set only when verify.
-	chain    *chunkChain
+	chain    *Chain
 	dataHash hash.Hash // SHA-256 of the current chunk's data, then of the trailer
 	got      [32]byte  // signature carried by the chunk or trailer
 	digest   [32]byte  // scratch for SHA-256 sums
@@ -101,33 +103,33 @@ type chunkedReader struct {
 	computed    [64]byte // scratch for the computed checksum
 }
 
-// newChunkedReader returns a reader of the payload inside an aws-chunked body.
+// NewReader returns a reader of the payload inside an aws-chunked body.
 // It streams with constant memory: chunk data is returned as it arrives and
 // each chunk signature is checked when its data ends, before the next chunk's
 // data is released. It returns io.EOF only once the final chunk, the trailer
 // (checksum and signature) and the decoded length are all verified; any other
-// failure is an *Error, returned again on every later Read.
-func newChunkedReader(body io.Reader, o chunkedOptions) *chunkedReader {
-	c := &chunkedReader{
+// failure is an *s3err.Error, returned again on every later Read.
+func NewReader(body io.Reader, o Options) *Reader {
+	c := &Reader{
 		br:     bufio.NewReaderSize(body, chunkedBufSize),
-		signed: o.signed,
-		want:   o.decodedLength,
+		signed: o.Signed,
+		want:   o.DecodedLength,
 	}
-	if o.trailer != "" {
-		name := strings.ToLower(strings.TrimSpace(o.trailer))
-		c.algo = lookupChecksum(name)
+	if o.Trailer != "" {
+		name := strings.ToLower(strings.TrimSpace(o.Trailer))
+		c.algo = LookupChecksum(name)
 		if c.algo == nil {
-			c.err = errInvalidArgument.withMessage("The x-amz-trailer header names an unsupported trailer: " + clip(name) + ".")
+			c.err = s3err.InvalidArgument.WithMessage("The x-amz-trailer header names an unsupported trailer: " + s3err.Clip(name) + ".")
 			return c
 		}
-		if c.algo.new != nil {
-			c.sum = c.algo.new()
+		if c.algo.New != nil {
+			c.sum = c.algo.New()
 		}
 	}
-	if o.signed && o.sig != nil {
-		chain, ok := newChunkChain(o.sig)
+	if o.Signed && o.Signer != nil {
+		chain, ok := NewChain(o.Signer)
 		if !ok {
-			c.err = errSignatureMismatch.with(errors.New("aws-chunked: seed signature is not 64 hex digits"))
+			c.err = s3err.SignatureDoesNotMatch.With(errors.New("aws-chunked: seed signature is not 64 hex digits"))
 			return c
 		}
 		c.verify = true
@@ -141,7 +143,7 @@ func newChunkedReader(body io.Reader, o chunkedOptions) *chunkedReader {
 // one rather than returning short. When a chunk fails its CRLF or signature
 // check, the last piece of its data is withheld and the error returned
 // instead, after the bytes read before it.
-func (c *chunkedReader) Read(p []byte) (int, error) {
+func (c *Reader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) && c.err == nil && (n == 0 || c.remaining == 0) {
 		k, err := c.readChunk(p[n:])
@@ -156,7 +158,7 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 
 // readChunk reads from the current chunk, or the next one when the current one
 // is done: data and no error, or an error and no data.
-func (c *chunkedReader) readChunk(p []byte) (int, error) {
+func (c *Reader) readChunk(p []byte) (int, error) {
 	if c.remaining == 0 {
 		if err := c.nextChunk(); err != nil {
 			return 0, err
@@ -191,7 +193,7 @@ func (c *chunkedReader) readChunk(p []byte) (int, error) {
 
 // nextChunk reads a chunk-size line. At the final chunk it reads and checks
 // the rest of the body and returns io.EOF when all is valid.
-func (c *chunkedReader) nextChunk() error {
+func (c *Reader) nextChunk() error {
 	line, eof, err := c.readLine()
 	if err != nil {
 		return err
@@ -218,7 +220,7 @@ func (c *chunkedReader) nextChunk() error {
 }
 
 // endChunk checks the CRLF after a chunk's data and the chunk's signature.
-func (c *chunkedReader) endChunk() error {
+func (c *Reader) endChunk() error {
 	b, err := c.br.Peek(2)
 	if len(b) < 2 {
 		return bodyError(err, errChunkedTruncData)
@@ -242,7 +244,7 @@ func (c *chunkedReader) endChunk() error {
 }
 
 func chunkMismatch(n int) error {
-	return errSignatureMismatch.with(fmt.Errorf("aws-chunked: signature of chunk %d does not match", n))
+	return s3err.SignatureDoesNotMatch.With(fmt.Errorf("aws-chunked: signature of chunk %d does not match", n))
 }
 
 // chunkSide hashes the data of signed chunks on a goroutine of its own,
@@ -271,7 +273,7 @@ type sideChunk struct {
 // ready: after later chunks' data may have been returned, but always before
 // the body ends (finish) and before verifiedDigest answers for it. It must be
 // called before the first Read, and only when chunks are verified.
-func (c *chunkedReader) hashBeside() {
+func (c *Reader) hashBeside() {
 	if !c.verify || c.side != nil || c.total > 0 || c.chunks > 0 {
 		return
 	}
@@ -303,14 +305,14 @@ func (c *chunkedReader) hashBeside() {
 
 // settle checks the signatures of ended chunks, in order, as their digests
 // come, until at most keep are left unchecked.
-func (c *chunkedReader) settle(keep int) error {
+func (c *Reader) settle(keep int) error {
 	s := c.side
 	for len(s.chunks) > keep {
 		var sum [32]byte
 		select {
 		case sum = <-s.digests:
 		case <-s.stop:
-			return errServiceUnavailable.with(errors.New("aws-chunked: body closed while it was read"))
+			return s3err.ServiceUnavailable.With(errors.New("aws-chunked: body closed while it was read"))
 		}
 		ch := s.chunks[0]
 		s.chunks = s.chunks[1:]
@@ -323,7 +325,7 @@ func (c *chunkedReader) settle(keep int) error {
 }
 
 // close stops the side hasher, if any.
-func (c *chunkedReader) close() {
+func (c *Reader) close() {
 	if c.side != nil {
 		c.side.stopped.Do(func() { close(c.side.stop) })
 	}
@@ -332,9 +334,9 @@ func (c *chunkedReader) close() {
 // firstChunkSize returns the size of the client's first chunk when the
 // upstream body can be framed on the client's chunk boundaries, so that each
 // chunk is hashed once: from minFollowedChunk to maxFollowedChunk; otherwise
-// upstreamChunkSize. It reads the first chunk-size line if no Read has yet,
+// ChunkSize. It reads the first chunk-size line if no Read has yet,
 // waiting for the client's first body bytes; an error is the body's.
-func (c *chunkedReader) firstChunkSize() (int, error) {
+func (c *Reader) FirstChunkSize() (int, error) {
 	if c.err == nil && c.total == 0 && c.remaining == 0 && c.chunks == 0 {
 		if err := c.nextChunk(); err != nil {
 			c.err = err
@@ -346,13 +348,13 @@ func (c *chunkedReader) firstChunkSize() (int, error) {
 	if c.total == 0 && c.remaining >= minFollowedChunk && c.remaining <= maxFollowedChunk {
 		return int(c.remaining), nil
 	}
-	return upstreamChunkSize, nil
+	return ChunkSize, nil
 }
 
 // verifiedDigest returns the SHA-256 of the payload bytes [from, to) when they
 // are exactly the data of the last chunk whose signature verified: a chunk
 // framed upstream on the client's chunk boundaries is then hashed only once.
-func (c *chunkedReader) verifiedDigest(from, to int64) (sum [32]byte, ok bool, err error) {
+func (c *Reader) verifiedDigest(from, to int64) (sum [32]byte, ok bool, err error) {
 	if c.side != nil {
 		// Check the chunks that ended before [from, to) and that one.
 		keep := 0
@@ -375,7 +377,7 @@ func (c *chunkedReader) verifiedDigest(from, to int64) (sum [32]byte, ok bool, e
 
 // finish handles the final chunk: its signature, the decoded length and the
 // trailer. It returns io.EOF when the body is valid.
-func (c *chunkedReader) finish() error {
+func (c *Reader) finish() error {
 	if c.side != nil {
 		if err := c.settle(0); err != nil {
 			return err
@@ -383,10 +385,10 @@ func (c *chunkedReader) finish() error {
 		c.close()
 	}
 	if c.verify && !c.checkSignature(false, emptyPayloadSum[:]) {
-		return errSignatureMismatch.with(errors.New("aws-chunked: signature of the final chunk does not match"))
+		return s3err.SignatureDoesNotMatch.With(errors.New("aws-chunked: signature of the final chunk does not match"))
 	}
 	if c.want >= 0 && c.total != c.want {
-		return errChunkedLength.with(fmt.Errorf("%w: decoded %d bytes, x-amz-decoded-content-length is %d", errChunkedLength.Err, c.total, c.want))
+		return errChunkedLength.With(fmt.Errorf("%w: decoded %d bytes, x-amz-decoded-content-length is %d", errChunkedLength.Cause, c.total, c.want))
 	}
 	if err := c.readTrailer(); err != nil {
 		return err
@@ -400,7 +402,7 @@ func (c *chunkedReader) finish() error {
 // ends without the declared trailer (or, signed, its signature) and without
 // a blank line that ends the section was cut short: IncompleteBody, where a
 // section ended without them is malformed.
-func (c *chunkedReader) readTrailer() error {
+func (c *Reader) readTrailer() error {
 	var seenSum, seenSig, blank bool
 	size := 0
 	for {
@@ -419,11 +421,11 @@ func (c *chunkedReader) readTrailer() error {
 			continue
 		}
 		if seenSig {
-			return errTrailerMalformed.with(errors.New("aws-chunked: trailer header after x-amz-trailer-signature"))
+			return errTrailerMalformed.With(errors.New("aws-chunked: trailer header after x-amz-trailer-signature"))
 		}
 		name, value, ok := bytes.Cut(line, colon)
 		if !ok {
-			return errTrailerMalformed.with(errors.New("aws-chunked: trailer line without a colon"))
+			return errTrailerMalformed.With(errors.New("aws-chunked: trailer line without a colon"))
 		}
 		name, value = trimOWS(name), trimOWS(value)
 		if bytes.EqualFold(name, trailerSigName) {
@@ -431,23 +433,23 @@ func (c *chunkedReader) readTrailer() error {
 				continue // unsigned bodies: nothing to verify
 			}
 			if c.algo == nil {
-				return errTrailerUndeclared.with(errors.New("aws-chunked: trailer signature without a declared trailer"))
+				return errTrailerUndeclared.With(errors.New("aws-chunked: trailer signature without a declared trailer"))
 			}
 			if !seenSum {
 				return c.missingTrailer()
 			}
 			if len(value) != 2*len(c.got) || !isHex(value, false) {
-				return errSignatureMismatch.with(errors.New("aws-chunked: malformed trailer signature"))
+				return s3err.SignatureDoesNotMatch.With(errors.New("aws-chunked: malformed trailer signature"))
 			}
 			_, _ = hex.Decode(c.got[:], value)
 			seenSig = true
 			continue
 		}
-		if c.algo == nil || !bytes.EqualFold(name, []byte(c.algo.header)) {
-			return errTrailerUndeclared.with(fmt.Errorf("aws-chunked: undeclared trailer %q", clip(string(name))))
+		if c.algo == nil || !bytes.EqualFold(name, []byte(c.algo.Header)) {
+			return errTrailerUndeclared.With(fmt.Errorf("aws-chunked: undeclared trailer %q", s3err.Clip(string(name))))
 		}
 		if seenSum {
-			return errTrailerMalformed.with(errors.New("aws-chunked: trailer " + c.algo.header + " given twice"))
+			return errTrailerMalformed.With(errors.New("aws-chunked: trailer " + c.algo.Header + " given twice"))
 		}
 		if err := c.parseChecksum(value); err != nil {
 			return err
@@ -465,37 +467,37 @@ func (c *chunkedReader) readTrailer() error {
 	}
 	if c.signed {
 		if !seenSig {
-			return errSignatureMismatch.with(errors.New("aws-chunked: missing trailer signature"))
+			return s3err.SignatureDoesNotMatch.With(errors.New("aws-chunked: missing trailer signature"))
 		}
 		if c.verify && !c.checkSignature(true, c.trailerHash[:]) {
-			return errSignatureMismatch.with(errors.New("aws-chunked: trailer signature does not match"))
+			return s3err.SignatureDoesNotMatch.With(errors.New("aws-chunked: trailer signature does not match"))
 		}
 	}
-	if c.sum != nil && !bytes.Equal(c.sum.Sum(c.computed[:0]), c.trailerVal[:c.algo.size]) {
-		return errBadDigest.withMessage("The " + c.algo.name + " you specified did not match the calculated checksum.")
+	if c.sum != nil && !bytes.Equal(c.sum.Sum(c.computed[:0]), c.trailerVal[:c.algo.Size]) {
+		return s3err.BadDigest.WithMessage("The " + c.algo.Name + " you specified did not match the calculated checksum.")
 	}
 	return nil
 }
 
 // missingTrailer is the error of a body without its declared trailer.
-func (c *chunkedReader) missingTrailer() error {
-	return errMalformedTrailer.with(errors.New("aws-chunked: the body lacks the " + c.algo.header + " trailer that x-amz-trailer declares"))
+func (c *Reader) missingTrailer() error {
+	return s3err.MalformedTrailer.With(errors.New("aws-chunked: the body lacks the " + c.algo.Header + " trailer that x-amz-trailer declares"))
 }
 
 // parseChecksum decodes the trailer's checksum value and, when verifying,
 // hashes the canonical trailer line "name:value\n" the trailer signature signs.
-func (c *chunkedReader) parseChecksum(value []byte) error {
+func (c *Reader) parseChecksum(value []byte) error {
 	enc := base64.StdEncoding.Strict()
-	if len(value) != enc.EncodedLen(c.algo.size) {
+	if len(value) != enc.EncodedLen(c.algo.Size) {
 		return c.invalidChecksum()
 	}
-	if n, err := enc.Decode(c.trailerVal[:], value); err != nil || n != c.algo.size {
+	if n, err := enc.Decode(c.trailerVal[:], value); err != nil || n != c.algo.Size {
 		return c.invalidChecksum()
 	}
 	if c.verify {
 		h := c.dataHash
 		h.Reset()
-		_, _ = io.WriteString(h, c.algo.header)
+		_, _ = io.WriteString(h, c.algo.Header)
 		_, _ = h.Write(colon)
 		_, _ = h.Write(value)
 		_, _ = h.Write(newline)
@@ -505,13 +507,13 @@ func (c *chunkedReader) parseChecksum(value []byte) error {
 }
 
 // invalidChecksum is the error of a malformed trailer checksum value.
-func (c *chunkedReader) invalidChecksum() error {
-	return errInvalidRequest.withMessage("Value for " + c.algo.header + " trailing header is invalid.")
+func (c *Reader) invalidChecksum() error {
+	return s3err.InvalidRequest.WithMessage("Value for " + c.algo.Header + " trailing header is invalid.")
 }
 
 // parseChunkHeader parses "<hex-size>[;name[=value]]..." and, in signed mode,
 // stores the chunk-signature in c.got.
-func (c *chunkedReader) parseChunkHeader(line []byte) (int64, error) {
+func (c *Reader) parseChunkHeader(line []byte) (int64, error) {
 	hexSize, exts, _ := bytes.Cut(line, []byte{';'})
 	hexSize = trimOWS(hexSize)
 	if len(hexSize) == 0 {
@@ -544,13 +546,13 @@ func (c *chunkedReader) parseChunkHeader(line []byte) (int64, error) {
 		}
 		value = trimOWS(value)
 		if found || len(value) != 2*len(c.got) || !isHex(value, false) {
-			return 0, errSignatureMismatch.with(fmt.Errorf("aws-chunked: malformed chunk-signature in chunk %d", c.chunks+1))
+			return 0, s3err.SignatureDoesNotMatch.With(fmt.Errorf("aws-chunked: malformed chunk-signature in chunk %d", c.chunks+1))
 		}
 		_, _ = hex.Decode(c.got[:], value)
 		found = true
 	}
 	if !found {
-		return 0, errSignatureMismatch.with(fmt.Errorf("aws-chunked: chunk %d has no chunk-signature", c.chunks+1))
+		return 0, s3err.SignatureDoesNotMatch.With(fmt.Errorf("aws-chunked: chunk %d has no chunk-signature", c.chunks+1))
 	}
 	return size, nil
 }
@@ -558,12 +560,12 @@ func (c *chunkedReader) parseChunkHeader(line []byte) (int64, error) {
 // checkSignature computes the signature of a chunk (over the hash of its
 // data) or of the trailer (over the hash of its canonical lines), compares it
 // with c.got and, on a match, chains from it.
-func (c *chunkedReader) checkSignature(trailer bool, digest []byte) bool {
+func (c *Reader) checkSignature(trailer bool, digest []byte) bool {
 	return c.checkSignatureOf(trailer, digest, c.got[:])
 }
 
 // checkSignatureOf is checkSignature against the signature got.
-func (c *chunkedReader) checkSignatureOf(trailer bool, digest, got []byte) bool {
+func (c *Reader) checkSignatureOf(trailer bool, digest, got []byte) bool {
 	if !hmac.Equal(c.chain.sign(trailer, digest), got) {
 		return false
 	}
@@ -573,7 +575,7 @@ func (c *chunkedReader) checkSignatureOf(trailer bool, digest, got []byte) bool 
 
 // readLine returns the next line without its LF or CRLF. eof reports that the
 // body ended cleanly before the line; a line cut by the end is an error.
-func (c *chunkedReader) readLine() (line []byte, eof bool, err error) {
+func (c *Reader) readLine() (line []byte, eof bool, err error) {
 	line, err = c.br.ReadSlice('\n')
 	switch {
 	case len(line) > maxChunkLine, errors.Is(err, bufio.ErrBufferFull):
@@ -591,20 +593,20 @@ func (c *chunkedReader) readLine() (line []byte, eof bool, err error) {
 	return line, false, nil
 }
 
-// bodyError turns an error of the underlying body into an *Error: io.EOF
+// bodyError turns an error of the underlying body into an *s3err.Error: io.EOF
 // becomes eofErr, other causes are kept inside eofErr with its own, *Errors
 // pass as is.
-func bodyError(err error, eofErr *Error) error {
-	var e *Error
+func bodyError(err error, eofErr *s3err.Error) error {
+	var e *s3err.Error
 	switch {
 	case errors.As(err, &e):
 		return err
 	case err == io.EOF:
 		return eofErr
-	case eofErr.Err != nil:
-		return eofErr.with(fmt.Errorf("%w: %w", eofErr.Err, err))
+	case eofErr.Cause != nil:
+		return eofErr.With(fmt.Errorf("%w: %w", eofErr.Cause, err))
 	default:
-		return eofErr.with(err)
+		return eofErr.With(err)
 	}
 }
 
@@ -634,9 +636,9 @@ func unhex(ch byte) (byte, bool) {
 
 // trailerLine returns the verified trailer, "name:base64-value", once Read has
 // returned io.EOF; "" when the body had no trailer.
-func (c *chunkedReader) trailerLine() string {
+func (c *Reader) TrailerLine() string {
 	if c.algo == nil || c.err != io.EOF {
 		return ""
 	}
-	return c.algo.header + ":" + base64.StdEncoding.EncodeToString(c.trailerVal[:c.algo.size])
+	return c.algo.Header + ":" + base64.StdEncoding.EncodeToString(c.trailerVal[:c.algo.Size])
 }

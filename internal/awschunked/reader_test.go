@@ -1,4 +1,4 @@
-package proxy
+package awschunked
 
 import (
 	"bytes"
@@ -26,6 +26,8 @@ import (
 	"github.com/minio/crc64nvme"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy/internal/s3err"
 )
 
 // The example credentials, time and scope of the AWS SigV4 documentation.
@@ -66,9 +68,9 @@ func testSigningKey(secret, date, region string) []byte {
 	return hmacSHA256(k, "aws4_request")
 }
 
-// docSigner returns a chunkSigner with the documentation's key and scope.
-func docSigner(seed string) *chunkSigner {
-	return &chunkSigner{key: testSigningKey(docSecret, "20130524", docRegion), amzDate: docAmzDate, scope: docScope, prev: seed}
+// docSigner returns a Signer with the documentation's key and scope.
+func docSigner(seed string) *Signer {
+	return &Signer{Key: testSigningKey(docSecret, "20130524", docRegion), AmzDate: docAmzDate, Scope: docScope, Prev: seed}
 }
 
 // trailerSignature signs trailer lines ("name:value\n" each) as the AWS
@@ -111,9 +113,9 @@ func oracleChecksum(t testing.TB, header string, p []byte) string {
 
 // wireOpts shapes a test body.
 type wireOpts struct {
-	signed    bool   // chunk signatures, made by aws-sdk-go-v2's stream signer
+	Signed    bool   // chunk signatures, made by aws-sdk-go-v2's stream signer
 	token     bool   // signed, but decoded without verifying (sig nil)
-	trailer   string // checksum trailer header; "" for none
+	Trailer   string // checksum trailer header; "" for none
 	chunkSize int
 	seed      string // seed signature; testSeed when ""
 }
@@ -122,7 +124,7 @@ type wireOpts struct {
 type wire struct {
 	body      []byte
 	payload   []byte
-	opts      chunkedOptions
+	opts      Options
 	frames    [][2]int // [start, end) of each data chunk's frame (size line to CRLF)
 	data      [][2]int // [start, end) of each data chunk's data
 	sigs      []string // chunk signatures, the final chunk's last
@@ -143,9 +145,9 @@ func encodeWire(t testing.TB, payload []byte, o wireOpts) *wire {
 	if o.chunkSize == 0 {
 		o.chunkSize = 64 << 10
 	}
-	w := &wire{payload: payload, opts: chunkedOptions{signed: o.signed, trailer: o.trailer, decodedLength: int64(len(payload))}}
-	if o.signed && !o.token {
-		w.opts.sig = docSigner(o.seed)
+	w := &wire{payload: payload, opts: Options{Signed: o.Signed, Trailer: o.Trailer, DecodedLength: int64(len(payload))}}
+	if o.Signed && !o.token {
+		w.opts.Signer = docSigner(o.seed)
 	}
 	seedRaw, err := hex.DecodeString(o.seed)
 	require.NoError(t, err)
@@ -162,7 +164,7 @@ func encodeWire(t testing.TB, payload []byte, o wireOpts) *wire {
 		chunk := payload[off:min(off+o.chunkSize, len(payload))]
 		start := b.Len()
 		fmt.Fprintf(&b, "%x", len(chunk))
-		if o.signed {
+		if o.Signed {
 			b.WriteString(";chunk-signature=" + sign(chunk))
 		}
 		b.WriteString("\r\n")
@@ -173,17 +175,17 @@ func encodeWire(t testing.TB, payload []byte, o wireOpts) *wire {
 	}
 	w.finalAt = b.Len()
 	b.WriteString("0")
-	if o.signed {
+	if o.Signed {
 		b.WriteString(";chunk-signature=" + sign(nil))
 	}
 	b.WriteString("\r\n")
 	w.trailerAt = b.Len()
-	if o.trailer != "" {
-		w.checksum = oracleChecksum(t, o.trailer, payload)
-		line := o.trailer + ":" + w.checksum
+	if o.Trailer != "" {
+		w.checksum = oracleChecksum(t, o.Trailer, payload)
+		line := o.Trailer + ":" + w.checksum
 		b.WriteString(line + "\r\n")
-		if o.signed {
-			w.trailSig = trailerSignature(docSigner("").key, w.sigs[len(w.sigs)-1], line+"\n")
+		if o.Signed {
+			w.trailSig = trailerSignature(docSigner("").Key, w.sigs[len(w.sigs)-1], line+"\n")
 			b.WriteString("x-amz-trailer-signature:" + w.trailSig + "\r\n")
 		}
 	}
@@ -213,22 +215,22 @@ func drain(r io.Reader, bufSize int) ([]byte, error) {
 	}
 }
 
-// requireChunkError checks that err is an *Error with the given code.
-func requireChunkError(t testing.TB, err error, code string) *Error {
+// requireChunkError checks that err is an *s3err.Error with the given code.
+func requireChunkError(t testing.TB, err error, code string) *s3err.Error {
 	t.Helper()
 	require.Error(t, err)
 	require.NotErrorIs(t, err, io.EOF)
-	var e *Error
-	require.ErrorAs(t, err, &e, "error %v is no *Error", err)
+	var e *s3err.Error
+	require.ErrorAs(t, err, &e, "error %v is no *s3err.Error", err)
 	require.Equal(t, code, e.Code, "error %v", err)
 	return e
 }
 
 // decode decodes body and checks that after the first error the reader keeps
 // returning it.
-func decode(t testing.TB, body []byte, o chunkedOptions, bufSize int) ([]byte, error) {
+func decode(t testing.TB, body []byte, o Options, bufSize int) ([]byte, error) {
 	t.Helper()
-	r := newChunkedReader(bytes.NewReader(body), o)
+	r := NewReader(bytes.NewReader(body), o)
 	out, err := drain(r, bufSize)
 	n, again := r.Read(make([]byte, 8))
 	require.Zero(t, n)
@@ -264,13 +266,13 @@ func TestChunkedDocExamples(t *testing.T) {
 			"b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
 		}
 		sig := docSigner(testSeed)
-		out, err := decode(t, body(sigs, "\r\n"), chunkedOptions{signed: true, sig: sig, decodedLength: 66560}, 32<<10)
+		out, err := decode(t, body(sigs, "\r\n"), Options{Signed: true, Signer: sig, DecodedLength: 66560}, 32<<10)
 		require.ErrorIs(t, err, io.EOF)
 		require.Equal(t, payload, out)
-		require.Equal(t, testSeed, sig.prev, "the caller's seed stays as is")
+		require.Equal(t, testSeed, sig.Prev, "the caller's seed stays as is")
 
 		// The oracles reproduce the documented chunk signatures.
-		w := encodeWire(t, payload, wireOpts{signed: true})
+		w := encodeWire(t, payload, wireOpts{Signed: true})
 		require.Equal(t, sigs[:], w.sigs)
 		prev := testSeed
 		for i, c := range [][]byte{payload[:65536], payload[65536:], nil} {
@@ -290,7 +292,7 @@ func TestChunkedDocExamples(t *testing.T) {
 		require.Equal(t, "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435",
 			trailerSignature(key, sigs[2], "x-amz-checksum-crc32c:sOO8/Q==\n"))
 		require.Equal(t, "sOO8/Q==", oracleChecksum(t, "x-amz-checksum-crc32c", payload))
-		o := chunkedOptions{signed: true, sig: docSigner(seed), trailer: "x-amz-checksum-crc32c", decodedLength: 66560}
+		o := Options{Signed: true, Signer: docSigner(seed), Trailer: "x-amz-checksum-crc32c", DecodedLength: 66560}
 		for name, final := range map[string]string{
 			"as documented":       trailer + "\r\n",
 			"no final CRLF":       trailer,
@@ -316,7 +318,7 @@ func TestChunkSignatureOracles(t *testing.T) {
 	key := testSigningKey(docSecret, "20130524", docRegion)
 	for i, n := range []int{0, 1, 100, 8192, 65536, 100000} {
 		payload := randomPayload(n, uint64(i))
-		w := encodeWire(t, payload, wireOpts{signed: true, chunkSize: 4096})
+		w := encodeWire(t, payload, wireOpts{Signed: true, chunkSize: 4096})
 		prev := testSeed
 		off := 0
 		for j, sig := range w.sigs {
@@ -366,13 +368,13 @@ func TestChunkedValid(t *testing.T) {
 	var modes []mode
 	modes = append(modes, mode{"unsigned", wireOpts{}})
 	for _, c := range allChecksums {
-		modes = append(modes, mode{"unsigned " + c, wireOpts{trailer: c}})
+		modes = append(modes, mode{"unsigned " + c, wireOpts{Trailer: c}})
 	}
-	modes = append(modes, mode{"signed", wireOpts{signed: true}}, mode{"signed token", wireOpts{signed: true, token: true}})
+	modes = append(modes, mode{"signed", wireOpts{Signed: true}}, mode{"signed token", wireOpts{Signed: true, token: true}})
 	for _, c := range allChecksums {
-		modes = append(modes, mode{"signed " + c, wireOpts{signed: true, trailer: c}})
+		modes = append(modes, mode{"signed " + c, wireOpts{Signed: true, Trailer: c}})
 	}
-	modes = append(modes, mode{"signed token crc32", wireOpts{signed: true, token: true, trailer: "x-amz-checksum-crc32"}})
+	modes = append(modes, mode{"signed token crc32", wireOpts{Signed: true, token: true, Trailer: "x-amz-checksum-crc32"}})
 
 	sizes := map[int][]int{
 		64 << 10: {0, 1, 65535, 65536, 3*65536 + 17, 1<<20 + 5},
@@ -392,7 +394,7 @@ func TestChunkedValid(t *testing.T) {
 					}
 					// Without x-amz-decoded-content-length (unseekable bodies).
 					unknown := w.opts
-					unknown.decodedLength = -1
+					unknown.DecodedLength = -1
 					out, err := decode(t, w.body, unknown, 32<<10)
 					require.ErrorIs(t, err, io.EOF)
 					require.True(t, bytes.Equal(w.payload, out))
@@ -404,14 +406,14 @@ func TestChunkedValid(t *testing.T) {
 	t.Run("odd readers", func(t *testing.T) {
 		for _, c := range []string{"", "x-amz-checksum-sha256"} {
 			for _, signed := range []bool{false, true} {
-				w := encodeWire(t, randomPayload(70000, 1), wireOpts{signed: signed, trailer: c, chunkSize: 8192})
+				w := encodeWire(t, randomPayload(70000, 1), wireOpts{Signed: signed, Trailer: c, chunkSize: 8192})
 				for name, wrap := range map[string]func(io.Reader) io.Reader{
 					"one byte": iotest.OneByteReader,
 					"half":     iotest.HalfReader,
 					"data+EOF": iotest.DataErrReader,
 				} {
 					for _, bufSize := range []int{1, 7, 8192, 100000} {
-						r := newChunkedReader(wrap(bytes.NewReader(w.body)), w.opts)
+						r := NewReader(wrap(bytes.NewReader(w.body)), w.opts)
 						out, err := drain(r, bufSize)
 						require.ErrorIs(t, err, io.EOF, "%s, buffer %d", name, bufSize)
 						require.True(t, bytes.Equal(w.payload, out), "%s, buffer %d", name, bufSize)
@@ -422,8 +424,8 @@ func TestChunkedValid(t *testing.T) {
 	})
 
 	t.Run("iotest.TestReader", func(t *testing.T) {
-		w := encodeWire(t, randomPayload(20000, 2), wireOpts{signed: true, trailer: "x-amz-checksum-crc64nvme", chunkSize: 3000})
-		require.NoError(t, iotest.TestReader(newChunkedReader(bytes.NewReader(w.body), w.opts), w.payload))
+		w := encodeWire(t, randomPayload(20000, 2), wireOpts{Signed: true, Trailer: "x-amz-checksum-crc64nvme", chunkSize: 3000})
+		require.NoError(t, iotest.TestReader(NewReader(bytes.NewReader(w.body), w.opts), w.payload))
 	})
 }
 
@@ -433,17 +435,17 @@ func TestChunkedEdgeCases(t *testing.T) {
 	const hello = "hello world" // 0xb bytes
 	crc := oracleChecksum(t, "x-amz-checksum-crc32", []byte(hello))
 	sha := oracleChecksum(t, "x-amz-checksum-sha256", []byte(hello))
-	withCRC := func(n int64) chunkedOptions {
-		return chunkedOptions{trailer: "x-amz-checksum-crc32", decodedLength: n}
+	withCRC := func(n int64) Options {
+		return Options{Trailer: "x-amz-checksum-crc32", DecodedLength: n}
 	}
-	plain := func(n int64) chunkedOptions { return chunkedOptions{decodedLength: n} }
+	plain := func(n int64) Options { return Options{DecodedLength: n} }
 	trailer := "x-amz-checksum-crc32:" + crc + "\r\n"
 	full := "b\r\nhello world\r\n0\r\n" + trailer + "\r\n"
 
 	cases := []struct {
 		name string
 		body string
-		o    chunkedOptions
+		o    Options
 		code string // expected S3 error code; "" for success with payload hello (or "" when empty is set)
 		msg  string // part of the message, if any
 		empt bool   // success with an empty payload
@@ -456,7 +458,7 @@ func TestChunkedEdgeCases(t *testing.T) {
 		{name: "minio-go trailer line ends", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:" + crc + "\n\r\n\r\n", o: withCRC(11)},
 		{name: "blank line before the trailer", body: "b\r\nhello world\r\n0\r\n\r\n" + trailer + "\r\n", o: withCRC(11)},
 		{name: "trailer name case and spaces", body: "b\r\nhello world\r\n0\r\nX-Amz-Checksum-CRC32 :  " + crc + " \r\n\r\n", o: withCRC(11)},
-		{name: "declared trailer upper-case", body: full, o: chunkedOptions{trailer: "X-Amz-Checksum-Crc32", decodedLength: 11}},
+		{name: "declared trailer upper-case", body: full, o: Options{Trailer: "X-Amz-Checksum-Crc32", DecodedLength: 11}},
 		{name: "trailer signature in an unsigned body", body: "b\r\nhello world\r\n0\r\n" + trailer + "x-amz-trailer-signature:zz\r\n\r\n", o: withCRC(11)},
 		{name: "chunk-signature extension on unsigned chunks", body: "b;chunk-signature=abc\r\nhello world\r\n0;chunk-signature=def\r\n" + trailer + "\r\n", o: withCRC(11)},
 		{name: "other chunk extensions", body: "b;foo=bar;baz\r\nhello world\r\n0;x=\"y\"\r\n" + trailer + "\r\n", o: withCRC(11)},
@@ -500,8 +502,8 @@ func TestChunkedEdgeCases(t *testing.T) {
 		{name: "trailer section too long", body: "b\r\nhello world\r\n0\r\n" + strings.Repeat("\r\n", 10000), o: withCRC(11), code: "MalformedTrailerError", msg: "too long"},
 		{name: "undeclared trailer", body: full, o: plain(11), code: "MalformedTrailerError", msg: "declare"},
 		{name: "another trailer than declared", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-sha256:" + sha + "\r\n\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "declare"},
-		{name: "unsupported declared trailer", body: full, o: chunkedOptions{trailer: "x-amz-checksum-crc16", decodedLength: 11}, code: "InvalidArgument", msg: "x-amz-checksum-crc16"},
-		{name: "non-checksum declared trailer", body: full, o: chunkedOptions{trailer: "content-md5", decodedLength: 11}, code: "InvalidArgument"},
+		{name: "unsupported declared trailer", body: full, o: Options{Trailer: "x-amz-checksum-crc16", DecodedLength: 11}, code: "InvalidArgument", msg: "x-amz-checksum-crc16"},
+		{name: "non-checksum declared trailer", body: full, o: Options{Trailer: "content-md5", DecodedLength: 11}, code: "InvalidArgument"},
 		{name: "duplicate trailer", body: "b\r\nhello world\r\n0\r\n" + trailer + trailer + "\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "twice"},
 		{name: "trailer without colon", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32=" + crc + "\r\n\r\n", o: withCRC(11), code: "MalformedTrailerError", msg: "colon"},
 		{name: "checksum not base64", body: "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:!!!!!!==\r\n\r\n", o: withCRC(11), code: "InvalidRequest", msg: "Value for x-amz-checksum-crc32"},
@@ -530,8 +532,8 @@ func TestChunkedEdgeCases(t *testing.T) {
 				if tc.msg != "" {
 					require.Contains(t, e.Error(), tc.msg)
 				}
-				if tc.o.decodedLength >= 0 {
-					require.LessOrEqual(t, int64(len(out)), tc.o.decodedLength)
+				if tc.o.DecodedLength >= 0 {
+					require.LessOrEqual(t, int64(len(out)), tc.o.DecodedLength)
 				}
 				require.Contains(t, tc.body, string(out))
 			}
@@ -543,9 +545,9 @@ func TestChunkedEdgeCases(t *testing.T) {
 // and the signed trailer.
 func TestChunkedSignedEdgeCases(t *testing.T) {
 	payload := randomPayload(3*1000+10, 3)
-	plainW := encodeWire(t, payload, wireOpts{signed: true, chunkSize: 1000})
-	trailW := encodeWire(t, payload, wireOpts{signed: true, chunkSize: 1000, trailer: "x-amz-checksum-crc32"})
-	token := func(o chunkedOptions) chunkedOptions { o.sig = nil; return o }
+	plainW := encodeWire(t, payload, wireOpts{Signed: true, chunkSize: 1000})
+	trailW := encodeWire(t, payload, wireOpts{Signed: true, chunkSize: 1000, Trailer: "x-amz-checksum-crc32"})
+	token := func(o Options) Options { o.Signer = nil; return o }
 	replace := func(w *wire, old, new string) []byte {
 		require.Contains(t, string(w.body), old)
 		return bytes.Replace(w.body, []byte(old), []byte(new), 1)
@@ -557,14 +559,14 @@ func TestChunkedSignedEdgeCases(t *testing.T) {
 	cases := []struct {
 		name string
 		body []byte
-		o    chunkedOptions
+		o    Options
 		code string // "" for success
 	}{
 		{"valid", plainW.body, plainW.opts, ""},
 		{"valid token mode", plainW.body, token(plainW.opts), ""},
 		{"no final CRLF", plainW.body[:len(plainW.body)-2], plainW.opts, ""},
 		{"upper-case signature", replace(plainW, sig1, strings.ToUpper(sig1)), plainW.opts, ""},
-		{"upper-case seed", plainW.body, chunkedOptions{signed: true, sig: docSigner(strings.ToUpper(testSeed)), decodedLength: plainW.opts.decodedLength}, ""},
+		{"upper-case seed", plainW.body, Options{Signed: true, Signer: docSigner(strings.ToUpper(testSeed)), DecodedLength: plainW.opts.DecodedLength}, ""},
 		{"other extension before the signature", replace(plainW, "3e8;chunk-signature="+sig1, "3e8;foo=bar;chunk-signature="+sig1), plainW.opts, ""},
 		{"missing chunk-signature", replace(plainW, "3e8;chunk-signature="+sig1, "3e8"), plainW.opts, "SignatureDoesNotMatch"},
 		{"missing chunk-signature, token mode", replace(plainW, "3e8;chunk-signature="+sig1, "3e8"), token(plainW.opts), "SignatureDoesNotMatch"},
@@ -577,11 +579,11 @@ func TestChunkedSignedEdgeCases(t *testing.T) {
 		{"empty chunk-signature", replace(plainW, sig1, ""), plainW.opts, "SignatureDoesNotMatch"},
 		{"another chunk's signature", replace(plainW, sig1, plainW.sigs[0]), plainW.opts, "SignatureDoesNotMatch"},
 		{"another chunk's signature, token mode", replace(plainW, sig1, plainW.sigs[0]), token(plainW.opts), ""},
-		{"wrong seed", plainW.body, chunkedOptions{signed: true, sig: docSigner(strings.Repeat("0", 64)), decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
-		{"malformed seed", plainW.body, chunkedOptions{signed: true, sig: docSigner("abc"), decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
-		{"wrong key", plainW.body, chunkedOptions{signed: true, sig: &chunkSigner{key: testSigningKey("other", "20130524", docRegion), amzDate: docAmzDate, scope: docScope, prev: testSeed}, decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
-		{"wrong date", plainW.body, chunkedOptions{signed: true, sig: &chunkSigner{key: docSigner("").key, amzDate: "20130524T000001Z", scope: docScope, prev: testSeed}, decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
-		{"wrong scope", plainW.body, chunkedOptions{signed: true, sig: &chunkSigner{key: docSigner("").key, amzDate: docAmzDate, scope: "20130524/eu-west-1/s3/aws4_request", prev: testSeed}, decodedLength: plainW.opts.decodedLength}, "SignatureDoesNotMatch"},
+		{"wrong seed", plainW.body, Options{Signed: true, Signer: docSigner(strings.Repeat("0", 64)), DecodedLength: plainW.opts.DecodedLength}, "SignatureDoesNotMatch"},
+		{"malformed seed", plainW.body, Options{Signed: true, Signer: docSigner("abc"), DecodedLength: plainW.opts.DecodedLength}, "SignatureDoesNotMatch"},
+		{"wrong key", plainW.body, Options{Signed: true, Signer: &Signer{Key: testSigningKey("other", "20130524", docRegion), AmzDate: docAmzDate, Scope: docScope, Prev: testSeed}, DecodedLength: plainW.opts.DecodedLength}, "SignatureDoesNotMatch"},
+		{"wrong date", plainW.body, Options{Signed: true, Signer: &Signer{Key: docSigner("").Key, AmzDate: "20130524T000001Z", Scope: docScope, Prev: testSeed}, DecodedLength: plainW.opts.DecodedLength}, "SignatureDoesNotMatch"},
+		{"wrong scope", plainW.body, Options{Signed: true, Signer: &Signer{Key: docSigner("").Key, AmzDate: docAmzDate, Scope: "20130524/eu-west-1/s3/aws4_request", Prev: testSeed}, DecodedLength: plainW.opts.DecodedLength}, "SignatureDoesNotMatch"},
 		{"trailer signature on a body without trailer", append(plainW.body[:len(plainW.body)-2:len(plainW.body)-2], "x-amz-trailer-signature:"+strings.Repeat("0", 64)+"\r\n\r\n"...), plainW.opts, "MalformedTrailerError"},
 
 		{"trailer valid", trailW.body, trailW.opts, ""},
@@ -603,7 +605,7 @@ func TestChunkedSignedEdgeCases(t *testing.T) {
 		{"trailer value tampered", replace(trailW, trailW.checksum, "AAAAAA=="), trailW.opts, "SignatureDoesNotMatch"},
 		{"trailer value tampered, token mode", replace(trailW, trailW.checksum, "AAAAAA=="), token(trailW.opts), "BadDigest"},
 		{"trailer signature is the final chunk's", replace(trailW, trailW.trailSig, trailW.sigs[len(trailW.sigs)-1]), trailW.opts, "SignatureDoesNotMatch"},
-		{"trailer signed as a chunk", replace(trailW, trailW.trailSig, chunkSignature(docSigner("").key, trailW.sigs[len(trailW.sigs)-1], []byte(strings.TrimSuffix(trailLine, "\r\n")+"\n"))), trailW.opts, "SignatureDoesNotMatch"},
+		{"trailer signed as a chunk", replace(trailW, trailW.trailSig, chunkSignature(docSigner("").Key, trailW.sigs[len(trailW.sigs)-1], []byte(strings.TrimSuffix(trailLine, "\r\n")+"\n"))), trailW.opts, "SignatureDoesNotMatch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -639,16 +641,16 @@ func TestChunkedTamper(t *testing.T) {
 		o    wireOpts
 		code string // error for tampered data
 	}{
-		{"signed", wireOpts{signed: true}, "SignatureDoesNotMatch"},
-		{"signed crc32c", wireOpts{signed: true, trailer: "x-amz-checksum-crc32c"}, "SignatureDoesNotMatch"},
-		{"token crc64nvme", wireOpts{signed: true, token: true, trailer: "x-amz-checksum-crc64nvme"}, "BadDigest"},
+		{"signed", wireOpts{Signed: true}, "SignatureDoesNotMatch"},
+		{"signed crc32c", wireOpts{Signed: true, Trailer: "x-amz-checksum-crc32c"}, "SignatureDoesNotMatch"},
+		{"token crc64nvme", wireOpts{Signed: true, token: true, Trailer: "x-amz-checksum-crc64nvme"}, "BadDigest"},
 	}
 	for _, c := range allChecksums {
 		modes = append(modes, struct {
 			name string
 			o    wireOpts
 			code string
-		}{"unsigned " + c, wireOpts{trailer: c}, "BadDigest"})
+		}{"unsigned " + c, wireOpts{Trailer: c}, "BadDigest"})
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -665,7 +667,7 @@ func TestChunkedTamper(t *testing.T) {
 					}
 				}
 			}
-			if !m.o.signed || m.o.token {
+			if !m.o.Signed || m.o.token {
 				return
 			}
 			for _, sig := range w.sigs {
@@ -682,7 +684,7 @@ func TestChunkedTamper(t *testing.T) {
 			// Drop a chunk (and announce the shorter length).
 			dropped := slices.Concat(w.body[:f1[0]], w.body[f1[1]:])
 			o := w.opts
-			o.decodedLength -= 65536
+			o.DecodedLength -= 65536
 			_, err = decode(t, dropped, o, 32<<10)
 			requireChunkError(t, err, "SignatureDoesNotMatch")
 		})
@@ -691,15 +693,15 @@ func TestChunkedTamper(t *testing.T) {
 
 // TestChunkedNeverEOFOnInvalid truncates valid bodies at every length and
 // changes every byte: the reader returns io.EOF only with exactly the payload,
-// and otherwise an *Error after at most the payload's length.
+// and otherwise an *s3err.Error after at most the payload's length.
 func TestChunkedNeverEOFOnInvalid(t *testing.T) {
 	payload := randomPayload(150, 5)
 	for _, o := range []wireOpts{
-		{signed: true},
-		{signed: true, trailer: "x-amz-checksum-sha1"},
-		{signed: true, token: true, trailer: "x-amz-checksum-crc32"},
-		{trailer: "x-amz-checksum-crc32c"},
-		{trailer: "x-amz-checksum-crc64nvme"},
+		{Signed: true},
+		{Signed: true, Trailer: "x-amz-checksum-sha1"},
+		{Signed: true, token: true, Trailer: "x-amz-checksum-crc32"},
+		{Trailer: "x-amz-checksum-crc32c"},
+		{Trailer: "x-amz-checksum-crc64nvme"},
 	} {
 		o.chunkSize = 64
 		w := encodeWire(t, payload, o)
@@ -709,7 +711,7 @@ func TestChunkedNeverEOFOnInvalid(t *testing.T) {
 				require.Equal(t, payload, out, what)
 				return err
 			}
-			var e *Error
+			var e *s3err.Error
 			require.ErrorAs(t, err, &e, what)
 			require.LessOrEqual(t, len(out), len(payload), what)
 			return err
@@ -740,9 +742,9 @@ func TestChunkedNeverEOFOnInvalid(t *testing.T) {
 // is complete, and the signature is checked before the next chunk.
 func TestChunkedStreams(t *testing.T) {
 	payload := randomPayload(2*65536, 6)
-	w := encodeWire(t, payload, wireOpts{signed: true})
+	w := encodeWire(t, payload, wireOpts{Signed: true})
 	pr, pw := io.Pipe()
-	r := newChunkedReader(pr, w.opts)
+	r := NewReader(pr, w.opts)
 	go func() {
 		// Send the first chunk's header and 100 bytes, then wait.
 		_, _ = pw.Write(w.body[:w.data[0][0]+100])
@@ -763,21 +765,21 @@ func TestChunkedStreams(t *testing.T) {
 
 // TestChunkedBodyErrors keeps the cause of a failing body.
 func TestChunkedBodyErrors(t *testing.T) {
-	w := encodeWire(t, randomPayload(1000, 7), wireOpts{trailer: "x-amz-checksum-crc32"})
+	w := encodeWire(t, randomPayload(1000, 7), wireOpts{Trailer: "x-amz-checksum-crc32"})
 	cause := errors.New("connection reset")
 	for _, cut := range []int{2, w.data[0][0] + 10, w.finalAt + 1, w.trailerAt + 5} {
 		body := io.MultiReader(bytes.NewReader(w.body[:cut]), iotest.ErrReader(cause))
-		r := newChunkedReader(body, w.opts)
+		r := NewReader(body, w.opts)
 		_, err := drain(r, 512)
 		requireChunkError(t, err, "IncompleteBody")
 		require.ErrorIs(t, err, cause)
-		// An *Error of the body passes as is.
-		body = io.MultiReader(bytes.NewReader(w.body[:cut]), iotest.ErrReader(errGatewayTimeout))
-		_, err = drain(newChunkedReader(body, w.opts), 512)
+		// An *s3err.Error of the body passes as is.
+		body = io.MultiReader(bytes.NewReader(w.body[:cut]), iotest.ErrReader(s3err.New(504, "GatewayTimeout", "The upstream object store did not answer in time.")))
+		_, err = drain(NewReader(body, w.opts), 512)
 		requireChunkError(t, err, "GatewayTimeout")
 	}
 	// io.EOF keeps being returned.
-	r := newChunkedReader(bytes.NewReader(w.body), w.opts)
+	r := NewReader(bytes.NewReader(w.body), w.opts)
 	_, err := drain(r, 512)
 	require.ErrorIs(t, err, io.EOF)
 	for range 3 {
@@ -785,7 +787,7 @@ func TestChunkedBodyErrors(t *testing.T) {
 		require.Zero(t, n)
 		require.Equal(t, io.EOF, err)
 	}
-	n, err := newChunkedReader(bytes.NewReader(w.body), w.opts).Read(nil)
+	n, err := NewReader(bytes.NewReader(w.body), w.opts).Read(nil)
 	require.Zero(t, n)
 	require.NoError(t, err)
 }
@@ -799,7 +801,7 @@ func TestChunkedConstantMemory(t *testing.T) {
 	buf := make([]byte, 32<<10)
 	allocs := func(w *wire) float64 {
 		return testing.AllocsPerRun(5, func() {
-			r := newChunkedReader(bytes.NewReader(w.body), w.opts)
+			r := NewReader(bytes.NewReader(w.body), w.opts)
 			for {
 				if _, err := r.Read(buf); err != nil {
 					if !errors.Is(err, io.EOF) {
@@ -810,7 +812,7 @@ func TestChunkedConstantMemory(t *testing.T) {
 			}
 		})
 	}
-	for _, o := range []wireOpts{{signed: true, trailer: "x-amz-checksum-crc64nvme"}, {trailer: "x-amz-checksum-sha256"}} {
+	for _, o := range []wireOpts{{Signed: true, Trailer: "x-amz-checksum-crc64nvme"}, {Trailer: "x-amz-checksum-sha256"}} {
 		o.chunkSize = 8 << 10
 		small := allocs(encodeWire(t, randomPayload(64<<10, 8), o))
 		large := allocs(encodeWire(t, randomPayload(4<<20, 8), o))
@@ -827,10 +829,10 @@ func BenchmarkChunkedDecode(b *testing.B) {
 		name string
 		o    wireOpts
 	}{
-		{"signed-64KiB", wireOpts{signed: true}},
-		{"signed-crc32-64KiB", wireOpts{signed: true, trailer: "x-amz-checksum-crc32"}},
-		{"unsigned-crc32-1MiB", wireOpts{trailer: "x-amz-checksum-crc32", chunkSize: 1 << 20}},
-		{"unsigned-crc64nvme-64KiB", wireOpts{trailer: "x-amz-checksum-crc64nvme"}},
+		{"signed-64KiB", wireOpts{Signed: true}},
+		{"signed-crc32-64KiB", wireOpts{Signed: true, Trailer: "x-amz-checksum-crc32"}},
+		{"unsigned-crc32-1MiB", wireOpts{Trailer: "x-amz-checksum-crc32", chunkSize: 1 << 20}},
+		{"unsigned-crc64nvme-64KiB", wireOpts{Trailer: "x-amz-checksum-crc64nvme"}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			w := encodeWire(b, payload, bc.o)
@@ -838,7 +840,7 @@ func BenchmarkChunkedDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
 			for b.Loop() {
-				r := newChunkedReader(bytes.NewReader(w.body), w.opts)
+				r := NewReader(bytes.NewReader(w.body), w.opts)
 				for {
 					_, err := r.Read(buf)
 					if errors.Is(err, io.EOF) {
@@ -866,32 +868,32 @@ var fuzzPayloads = [][]byte{
 // fuzzOptions maps the fuzzer's mode byte to options: bits 0-2 choose the
 // trailer (0 none, 1-5 a checksum, 6 an unsupported one), bit 3 signed,
 // bit 4 verification, bit 5 an unknown decoded length.
-func fuzzOptions(mode uint8, decodedLength int64) chunkedOptions {
-	o := chunkedOptions{signed: mode&8 != 0, decodedLength: decodedLength}
+func fuzzOptions(mode uint8, decodedLength int64) Options {
+	o := Options{Signed: mode&8 != 0, DecodedLength: decodedLength}
 	switch k := int(mode & 7); {
 	case k >= 1 && k <= 5:
-		o.trailer = allChecksums[k-1]
+		o.Trailer = allChecksums[k-1]
 	case k == 6:
-		o.trailer = "x-amz-checksum-md5"
+		o.Trailer = "x-amz-checksum-md5"
 	}
-	if o.signed && mode&16 != 0 {
-		o.sig = docSigner(testSeed)
+	if o.Signed && mode&16 != 0 {
+		o.Signer = docSigner(testSeed)
 	}
 	if mode&32 != 0 {
-		o.decodedLength = -1
+		o.DecodedLength = -1
 	}
 	return o
 }
 
 // FuzzChunkedReader checks on any body that the reader never panics or
 // stalls, never returns more than the decoded length, fails only with an
-// *Error (sticky), and returns io.EOF only with the declared length, a
+// *s3err.Error (sticky), and returns io.EOF only with the declared length, a
 // checksum the body carries and, when verifying signatures, a signed payload.
 func FuzzChunkedReader(f *testing.F) {
 	for i, p := range fuzzPayloads {
 		for k, trailer := range append([]string{""}, allChecksums...) {
 			for _, signed := range []bool{false, true} {
-				w := encodeWire(f, p, wireOpts{signed: signed, trailer: trailer, chunkSize: 7 + 30*i})
+				w := encodeWire(f, p, wireOpts{Signed: signed, Trailer: trailer, chunkSize: 7 + 30*i})
 				mode := uint8(k)
 				if signed {
 					mode |= 8 | 16
@@ -913,7 +915,7 @@ func FuzzChunkedReader(f *testing.F) {
 		if mode&64 != 0 {
 			src = iotest.OneByteReader(src)
 		}
-		r := newChunkedReader(src, o)
+		r := NewReader(src, o)
 		buf := make([]byte, int(readSize)%(70<<10)+1)
 		var out []byte
 		var err error
@@ -924,8 +926,8 @@ func FuzzChunkedReader(f *testing.F) {
 				t.Fatalf("Read returned %d", n)
 			}
 			out = append(out, buf[:n]...)
-			if o.decodedLength >= 0 && int64(len(out)) > o.decodedLength {
-				t.Fatalf("%d bytes returned, decoded length %d", len(out), o.decodedLength)
+			if o.DecodedLength >= 0 && int64(len(out)) > o.DecodedLength {
+				t.Fatalf("%d bytes returned, decoded length %d", len(out), o.DecodedLength)
 			}
 			if err != nil {
 				break
@@ -938,24 +940,24 @@ func FuzzChunkedReader(f *testing.F) {
 			t.Fatalf("error not sticky: %v then %d, %v", err, n, again)
 		}
 		if !errors.Is(err, io.EOF) {
-			var e *Error
+			var e *s3err.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("error %v is no *Error", err)
+				t.Fatalf("error %v is no *s3err.Error", err)
 			}
 			return
 		}
 		if len(out) > len(body) {
 			t.Fatalf("%d bytes out of a %d-byte body", len(out), len(body))
 		}
-		if o.decodedLength >= 0 && int64(len(out)) != o.decodedLength {
-			t.Fatalf("io.EOF after %d bytes, decoded length %d", len(out), o.decodedLength)
+		if o.DecodedLength >= 0 && int64(len(out)) != o.DecodedLength {
+			t.Fatalf("io.EOF after %d bytes, decoded length %d", len(out), o.DecodedLength)
 		}
-		if o.trailer != "" {
-			if want := oracleChecksum(t, o.trailer, out); !bytes.Contains(body, []byte(want)) {
+		if o.Trailer != "" {
+			if want := oracleChecksum(t, o.Trailer, out); !bytes.Contains(body, []byte(want)) {
 				t.Fatalf("io.EOF but the body lacks the checksum %s of the output", want)
 			}
 		}
-		if o.sig != nil && !known[sha256.Sum256(out)] {
+		if o.Signer != nil && !known[sha256.Sum256(out)] {
 			t.Fatalf("signatures verified, yet the payload %q is no signed payload", out)
 		}
 	})
@@ -966,8 +968,8 @@ func FuzzChunkedReader(f *testing.F) {
 // released past a failed check.
 func TestChunkedReadsCrossChunks(t *testing.T) {
 	payload := randomPayload(20_000, 9)
-	w := encodeWire(t, payload, wireOpts{signed: true, chunkSize: 1000})
-	r := newChunkedReader(bytes.NewReader(w.body), w.opts)
+	w := encodeWire(t, payload, wireOpts{Signed: true, chunkSize: 1000})
+	r := NewReader(bytes.NewReader(w.body), w.opts)
 	buf := make([]byte, 8<<10)
 	n, err := r.Read(buf)
 	require.NoError(t, err)
@@ -991,14 +993,14 @@ func TestChunkedReadsCrossChunks(t *testing.T) {
 func TestChecksumAlgorithms(t *testing.T) {
 	payload := []byte("hello world")
 	names := []string{"crc32", "crc32c", "crc64nvme", "sha1", "sha256", "md5", "sha512", "xxhash64", "xxhash3", "xxhash128"}
-	require.Len(t, checksumAlgos, len(names))
+	require.Len(t, Checksums, len(names))
 	for _, name := range names {
 		header := "x-amz-checksum-" + name
-		a := lookupChecksum(header)
+		a := LookupChecksum(header)
 		require.NotNil(t, a, header)
-		right := make([]byte, a.size)
-		if a.new != nil {
-			h := a.new()
+		right := make([]byte, a.Size)
+		if a.New != nil {
+			h := a.New()
 			h.Write(payload)
 			right = h.Sum(nil)
 		}
@@ -1010,15 +1012,15 @@ func TestChecksumAlgorithms(t *testing.T) {
 		}{{right, ""}, {wrong, "BadDigest"}} {
 			line := header + ":" + base64.StdEncoding.EncodeToString(c.sum)
 			body := "b\r\nhello world\r\n0\r\n" + line + "\r\n\r\n"
-			r := newChunkedReader(strings.NewReader(body), chunkedOptions{trailer: header, decodedLength: int64(len(payload))})
+			r := NewReader(strings.NewReader(body), Options{Trailer: header, DecodedLength: int64(len(payload))})
 			out, err := io.ReadAll(r)
-			if c.code == "" || a.new == nil { // computed and right, or left to the upstream
+			if c.code == "" || a.New == nil { // computed and right, or left to the upstream
 				require.NoError(t, err, line)
 				assert.Equal(t, payload, out)
-				assert.Equal(t, line, r.trailerLine(), "the trailer goes upstream as it came")
+				assert.Equal(t, line, r.TrailerLine(), "the trailer goes upstream as it came")
 				continue
 			}
-			var e *Error
+			var e *s3err.Error
 			require.ErrorAs(t, err, &e, line)
 			assert.Equal(t, c.code, e.Code, line)
 		}

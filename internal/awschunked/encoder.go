@@ -1,4 +1,4 @@
-package proxy
+package awschunked
 
 import (
 	"crypto/sha256"
@@ -7,22 +7,24 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/osproxy/proxy/internal/s3err"
 	"sync"
 )
 
-// upstreamChunkSize is the size of the chunks the proxy frames upstream bodies
+// ChunkSize is the size of the chunks the proxy frames upstream bodies
 // in: the data of one chunk is buffered to frame (and sign) it. Signed chunks
 // follow the client's chunk size instead when it is from minFollowedChunk to
 // maxFollowedChunk (see firstChunkSize).
 const (
-	upstreamChunkSize = 64 << 10
-	minFollowedChunk  = 8 << 10
-	maxFollowedChunk  = 256 << 10
+	ChunkSize        = 64 << 10
+	minFollowedChunk = 8 << 10
+	maxFollowedChunk = 256 << 10
 )
 
-var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, upstreamChunkSize); return &b }}
+var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
 
-// chunkEncoder frames a verified payload as an aws-chunked body for the
+// Encoder frames a verified payload as an aws-chunked body for the
 // upstream, so that the upstream itself can tell a complete body from a cut
 // one: STREAMING-UNSIGNED-PAYLOAD-TRAILER carrying the client's verified
 // checksum trailer, or STREAMING-AWS4-HMAC-SHA256-PAYLOAD with every chunk
@@ -30,12 +32,12 @@ var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, upstreamChunkSi
 // produced once src has returned io.EOF, that is once the client's body
 // verified; any failure before is returned as is, and the upstream request is
 // aborted without its final chunk.
-type chunkEncoder struct {
-	src     *chunkedReader
-	trailer string      // trailer header name; "" for none
-	chain   *chunkChain // upstream chunk signing; nil for unsigned chunks
-	pos     int64       // payload offset of the next chunk
-	head    [160]byte   // backing array of out: a chunk's size line, or the final chunk and trailer
+type Encoder struct {
+	src     *Reader
+	trailer string    // trailer header name; "" for none
+	chain   *Chain    // upstream chunk signing; nil for unsigned chunks
+	pos     int64     // payload offset of the next chunk
+	head    [160]byte // backing array of out: a chunk's size line, or the final chunk and trailer
 	buf     *[]byte
 	out     []byte // framed bytes not yet returned
 	data    []byte // chunk data not yet returned, after out
@@ -43,7 +45,7 @@ type chunkEncoder struct {
 	done    bool
 	err     error
 
-	// Reading ahead (newChunkEncoder's ahead): a second buffer, and the
+	// Reading ahead (NewEncoder's ahead): a second buffer, and the
 	// chunk read into one of them and not yet framed.
 	ahead   bool
 	spare   []byte
@@ -52,14 +54,14 @@ type chunkEncoder struct {
 	started bool // held is set
 }
 
-// newChunkEncoder frames the payload src decodes in chunks of size bytes,
+// NewEncoder frames the payload src decodes in chunks of size bytes,
 // signed in a chain from seed unless it is nil. With ahead, src's chunks are
-// hashed beside the reads (chunkedReader.hashBeside) and the encoder reads one
+// hashed beside the reads (Reader.hashBeside) and the encoder reads one
 // chunk ahead of the one it frames, so that the hash of one chunk runs while
 // the previous one is written upstream and the next is read.
-func newChunkEncoder(src *chunkedReader, trailer string, seed *chunkChain, size int, ahead bool) *chunkEncoder {
-	e := &chunkEncoder{src: src, trailer: trailer, chain: seed}
-	if size == upstreamChunkSize {
+func NewEncoder(src *Reader, trailer string, seed *Chain, size int, ahead bool) *Encoder {
+	e := &Encoder{src: src, trailer: trailer, chain: seed}
+	if size == ChunkSize {
 		e.buf = chunkBuffers.Get().(*[]byte)
 	} else {
 		b := make([]byte, size)
@@ -74,15 +76,15 @@ func newChunkEncoder(src *chunkedReader, trailer string, seed *chunkChain, size 
 
 // Close stops what the encoder started beside it (the transport closes the
 // body it sent, or gave up on).
-func (e *chunkEncoder) Close() error {
+func (e *Encoder) Close() error {
 	e.src.close()
 	return nil
 }
 
-// encodedLength is the length of the aws-chunked encoding of n payload bytes
-// framed by a chunkEncoder in chunks of chunkSize bytes; trailerLen is the
+// EncodedLength is the length of the aws-chunked encoding of n payload bytes
+// framed by a Encoder in chunks of chunkSize bytes; trailerLen is the
 // length of the trailer line without its CRLF (0 for none).
-func encodedLength(n int64, chunkSize int, signed bool, trailerLen int) int64 {
+func EncodedLength(n int64, chunkSize int, signed bool, trailerLen int) int64 {
 	const sigExt = len(";chunk-signature=") + 64
 	chunk := func(size int64) int64 {
 		l := int64(len(strconv.FormatInt(size, 16))) + 2 + size + 2
@@ -103,19 +105,19 @@ func encodedLength(n int64, chunkSize int, signed bool, trailerLen int) int64 {
 	return total
 }
 
-// trailerLength is the length of "name:base64-value" for a checksum trailer.
-func trailerLength(name string) int {
-	a := lookupChecksum(name)
+// TrailerLength is the length of "name:base64-value" for a checksum trailer.
+func TrailerLength(name string) int {
+	a := LookupChecksum(name)
 	if a == nil {
 		return 0
 	}
-	return len(name) + 1 + base64.StdEncoding.EncodedLen(a.size)
+	return len(name) + 1 + base64.StdEncoding.EncodedLen(a.Size)
 }
 
 // Read fills p with as much of the encoding as it can: a chunk's end and the
 // next chunk's start go out together rather than as a short read (a small
 // write upstream of its own). An error comes after the bytes framed before it.
-func (e *chunkEncoder) Read(p []byte) (int, error) {
+func (e *Encoder) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if len(e.out) == 0 && len(e.data) == 0 && len(e.tail) == 0 {
@@ -127,7 +129,7 @@ func (e *chunkEncoder) Read(p []byte) (int, error) {
 				return 0, e.err
 			case e.done:
 				e.err = io.EOF
-				if len(*e.buf) == upstreamChunkSize {
+				if len(*e.buf) == ChunkSize {
 					chunkBuffers.Put(e.buf)
 				}
 			default:
@@ -146,7 +148,7 @@ func (e *chunkEncoder) Read(p []byte) (int, error) {
 
 // frame reads the next chunk of payload and frames it, or the final chunk and
 // trailer once the payload has ended and verified.
-func (e *chunkEncoder) frame() error {
+func (e *Encoder) frame() error {
 	if e.ahead {
 		return e.frameAhead()
 	}
@@ -165,7 +167,7 @@ func (e *chunkEncoder) frame() error {
 // frameAhead is frame one chunk behind the reads: it reads the next chunk
 // into the buffer that is free, then frames the chunk read before, whose
 // digest the side hasher has been computing meanwhile.
-func (e *chunkEncoder) frameAhead() error {
+func (e *Encoder) frameAhead() error {
 	if !e.started {
 		data, end, err := e.next(*e.buf)
 		if err != nil {
@@ -200,7 +202,7 @@ func (e *chunkEncoder) frameAhead() error {
 
 // next reads the next chunk of payload into buf: its data, and whether the
 // payload ended (and so verified) with it.
-func (e *chunkEncoder) next(buf []byte) (data []byte, end bool, err error) {
+func (e *Encoder) next(buf []byte) (data []byte, end bool, err error) {
 	k, err := io.ReadFull(e.src, buf)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -213,14 +215,14 @@ func (e *chunkEncoder) next(buf []byte) (data []byte, end bool, err error) {
 
 // final frames the final chunk and the trailer: the payload ended and
 // verified (src returns io.EOF only then).
-func (e *chunkEncoder) final() error {
+func (e *Encoder) final() error {
 	if err := e.chunk(nil); err != nil {
 		return err
 	}
 	if e.trailer != "" {
-		line := e.src.trailerLine()
+		line := e.src.TrailerLine()
 		if line == "" || !strings.HasPrefix(line, e.trailer+":") {
-			return errInternal.with(errors.New("aws-chunked: verified trailer missing"))
+			return s3err.InternalError.With(errors.New("aws-chunked: verified trailer missing"))
 		}
 		e.out = append(e.out, line...)
 		e.out = append(e.out, "\r\n"...)
@@ -233,7 +235,7 @@ func (e *chunkEncoder) final() error {
 
 // chunk frames one chunk: its size line (signed when e.chain is set), its data
 // and CRLF; a nil data is the final chunk, whose CRLF the caller writes.
-func (e *chunkEncoder) chunk(data []byte) error {
+func (e *Encoder) chunk(data []byte) error {
 	e.out = strconv.AppendInt(e.head[:0], int64(len(data)), 16)
 	if e.chain != nil {
 		if err := e.sign(data); err != nil {
@@ -256,7 +258,7 @@ var crlf = []byte("\r\n")
 // sign computes the signature of a chunk, chained from the previous one. The
 // data's SHA-256 is the one the client's chunk signature was checked with when
 // the chunk has the client's boundaries.
-func (e *chunkEncoder) sign(data []byte) error {
+func (e *Encoder) sign(data []byte) error {
 	sum, ok, err := e.src.verifiedDigest(e.pos, e.pos+int64(len(data)))
 	if err != nil {
 		return err

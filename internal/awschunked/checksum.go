@@ -1,4 +1,4 @@
-package proxy
+package awschunked
 
 import (
 	"crypto/md5"
@@ -11,20 +11,20 @@ import (
 	"sync"
 )
 
-// checksumAlgo is a checksum a trailer can carry.
-type checksumAlgo struct {
-	header string // trailer header name, e.g. "x-amz-checksum-crc32"
-	name   string // name in messages, e.g. "CRC32"
-	size   int    // digest size in bytes
-	new    func() hash.Hash
+// Checksum is a checksum a trailer can carry.
+type Checksum struct {
+	Header string           // trailer header name, e.g. "x-amz-checksum-crc32"
+	Name   string           // name in messages, e.g. "CRC32"
+	Size   int              // digest size in bytes
+	New    func() hash.Hash // nil: the package cannot compute it
 }
 
-// checksumAlgos are the ten checksums S3 accepts (ChecksumAlgorithm). The
+// Checksums are the ten checksums S3 accepts (ChecksumAlgorithm). The
 // proxy computes those the standard library has; the XXHASH ones (new is
 // nil) it cannot without a dependency of its own: their trailer is checked
 // for form (and, in a signed trailer, by its signature) and goes upstream with
 // the body, and the upstream verifies the checksum, as it does every one.
-var checksumAlgos = []checksumAlgo{
+var Checksums = []Checksum{
 	{"x-amz-checksum-crc32", "CRC32", crc32.Size, func() hash.Hash { return crc32.NewIEEE() }},
 	{"x-amz-checksum-crc32c", "CRC32C", crc32.Size, func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }},
 	{"x-amz-checksum-crc64nvme", "CRC64NVME", 8, newCRC64NVME},
@@ -37,11 +37,11 @@ var checksumAlgos = []checksumAlgo{
 	{"x-amz-checksum-xxhash128", "XXHASH128", 16, nil},
 }
 
-// lookupChecksum returns the algorithm of a trailer header name, or nil.
-func lookupChecksum(header string) *checksumAlgo {
-	for i := range checksumAlgos {
-		if checksumAlgos[i].header == header {
-			return &checksumAlgos[i]
+// LookupChecksum returns the algorithm of a trailer header name, or nil.
+func LookupChecksum(header string) *Checksum {
+	for i := range Checksums {
+		if Checksums[i].Header == header {
+			return &Checksums[i]
 		}
 	}
 	return nil
