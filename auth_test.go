@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
 )
 
 // completeRequests counts the requests the upstream received whole: a request

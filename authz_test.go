@@ -9,9 +9,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
 )
 
 // recordingAuthz is a request authorizer that records what it is asked and

@@ -2,7 +2,8 @@ package proxy
 
 // Micro benchmarks of the per-request steps of the proxy that the black-box
 // benchmarks (bench_test.go) time together. The aws-chunked decoder has its
-// own: BenchmarkChunkedDecode in chunked_test.go.
+// own: BenchmarkChunkedDecode in internal/awschunked; parsing and verifying a
+// signature are timed in internal/sigv4.
 
 import (
 	"context"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 const (
@@ -31,10 +33,10 @@ func benchSignedGET(tb testing.TB) *http.Request {
 	r.Header.Set("Amz-Sdk-Invocation-Id", "5b8f6b7e-3c1a-4e0e-9a51-0b2b0f0c2d3e")
 	r.Header.Set("Amz-Sdk-Request", "attempt=1; max=3")
 	r.Header.Set("Accept-Encoding", "identity")
-	r.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	r.Header.Set("X-Amz-Content-Sha256", sigv4.EmptySHA256)
 	s := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 	err := s.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: benchKeyID, SecretAccessKey: benchSecret},
-		r, emptySHA256, "s3", "us-east-1", benchNow)
+		r, sigv4.EmptySHA256, "s3", "us-east-1", benchNow)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -56,50 +58,6 @@ func benchProxy(tb testing.TB) *Proxy {
 	return p
 }
 
-// BenchmarkParseAuthHeader parses one SigV4 Authorization header.
-func BenchmarkParseAuthHeader(b *testing.B) {
-	v := benchSignedGET(b).Header.Get("Authorization")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := parseAuthHeader(v); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkVerifySignature verifies one header signature with a derived key:
-// the canonical request, its hash and the HMAC over the string to sign.
-func BenchmarkVerifySignature(b *testing.B) {
-	r := benchSignedGET(b)
-	sig, _, err := parseAuth(r)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key := deriveKey(benchSecret, sig.date, sig.region, sig.service)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := verifySignature(r, sig, emptySHA256, key); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkCanonicalRequests builds the canonical request(s) of a signed GET.
-func BenchmarkCanonicalRequests(b *testing.B) {
-	r := benchSignedGET(b)
-	sig, _, err := parseAuth(r)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v := new(verifier)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := v.canonicalRequests(r, sig, emptySHA256); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkSigningKeyHit looks up a cached signing key (a SHA-256 of the
 // secret, a ttlcache Get).
 func BenchmarkSigningKeyHit(b *testing.B) {
@@ -108,14 +66,6 @@ func BenchmarkSigningKeyHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		k.signingKey(benchSecret, "20261128", "us-east-1", "s3")
-	}
-}
-
-// BenchmarkDeriveKey derives a signing key (four HMACs): what the cache saves.
-func BenchmarkDeriveKey(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		deriveKey(benchSecret, "20261128", "us-east-1", "s3")
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
 	"github.com/osproxy/proxy"
 	"github.com/osproxy/proxy/internal/testkit"
 )

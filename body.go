@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/osproxy/proxy/internal/awschunked"
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // clientBody is the payload of a client request as it goes upstream: verified
@@ -45,16 +46,16 @@ func openBody(r *http.Request, id *identity) (clientBody, error) {
 	}
 	payloadHash := id.payloadHash
 	switch payloadHash {
-	case unsignedPayload:
-		b.payloadHash = unsignedPayload
+	case sigv4.UnsignedPayload:
+		b.payloadHash = sigv4.UnsignedPayload
 		return b, nil
-	case streamingSigned, streamingSignedTrailer, streamingUnsigned:
+	case sigv4.StreamingSigned, sigv4.StreamingSignedTrailer, sigv4.StreamingUnsigned:
 		return b, b.openChunked(r, payloadHash, id.chunks)
 	}
 	if strings.HasPrefix(payloadHash, "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD") { // SigV4a's streaming forms
 		return b, errNotImplemented.withMessage("The payload signing method " + payloadHash + " is not supported (only AWS4-HMAC-SHA256 and unsigned streaming are).")
 	}
-	if !isHexSHA256(payloadHash) {
+	if !sigv4.IsHexSHA256(payloadHash) {
 		return b, errInvalidArgument.withMessage("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] or a lowercase hex SHA-256.")
 	}
 	b.payloadHash = payloadHash
@@ -62,8 +63,8 @@ func openBody(r *http.Request, id *identity) (clientBody, error) {
 		return b, nil
 	}
 	if b.body == nil {
-		if payloadHash != emptySHA256 {
-			return b, contentSHA256Mismatch(payloadHash, emptySHA256)
+		if payloadHash != sigv4.EmptySHA256 {
+			return b, contentSHA256Mismatch(payloadHash, sigv4.EmptySHA256)
 		}
 		return b, nil
 	}
@@ -84,17 +85,17 @@ func (b *clientBody) openChunked(r *http.Request, payloadHash string, cs *awschu
 		return errInvalidArgument.withMessage("x-amz-decoded-content-length is not a valid length.")
 	}
 	trailer := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Amz-Trailer")))
-	if payloadHash == streamingSigned && trailer != "" {
+	if payloadHash == sigv4.StreamingSigned && trailer != "" {
 		return errInvalidRequest.withMessage("x-amz-trailer is set but the payload method has no trailer.")
 	}
 	if b.body == nil {
 		return errIncompleteBody
 	}
-	b.payloadHash = unsignedPayload
+	b.payloadHash = sigv4.UnsignedPayload
 	b.decoded = true
 	b.length = n
 	b.trailer = trailer
-	b.signedChunks = payloadHash != streamingUnsigned
+	b.signedChunks = payloadHash != sigv4.StreamingUnsigned
 	b.chunked = awschunked.NewReader(b.body, awschunked.Options{
 		Signed:        b.signedChunks,
 		Signer:        cs,

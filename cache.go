@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jellydator/ttlcache/v3"
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // target is a resolved bucket: where it lives and how to reach it.
@@ -427,3 +428,56 @@ func (j *janitor) close() {
 	close(j.stop)
 	<-j.done
 }
+
+// signingKeys caches derived SigV4 signing keys by (secret digest, date,
+// region, service): a rotated secret misses the cache at once.
+type signingKeys struct {
+	cache *ttlcache.Cache[keyID, []byte]
+}
+
+type keyID struct {
+	secret                [sha256.Size]byte
+	date, region, service string
+}
+
+const signingKeyCapacity = 10_000
+
+func newSigningKeys() *signingKeys {
+	c := ttlcache.New(
+		ttlcache.WithTTL[keyID, []byte](24*time.Hour),
+		ttlcache.WithCapacity[keyID, []byte](signingKeyCapacity),
+		ttlcache.WithDisableTouchOnHit[keyID, []byte](),
+	)
+	return &signingKeys{cache: c}
+}
+
+// signingKey returns the signing key of a secret the proxy holds (an
+// upstream's), derived once and cached.
+func (k *signingKeys) signingKey(secret, date, region, service string) []byte {
+	key, ok := k.lookup(secret, date, region, service)
+	if !ok {
+		key = sigv4.DeriveKey(secret, date, region, service)
+		k.store(secret, date, region, service, key)
+	}
+	return key
+}
+
+// lookup returns the cached signing key of a secret for a scope.
+func (k *signingKeys) lookup(secret, date, region, service string) ([]byte, bool) {
+	id := keyID{secret: sha256.Sum256([]byte(secret)), date: date, region: region, service: service}
+	if it := k.cache.Get(id); it != nil {
+		return it.Value(), true
+	}
+	return nil, false
+}
+
+// store caches the signing key of a secret for a scope. A client's key is
+// stored only once a signature verified with it, so a request without the
+// secret adds nothing; the scope's strings are copied, so an entry never
+// holds on to the request it came from.
+func (k *signingKeys) store(secret, date, region, service string, key []byte) {
+	id := keyID{secret: sha256.Sum256([]byte(secret)), date: strings.Clone(date), region: strings.Clone(region), service: strings.Clone(service)}
+	k.cache.Set(id, key, ttlcache.DefaultTTL)
+}
+
+func (k *signingKeys) sweep() { k.cache.DeleteExpired() }

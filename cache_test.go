@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
-	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // tokenModeProxy is a proxy in token mode over the fake upstream with the given

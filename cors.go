@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // Browsers. A cross-origin request starts with a preflight: OPTIONS with
@@ -79,7 +81,7 @@ func (p *Proxy) preflight(x *exchange) error {
 		return err
 	}
 	if p.cfg.cors == nil {
-		x.target, x.who = t, identity{anonymous: true, payloadHash: unsignedPayload}
+		x.target, x.who = t, identity{anonymous: true, payloadHash: sigv4.UnsignedPayload}
 		if x.out, err = p.buildUpstream(r, x.req, &x.who, &x.body, t); err != nil {
 			return err
 		}

@@ -154,12 +154,7 @@ var (
 	errMissingContentLength  = fromProtocol(s3err.MissingContentLength)
 	errIncompleteBody        = fromProtocol(s3err.IncompleteBody)
 	errContentSHA256Mismatch = fromProtocol(s3err.XAmzContentSHA256Mismatch)
-	errNoDate                = errAccessDenied.withMessage("AWS authentication requires a valid Date or x-amz-date header")
-	errHeadersNotSigned      = errAccessDenied.withMessage("There were headers present in the request which were not signed")
 	errSignatureMismatch     = fromProtocol(s3err.SignatureDoesNotMatch)
-	errAuthHeaderMalformed   = fromProtocol(s3err.AuthorizationHeaderMalformed)
-	errAuthQueryMalformed    = fromProtocol(s3err.AuthorizationQueryMalformed)
-	errTimeTooSkewed         = fromProtocol(s3err.RequestTimeTooSkewed)
 	errInternal              = fromProtocol(s3err.InternalError)
 	errServiceUnavailable    = fromProtocol(s3err.ServiceUnavailable)
 	errBadGateway            = s3Error(http.StatusBadGateway, "BadGateway", "The upstream object store could not be reached.")
@@ -187,12 +182,6 @@ func contentSHA256Mismatch(client, computed string) *Error {
 	return errContentSHA256Mismatch.
 		withField("ClientComputedContentSHA256", client).
 		withField("S3ComputedContentSHA256", computed)
-}
-
-// invalidArgument is S3's InvalidArgument with msg, naming the argument and
-// its value (clipped).
-func invalidArgument(msg, name, value string) *Error {
-	return errInvalidArgument.withMessage(msg).withField("ArgumentName", name).withField("ArgumentValue", clip(value))
 }
 
 type errorBody struct {

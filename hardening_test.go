@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
 )
 
 // retainedHeap runs attack n times and returns how much the live heap grew,

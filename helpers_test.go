@@ -20,8 +20,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
 )
 
 // Keys used across the unit tests.

@@ -30,9 +30,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/cespare/xxhash/v2"
 	"github.com/minio/crc64nvme"
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/require"
 	"github.com/zeebo/xxh3"
+
+	"github.com/osproxy/proxy"
 )
 
 // S3 fidelity (issue 13): the same request, straight to versitygw and through

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // Upstream answers name the upstream in Location: the Location header of a
@@ -89,7 +91,7 @@ func (x *exchange) clientBase() (scheme, host, path string) {
 		return scheme, r.Host, ""
 	}
 	mount := x.p.cfg.pathPrefix
-	if raw, _ := rawTarget(r); strings.HasSuffix(raw, r.URL.EscapedPath()) {
+	if raw, _ := sigv4.RawTarget(r); strings.HasSuffix(raw, r.URL.EscapedPath()) {
 		mount = raw[:len(raw)-len(r.URL.EscapedPath())] + mount
 	}
 	return scheme, r.Host, mount + "/" + x.target.bucket

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
-	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // Wherever the proxy merges the calls of concurrent requests or caches an

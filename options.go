@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // Credentials are what the proxy uses to reach one bucket upstream: an HMAC
@@ -574,7 +576,7 @@ func (c *config) validate() error {
 		errs = append(errs, err)
 	}
 	for _, r := range c.regions {
-		if !validScopePart(r, maxRegion, isRegionByte) {
+		if !sigv4.ValidScopePart(r, sigv4.MaxRegion, sigv4.IsRegionByte) {
 			errs = append(errs, fmt.Errorf("region %q is not a region name", r))
 		}
 	}

@@ -11,10 +11,11 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/osproxy/proxy"
-	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // plainBucket is a static bucket on up whose server takes no aws-chunked

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // POST Object is a browser's upload: an HTML form (multipart/form-data) posted
@@ -512,17 +514,17 @@ func (p *Proxy) authenticatePost(ctx context.Context, f *postForm) (identity, *p
 		if err != nil {
 			return identity{}, nil, err
 		}
-		token = sig.accessKeyID
+		token = sig.AccessKeyID
 		policy, _ := f.value("policy")
 		signature, _ := f.value("x-amz-signature")
 		check = func(secret string) bool {
-			key, cached := p.keys.lookup(secret, sig.date, sig.region, sig.service)
+			key, cached := p.keys.lookup(secret, sig.Date, sig.Region, sig.Service)
 			if !cached {
-				key = deriveKey(secret, sig.date, sig.region, sig.service)
+				key = sigv4.DeriveKey(secret, sig.Date, sig.Region, sig.Service)
 			}
-			ok := equalConstantTime([]byte(policySignature(key, policy)), signature)
+			ok := sigv4.EqualConstantTime([]byte(policySignature(key, policy)), signature)
 			if ok && !cached { // as for requests: a key is kept once a signature verified with it
-				p.keys.store(secret, sig.date, sig.region, sig.service, key)
+				p.keys.store(secret, sig.Date, sig.Region, sig.Service, key)
 			}
 			return ok
 		}
@@ -546,12 +548,12 @@ func (p *Proxy) authenticatePost(ctx context.Context, f *postForm) (identity, *p
 			return subtle.ConstantTimeCompare([]byte(want), []byte(signature)) == 1
 		}
 	default:
-		return identity{anonymous: true, payloadHash: unsignedPayload}, nil, nil
+		return identity{anonymous: true, payloadHash: sigv4.UnsignedPayload}, nil, nil
 	}
 	if token == "" {
 		return identity{}, nil, errAccessDenied
 	}
-	id := identity{token: token, payloadHash: unsignedPayload}
+	id := identity{token: token, payloadHash: sigv4.UnsignedPayload}
 	if p.cfg.verifying() {
 		var err error
 		if secret, err = p.clientSecret(ctx, token); err != nil {
@@ -579,34 +581,29 @@ func policySignature(key []byte, policy string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// postAuth is the authForm of a form's x-amz-credential: S3 answers
-// InvalidArgument, naming the field.
-var postAuth = authForm{base: errInvalidArgument}
-
 // postCredential reads the SigV4 fields of a form: the algorithm, the
 // credential (with WithRegions, its region) and the date.
-func (p *Proxy) postCredential(f *postForm) (*sigV4, error) {
+func (p *Proxy) postCredential(f *postForm) (*sigv4.Signature, error) {
 	invalid := func(name, value, msg string) error {
 		return errInvalidArgument.withMessage(msg).withField("ArgumentName", name).withField("ArgumentValue", clip(value))
 	}
-	if alg, _ := f.value("x-amz-algorithm"); alg != algorithmV4 {
+	if alg, _ := f.value("x-amz-algorithm"); alg != sigv4.AlgorithmV4 {
 		return nil, invalid("x-amz-algorithm", alg, "Only AWS4-HMAC-SHA256 is supported for the POST form's x-amz-algorithm.")
 	}
 	cred, _ := f.value("x-amz-credential")
-	sig := &sigV4{}
-	if err := sig.parseCredential(cred, postAuth); err != nil {
-		var e *Error
-		errors.As(err, &e)
+	sig := &sigv4.Signature{}
+	if err := sig.ParseCredential(cred, sigv4.PostForm); err != nil {
+		e, _ := s3ErrorOf(err)
 		return nil, invalid("x-amz-credential", cred, e.Message)
 	}
-	if len(p.cfg.regions) > 0 && !slices.Contains(p.cfg.regions, sig.region) {
-		return nil, invalid("x-amz-credential", cred, "the region '"+clip(sig.region)+"' is wrong; expecting '"+p.cfg.regions[0]+"'")
+	if len(p.cfg.regions) > 0 && !slices.Contains(p.cfg.regions, sig.Region) {
+		return nil, invalid("x-amz-credential", cred, "the region '"+clip(sig.Region)+"' is wrong; expecting '"+p.cfg.regions[0]+"'")
 	}
 	date, _ := f.value("x-amz-date")
-	if _, err := time.Parse(amzDateFormat, date); err != nil || len(date) != len(amzDateFormat) {
+	if _, err := time.Parse(sigv4.AmzDateFormat, date); err != nil || len(date) != len(sigv4.AmzDateFormat) {
 		return nil, invalid("x-amz-date", date, "The x-amz-date field must be in the format yyyyMMdd'T'HHmmss'Z'.")
 	}
-	sig.amzDate = date
+	sig.AmzDate = date
 	return sig, nil
 }
 
@@ -634,9 +631,9 @@ func (p *Proxy) postUpstream(x *exchange, f *postForm, pol *postPolicy) (upstrea
 		return upstream{}, err
 	}
 	now := p.cfg.now().UTC()
-	date := now.Format(amzDateFormat)
+	date := now.Format(sigv4.AmzDateFormat)
 	auth := [][2]string{
-		{"x-amz-algorithm", algorithmV4},
+		{"x-amz-algorithm", sigv4.AlgorithmV4},
 		{"x-amz-credential", creds.AccessKeyID + "/" + date[:8] + "/" + t.region() + "/s3/aws4_request"},
 		{"x-amz-date", date},
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // fuzzForm is a well-formed form with boundary B for the seeds.
@@ -93,7 +95,7 @@ func FuzzPostPolicy(f *testing.F) {
 	f.Add(`{"conditions":[[]]}`)
 	f.Add(`{"expiration":"2099-01-01T00:00:00Z","conditions":[["eq","key","a"],{"a":1},{"a":"1","b":"2"},["content-length-range",1]]}`)
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	auth := [][2]string{{"x-amz-algorithm", algorithmV4}, {"x-amz-credential", "UP/20261201/us-east-1/s3/aws4_request"}, {"x-amz-date", "20261201T000000Z"}}
+	auth := [][2]string{{"x-amz-algorithm", sigv4.AlgorithmV4}, {"x-amz-credential", "UP/20261201/us-east-1/s3/aws4_request"}, {"x-amz-date", "20261201T000000Z"}}
 	f.Fuzz(func(t *testing.T, doc string) {
 		p, err := parsePostPolicy(base64.StdEncoding.EncodeToString([]byte(doc)), now)
 		if err != nil {

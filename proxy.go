@@ -15,18 +15,18 @@
 // way, from each step into the exchange:
 //
 //  1. parseRequest (request.go): the bucket and key, from the raw path.
-//  2. authenticate (auth.go): who sent it; the SigV4 canonical request and
-//     signing keys are in sigv4.go, SigV2 (WithSigV2) in sigv2.go.
+//  2. authenticate (auth.go): who sent it; SigV4 is verified by
+//     internal/sigv4, SigV2 (WithSigV2) by internal/sigv2.
 //  3. openBody (body.go): the body to forward, verified as it streams; an
-//     aws-chunked body is decoded by chunked.go.
+//     aws-chunked body is decoded by internal/awschunked.
 //     (ListBuckets is answered here, by listbuckets.go.)
 //  4. authorize (cache.go): the caller's authorizer (for an anonymous
 //     request, whether the bucket takes them), cached; every hook is
 //     called through callHook (hooks.go).
 //  5. resolve (cache.go): the bucket's endpoint and credentials.
-//  6. buildUpstream (rewrite.go): URL, headers and body framing (chunkenc.go)
-//     of the upstream request, signed with HMAC keys (sigv4.go) or an IAM
-//     bearer token (iam.go).
+//  6. buildUpstream (rewrite.go): URL, headers and body framing of the
+//     upstream request (aws-chunked framed again by internal/awschunked),
+//     signed with HMAC keys (rewrite.go) or an IAM bearer token (iam.go).
 //  7. forward (forward.go): the hand-off to httputil.ReverseProxy, which
 //     streams both ways; the upstream's Locations are rewritten to name the
 //     proxy (location.go).

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
 )
 
 // trapKeys are object keys that broke other signing proxies. Each must reach

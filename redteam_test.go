@@ -28,9 +28,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
 )
 
 // rtSignV4 signs r by hand (header form) with the proxy's canonicalization

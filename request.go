@@ -145,18 +145,6 @@ func queryError(err error) error {
 	return out
 }
 
-// rawTarget returns the path and query as the client sent them on the request
-// line, what signatures cover: from RequestURI, so that a proxy mounted under
-// a prefix (http.StripPrefix) still sees it, or from the URL when RequestURI
-// is empty or absolute.
-func rawTarget(r *http.Request) (path, query string) {
-	path, query, _ = strings.Cut(r.RequestURI, "?")
-	if r.RequestURI == "" || strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
-		return r.URL.EscapedPath(), r.URL.RawQuery
-	}
-	return path, query
-}
-
 // checkHead refuses a request head past maxHeadBytes or maxFields.
 func checkHead(r *http.Request) error {
 	n := len(r.URL.RawQuery) + len(r.URL.Path) + len(r.URL.RawPath)

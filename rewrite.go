@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/osproxy/proxy/internal/awschunked"
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
 // upstream is the upstream request, built and signed before the hand-off to
@@ -110,15 +114,15 @@ func (p *Proxy) frame(b *clientBody, keyless, plain bool) (framing, error) {
 		}
 	} else if b.chunked != nil && (b.trailer != "" || b.signedChunks && !keyless) {
 		f.body, f.reframe, f.chunk = nil, true, awschunked.ChunkSize
-		f.payloadHash = streamingUnsigned
+		f.payloadHash = sigv4.StreamingUnsigned
 		if b.trailer == "" {
-			f.payloadHash = streamingSigned
+			f.payloadHash = sigv4.StreamingSigned
 			var err error
 			if f.chunk, err = b.chunked.FirstChunkSize(); err != nil {
 				return f, err
 			}
 		}
-		f.length = awschunked.EncodedLength(b.length, f.chunk, f.payloadHash == streamingSigned, awschunked.TrailerLength(b.trailer))
+		f.length = awschunked.EncodedLength(b.length, f.chunk, f.payloadHash == sigv4.StreamingSigned, awschunked.TrailerLength(b.trailer))
 	}
 	if f.length == 0 {
 		f.body = nil
@@ -171,44 +175,6 @@ func upstreamHeaders(r *http.Request, req s3Request, id *identity, b *clientBody
 	return h
 }
 
-// encodeKey is the one encoder of object keys for the upstream: it is used for
-// the URL sent and for the path signed. It percent-encodes every byte but the
-// RFC 3986 unreserved characters and '/', with uppercase hex, which is S3's
-// canonical URI encoding, so any S3 server decodes it to the same key and
-// computes the same canonical request.
-func encodeKey(key string) string {
-	n := 0
-	for i := 0; i < len(key); i++ {
-		if !keepInPath(key[i]) {
-			n++
-		}
-	}
-	if n == 0 {
-		return key
-	}
-	return string(appendEncoded(make([]byte, 0, len(key)+2*n), key, true))
-}
-
-// appendEncoded appends s percent-encoded as SigV4's UriEncode does: every byte
-// but the unreserved characters, and '/' unless keepSlash, as %XX in upper case.
-func appendEncoded(b []byte, s string, keepSlash bool) []byte {
-	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if keepInPath(c) && (keepSlash || c != '/') {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '%', hex[c>>4], hex[c&15])
-	}
-	return b
-}
-
-func keepInPath(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~' || c == '/'
-}
-
 // upstreamURL builds the URL of a request for key in t's bucket:
 // virtual-hosted https://<bucket>.<host>[:port]/<key> by default, or path-style
 // https://<host>[:port]/<bucket>/<key>. The query is set by the caller.
@@ -223,7 +189,7 @@ func upstreamURL(t *target, key string) *url.URL {
 		u.Path = "/" + t.bucket + "/" + key
 	}
 	u.RawPath = u.Path
-	if enc := encodeKey(u.Path[1:]); enc != u.Path[1:] {
+	if enc := sigv4.EncodeKey(u.Path[1:]); enc != u.Path[1:] {
 		u.RawPath = "/" + enc
 	}
 	return u
@@ -323,4 +289,47 @@ func upstreamQuery(rawQuery string) string {
 		b.WriteString(part)
 	}
 	return b.String()
+}
+
+// signHMAC signs the upstream request (method, u, h) with t's HMAC keys (static
+// or its provider's, hmacKeys) for
+// the payload hash of f. For signed aws-chunked bodies it returns the chain the
+// upstream chunk signatures follow, seeded with the request's signature.
+func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.Header, f framing, t *target) (*awschunked.Chain, error) {
+	creds, err := p.hmacKeys(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	h.Set("X-Amz-Content-Sha256", f.payloadHash)
+	sr := &http.Request{Method: method, URL: u, Host: u.Host, Header: h, ContentLength: max(f.length, 0)}
+	if err := p.signer.SignHTTP(ctx, creds, sr, f.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
+		return nil, errInternal.with(err)
+	}
+	if f.payloadHash != sigv4.StreamingSigned {
+		return nil, nil
+	}
+	return p.seedChain(sr, creds.SecretAccessKey)
+}
+
+// seedChain computes the seed signature of an upstream request signed for
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD, from the request as signed (its signed
+// headers, date and scope), and starts the upstream chunk chain with it. The
+// signer's own signature must be the same: a difference would have every
+// chunk refused upstream, so it is an internal error here instead.
+func (p *Proxy) seedChain(sr *http.Request, secret string) (*awschunked.Chain, error) {
+	sig, err := sigv4.ParseHeader(sr.Header.Get("Authorization"))
+	if err != nil {
+		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
+	}
+	sig.AmzDate = sr.Header.Get("X-Amz-Date")
+	key := p.keys.signingKey(secret, sig.Date, sig.Region, sig.Service)
+	seed, err := sigv4.SignatureOf(sr, sig, sigv4.StreamingSigned, key)
+	if err != nil {
+		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
+	}
+	if seed != sig.Signature {
+		return nil, errInternal.with(errors.New("upstream signature: the signer's canonical request and the proxy's differ"))
+	}
+	chain, _ := awschunked.NewChain(&awschunked.Signer{Key: key, AmzDate: sig.AmzDate, Scope: sig.Scope(), Prev: seed})
+	return chain, nil
 }

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
 )
 
 // The SigV2 examples of the Amazon S3 developer guide (bucket johnsmith, the

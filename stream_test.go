@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osproxy/proxy"
-	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // The upload reaches the upstream while the client is still sending it: the

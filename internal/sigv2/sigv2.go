@@ -1,4 +1,11 @@
-package proxy
+// Package sigv2 reads and checks AWS Signature Version 2, the legacy scheme
+// of aws-cli v1's `s3 presign`, s3cmd (signurl, and every request with
+// signature_v2), boto2 and old Hadoop connectors: the Authorization header
+// "AWS <key>:<signature>" and presigned URLs (AWSAccessKeyId, Expires,
+// Signature), the clock rules, and the HMAC-SHA1 of S3's string to sign in
+// each of the ways real clients write it, compared in constant time. It knows
+// nothing of proxies: the caller passes the secret, the time and the skew.
+package sigv2
 
 import (
 	"bytes"
@@ -12,87 +19,86 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/osproxy/proxy/internal/s3err"
+	"github.com/osproxy/proxy/internal/sigv4"
 )
 
-// AWS Signature Version 2, the legacy scheme of aws-cli v1's `s3 presign`,
-// s3cmd (signurl, and every request with signature_v2), boto2 and old Hadoop
-// connectors. Verified only with WithSigV2; the request then goes upstream
-// signed with SigV4 (or a bearer token) as any other.
-
-// sigV2 is a parsed SigV2 signature: "Authorization: AWS <key>:<signature>",
+// Signature is a parsed SigV2 signature: "Authorization: AWS <key>:<signature>",
 // or the AWSAccessKeyId, Expires and Signature query parameters.
-type sigV2 struct {
-	accessKeyID string
-	signature   string // base64 HMAC-SHA1
-	presigned   bool
-	expires     string // the Expires parameter, Unix seconds (presigned)
+type Signature struct {
+	AccessKeyID string
+	Signature   string // base64 HMAC-SHA1
+	Presigned   bool
+	Expires     string // the Expires parameter, Unix seconds (presigned)
 }
 
-// maxSigV2Expires bounds how far in the future a SigV2 presigned URL may
+// MaxExpires bounds how far in the future a SigV2 presigned URL may
 // expire, as X-Amz-Expires bounds SigV4's.
-const maxSigV2Expires = 7 * 24 * time.Hour
+const MaxExpires = 7 * 24 * time.Hour
 
-// parseSigV2Header parses "AWS <key>:<signature>".
-func parseSigV2Header(auth string) (*sigV2, error) {
+// ParseHeader parses "AWS <key>:<signature>".
+func ParseHeader(auth string) (*Signature, error) {
 	id, signature, ok := strings.Cut(strings.TrimPrefix(auth, "AWS "), ":")
-	if !ok || !validScopePart(id, maxAccessKeyID, isKeyIDByte) || signature == "" {
-		return nil, headerAuth.malformed("the authorization header is not of the form AWS <access key id>:<signature>.")
+	if !ok || !sigv4.ValidScopePart(id, sigv4.MaxAccessKeyID, sigv4.IsKeyIDByte) || signature == "" {
+		return nil, sigv4.HeaderForm.Malformed("the authorization header is not of the form AWS <access key id>:<signature>.")
 	}
-	return &sigV2{accessKeyID: id, signature: signature}, nil
+	return &Signature{AccessKeyID: id, Signature: signature}, nil
 }
 
-// parseSigV2Query parses the SigV2 query parameters of a presigned URL.
-func parseSigV2Query(q url.Values) (*sigV2, error) {
+// ParseQuery parses the SigV2 query parameters of a presigned URL.
+func ParseQuery(q url.Values) (*Signature, error) {
 	if len(q["AWSAccessKeyId"]) != 1 || len(q["Signature"]) != 1 || len(q["Expires"]) != 1 {
-		return nil, errAccessDenied.withMessage("Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
+		return nil, s3err.AccessDenied.WithMessage("Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
 	}
-	s := &sigV2{accessKeyID: q.Get("AWSAccessKeyId"), signature: q.Get("Signature"), expires: q.Get("Expires"), presigned: true}
-	if !validScopePart(s.accessKeyID, maxAccessKeyID, isKeyIDByte) {
-		return nil, errAccessDenied.withMessage("Query-string authentication requires a valid AWSAccessKeyId parameter")
+	s := &Signature{AccessKeyID: q.Get("AWSAccessKeyId"), Signature: q.Get("Signature"), Expires: q.Get("Expires"), Presigned: true}
+	if !sigv4.ValidScopePart(s.AccessKeyID, sigv4.MaxAccessKeyID, sigv4.IsKeyIDByte) {
+		return nil, s3err.AccessDenied.WithMessage("Query-string authentication requires a valid AWSAccessKeyId parameter")
 	}
 	return s, nil
 }
 
-// verifySigV2 checks a SigV2 signature with secret: the time rules, then the
-// HMAC-SHA1 of S3's SigV2 string to sign, compared in constant time.
-func (p *Proxy) verifySigV2(r *http.Request, sig *sigV2, secret string, vhostBucket string) error {
-	now := p.cfg.now().UTC()
+// Verify checks a SigV2 signature with secret at now: the time rules (skew
+// for a signed request, expiry for a presigned URL), then the HMAC-SHA1 of
+// S3's SigV2 string to sign, compared in constant time. vhostBucket is the
+// bucket the Host names, "" for a path-style request.
+func Verify(r *http.Request, sig *Signature, secret, vhostBucket string, now time.Time, maxSkew time.Duration) error {
 	date := ""
-	if sig.presigned {
-		exp, err := strconv.ParseInt(sig.expires, 10, 64)
+	if sig.Presigned {
+		exp, err := strconv.ParseInt(sig.Expires, 10, 64)
 		if err != nil {
-			return errAccessDenied.withMessage("Invalid date (should be seconds since epoch): " + clip(sig.expires))
+			return s3err.AccessDenied.WithMessage("Invalid date (should be seconds since epoch): " + s3err.Clip(sig.Expires))
 		}
 		at := time.Unix(exp, 0)
 		if now.After(at) {
-			return expired("", at, now)
+			return sigv4.Expired("", at, now)
 		}
-		if at.Sub(now) > maxSigV2Expires+p.cfg.maxSkew {
-			return errAccessDenied.withMessage("Expires must be at most seven days from now.")
+		if at.Sub(now) > MaxExpires+maxSkew {
+			return s3err.AccessDenied.WithMessage("Expires must be at most seven days from now.")
 		}
-		date = sig.expires
+		date = sig.Expires
 	} else {
 		when := r.Header.Get("X-Amz-Date")
 		if when == "" {
 			when = r.Header.Get("Date")
 			date = when
 		}
-		t, err := parseV2Date(when)
+		t, err := parseDate(when)
 		if err != nil {
-			return errNoDate
+			return sigv4.ErrNoDate
 		}
-		if err := p.checkSkew(t, when, now); err != nil {
+		if err := sigv4.CheckSkew(t, when, now, maxSkew); err != nil {
 			return err
 		}
 	}
-	got := []byte(sig.signature)
-	if sig.presigned { // a '+' left unencoded in the URL decodes to ' '
+	got := []byte(sig.Signature)
+	if sig.Presigned { // a '+' left unencoded in the URL decodes to ' '
 		got = bytes.ReplaceAll(got, []byte(" "), []byte("+"))
 	}
 	m := hmac.New(sha1.New, []byte(secret))
 	want := make([]byte, 0, 28)
-	for _, v := range v2Variants {
-		sts, ok := stringToSignV2(r, date, vhostBucket, v)
+	for _, v := range variants {
+		sts, ok := stringToSign(r, date, vhostBucket, v)
 		if !ok {
 			continue
 		}
@@ -103,15 +109,15 @@ func (p *Proxy) verifySigV2(r *http.Request, sig *sigV2, secret string, vhostBuc
 			return nil
 		}
 	}
-	return errSignatureMismatch
+	return s3err.SignatureDoesNotMatch
 }
 
-// parseV2Date parses a SigV2 request's Date or x-amz-date: HTTP dates in
+// parseDate parses a SigV2 request's Date or x-amz-date: HTTP dates in
 // their forms, with a numeric zone too (as the S3 documentation writes them),
 // or ISO 8601 basic.
-func parseV2Date(s string) (time.Time, error) {
+func parseDate(s string) (time.Time, error) {
 	var err error
-	for _, layout := range []string{http.TimeFormat, time.RFC1123Z, time.RFC1123, time.RFC850, time.ANSIC, amzDateFormat} {
+	for _, layout := range []string{http.TimeFormat, time.RFC1123Z, time.RFC1123, time.RFC850, time.ANSIC, sigv4.AmzDateFormat} {
 		var t time.Time
 		if t, err = time.Parse(layout, s); err == nil {
 			return t, nil
@@ -120,7 +126,7 @@ func parseV2Date(s string) (time.Time, error) {
 	return time.Time{}, err
 }
 
-// stringToSignV2 is S3's SigV2 string to sign:
+// stringToSign is S3's SigV2 string to sign:
 //
 //	<method>\n<Content-MD5>\n<Content-Type>\n<date>\n<x-amz-* headers><resource>
 //
@@ -129,14 +135,14 @@ func parseV2Date(s string) (time.Time, error) {
 // sorted, values trimmed and joined by commas; the resource is the raw path as
 // sent ("/<bucket>" before it when the Host names the bucket) and the
 // sub-resources of the query, sorted. Clients differ where S3's rules leave
-// room: see v2Variant; ok is false when a variant does not apply to r.
-func stringToSignV2(r *http.Request, date, vhostBucket string, v v2Variant) (sts []byte, ok bool) {
+// room: see variant; ok is false when a variant does not apply to r.
+func stringToSign(r *http.Request, date, vhostBucket string, v variant) (sts []byte, ok bool) {
 	b := make([]byte, 0, 256)
 	b = append(b, r.Method...)
 	b = append(b, '\n')
-	b = appendValues(b, r.Header.Values("Content-Md5"), false)
+	b = sigv4.AppendValues(b, r.Header.Values("Content-Md5"), false)
 	b = append(b, '\n')
-	b = appendValues(b, r.Header.Values("Content-Type"), false)
+	b = sigv4.AppendValues(b, r.Header.Values("Content-Type"), false)
 	b = append(b, '\n')
 	b = append(b, date...)
 	b = append(b, '\n')
@@ -150,10 +156,10 @@ func stringToSignV2(r *http.Request, date, vhostBucket string, v v2Variant) (sts
 	for _, name := range names {
 		b = append(b, strings.ToLower(name)...)
 		b = append(b, ':')
-		b = appendValues(b, r.Header[name], false)
+		b = sigv4.AppendValues(b, r.Header[name], false)
 		b = append(b, '\n')
 	}
-	rawPath, rawQuery := rawTarget(r)
+	rawPath, rawQuery := sigv4.RawTarget(r)
 	if vhostBucket != "" {
 		b = append(b, '/')
 		b = append(b, vhostBucket...)
@@ -174,18 +180,18 @@ func stringToSignV2(r *http.Request, date, vhostBucket string, v v2Variant) (sts
 	return appendSubresources(b, rawQuery, v.listType), true
 }
 
-// v2Variant is one way clients write a SigV2 string to sign where they
+// variant is one way clients write a SigV2 string to sign where they
 // differ: a path-style path of a bucket alone, "/<bucket>", signed as
 // "/<bucket>/" (botocore since 2023), and ListObjectsV2's list-type=2 signed
 // as a sub-resource (botocore before, from its request URI
 // "/{Bucket}?list-type=2").
-type v2Variant struct{ bucketSlash, listType bool }
+type variant struct{ bucketSlash, listType bool }
 
-var v2Variants = [...]v2Variant{{}, {bucketSlash: true}, {listType: true}, {bucketSlash: true, listType: true}}
+var variants = [...]variant{{}, {bucketSlash: true}, {listType: true}, {bucketSlash: true, listType: true}}
 
-// subresourcesV2 are the query parameters a SigV2 signature covers, as
+// subresources are the query parameters a SigV2 signature covers, as
 // botocore and s3cmd sign them.
-var subresourcesV2 = []string{
+var subresources = []string{
 	"accelerate", "acl", "analytics", "cors", "delete", "encryption", "intelligent-tiering", "inventory", "legal-hold",
 	"lifecycle", "location", "logging", "metrics", "notification", "object-lock", "ownershipControls", "partNumber",
 	"policy", "publicAccessBlock", "replication", "requestPayment", "response-cache-control",
@@ -206,7 +212,7 @@ func appendSubresources(b []byte, rawQuery string, listType bool) []byte {
 		if dec, err := url.QueryUnescape(name); err == nil {
 			name = dec
 		}
-		if !slices.Contains(subresourcesV2, name) && !(listType && name == "list-type") {
+		if !slices.Contains(subresources, name) && !(listType && name == "list-type") {
 			continue
 		}
 		if dec, err := url.QueryUnescape(value); err == nil {

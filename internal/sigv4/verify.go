@@ -1,14 +1,11 @@
-package proxy
+package sigv4
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"hash"
 	"net/http"
 	"net/url"
@@ -18,84 +15,39 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jellydator/ttlcache/v3"
-
-	"github.com/osproxy/proxy/internal/awschunked"
+	"github.com/osproxy/proxy/internal/s3err"
 )
 
-// signHMAC signs the upstream request (method, u, h) with t's HMAC keys (static
-// or its provider's, hmacKeys) for
-// the payload hash of f. For signed aws-chunked bodies it returns the chain the
-// upstream chunk signatures follow, seeded with the request's signature.
-func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.Header, f framing, t *target) (*awschunked.Chain, error) {
-	creds, err := p.hmacKeys(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	h.Set("X-Amz-Content-Sha256", f.payloadHash)
-	sr := &http.Request{Method: method, URL: u, Host: u.Host, Header: h, ContentLength: max(f.length, 0)}
-	if err := p.signer.SignHTTP(ctx, creds, sr, f.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
-		return nil, errInternal.with(err)
-	}
-	if f.payloadHash != streamingSigned {
-		return nil, nil
-	}
-	return p.seedChain(sr, creds.SecretAccessKey)
-}
-
-// seedChain computes the seed signature of an upstream request signed for
-// STREAMING-AWS4-HMAC-SHA256-PAYLOAD, from the request as signed (its signed
-// headers, date and scope), and starts the upstream chunk chain with it. The
-// signer's own signature must be the same: a difference would have every
-// chunk refused upstream, so it is an internal error here instead.
-func (p *Proxy) seedChain(sr *http.Request, secret string) (*awschunked.Chain, error) {
-	sig, err := parseAuthHeader(sr.Header.Get("Authorization"))
-	if err != nil {
-		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
-	}
-	sig.amzDate = sr.Header.Get("X-Amz-Date")
-	key := p.keys.signingKey(secret, sig.date, sig.region, sig.service)
-	seed, err := signatureOf(sr, sig, streamingSigned, key)
-	if err != nil {
-		return nil, errInternal.with(fmt.Errorf("upstream signature: %w", err))
-	}
-	if seed != sig.signature {
-		return nil, errInternal.with(errors.New("upstream signature: the signer's canonical request and the proxy's differ"))
-	}
-	chain, _ := awschunked.NewChain(&awschunked.Signer{Key: key, AmzDate: sig.amzDate, Scope: sig.scope(), Prev: seed})
-	return chain, nil
-}
-
-// sigV4 is a parsed SigV4 signature, from the Authorization header or from
+// Signature is a parsed SigV4 signature, from the Authorization header or from
 // presign query parameters.
-type sigV4 struct {
-	accessKeyID   string
-	date          string // scope date, yyyymmdd
-	region        string
-	service       string
-	signedHeaders []string
-	signature     string
-	amzDate       string // the request time, X-Amz-Date
-	presigned     bool
-	expires       time.Duration
+type Signature struct {
+	AccessKeyID   string
+	Date          string // scope date, yyyymmdd
+	Region        string
+	Service       string
+	SignedHeaders []string
+	Signature     string
+	AmzDate       string // the request time, X-Amz-Date
+	Presigned     bool
+	Expires       time.Duration
 }
 
-func (s *sigV4) scope() string { return string(appendScope(nil, s)) }
+func (s *Signature) Scope() string { return string(appendScope(nil, s)) }
 
 // appendScope appends the credential scope: date/region/service/aws4_request.
-func appendScope(b []byte, s *sigV4) []byte {
-	b = append(b, s.date...)
+func appendScope(b []byte, s *Signature) []byte {
+	b = append(b, s.Date...)
 	b = append(b, '/')
-	b = append(b, s.region...)
+	b = append(b, s.Region...)
 	b = append(b, '/')
-	b = append(b, s.service...)
+	b = append(b, s.Service...)
 	return append(b, "/aws4_request"...)
 }
 
-// verifySignature rebuilds the canonical request from exactly what the client
+// Verify rebuilds the canonical request from exactly what the client
 // sent and compares signatures in constant time. It works in pooled buffers:
 // verifying a common request allocates nothing.
-func verifySignature(r *http.Request, sig *sigV4, payloadHash string, key []byte) error {
+func Verify(r *http.Request, sig *Signature, payloadHash string, key []byte) error {
 	v := verifiers.Get().(*verifier)
 	defer v.release()
 	creqs, err := v.canonicalRequests(r, sig, payloadHash)
@@ -107,13 +59,13 @@ func verifySignature(r *http.Request, sig *sigV4, payloadHash string, key []byte
 			return nil
 		}
 	}
-	return errSignatureMismatch
+	return s3err.SignatureDoesNotMatch
 }
 
-// signatureOf computes the signature of r as sig describes it (signed headers,
+// SignatureOf computes the signature of r as sig describes it (signed headers,
 // date, scope) with key, from r's URL exactly as it is: the signature a signer
 // gives a request it builds itself.
-func signatureOf(r *http.Request, sig *sigV4, payloadHash string, key []byte) (string, error) {
+func SignatureOf(r *http.Request, sig *Signature, payloadHash string, key []byte) (string, error) {
 	v := verifiers.Get().(*verifier)
 	defer v.release()
 	creqs, err := v.canonicalRequests(r, sig, payloadHash)
@@ -159,9 +111,9 @@ func (v *verifier) release() {
 // signed header value holds a tab or line break, one per way SDKs fold them.
 // The raw path and query come from RequestURI, so a proxy mounted under a
 // prefix still verifies. The results are valid until v is released.
-func (v *verifier) canonicalRequests(r *http.Request, sig *sigV4, payloadHash string) ([][]byte, error) {
-	rawPath, rawQuery := rawTarget(r)
-	query, err := v.canonicalQuery(rawQuery, sig.presigned)
+func (v *verifier) canonicalRequests(r *http.Request, sig *Signature, payloadHash string) ([][]byte, error) {
+	rawPath, rawQuery := RawTarget(r)
+	query, err := v.canonicalQuery(rawQuery, sig.Presigned)
 	if err != nil {
 		return nil, err
 	}
@@ -177,10 +129,10 @@ func (v *verifier) canonicalRequests(r *http.Request, sig *sigV4, payloadHash st
 			b = append(b, query...)
 			b = append(b, '\n')
 			headers := len(b)
-			b = appendCanonicalHeaders(b, r, sig.signedHeaders, foldAll)
+			b = appendCanonicalHeaders(b, r, sig.SignedHeaders, foldAll)
 			tabs := bytes.ContainsAny(b[headers:], "\t\r") // inside a value, as the Go SDK signs it
 			b = append(b, '\n')
-			for i, name := range sig.signedHeaders {
+			for i, name := range sig.SignedHeaders {
 				if i > 0 {
 					b = append(b, ';')
 				}
@@ -206,19 +158,19 @@ func (v *verifier) canonicalRequests(r *http.Request, sig *sigV4, payloadHash st
 
 // matches reports whether creq, signed with key, gives the client's signature;
 // the comparison takes constant time.
-func (v *verifier) matches(key []byte, sig *sigV4, creq []byte) bool {
-	return equalConstantTime(v.sign(key, sig, creq), sig.signature)
+func (v *verifier) matches(key []byte, sig *Signature, creq []byte) bool {
+	return EqualConstantTime(v.sign(key, sig, creq), sig.Signature)
 }
 
 // sign returns the hex signature of creq with key, for the date and scope of
 // sig; it is valid until the next call.
-func (v *verifier) sign(key []byte, sig *sigV4, creq []byte) []byte {
+func (v *verifier) sign(key []byte, sig *Signature, creq []byte) []byte {
 	v.h.Reset()
 	v.h.Write(creq)
 	hex.Encode(v.hex[:], v.h.Sum(v.sum[:0]))
-	b := append(v.sts[:0], algorithmV4...)
+	b := append(v.sts[:0], AlgorithmV4...)
 	b = append(b, '\n')
-	b = append(b, sig.amzDate...)
+	b = append(b, sig.AmzDate...)
 	b = append(b, '\n')
 	b = appendScope(b, sig)
 	b = append(b, '\n')
@@ -228,9 +180,9 @@ func (v *verifier) sign(key []byte, sig *sigV4, creq []byte) []byte {
 	return v.hex[:]
 }
 
-// equalConstantTime reports whether b and s hold the same bytes, in a time
+// EqualConstantTime reports whether b and s hold the same bytes, in a time
 // that depends on their lengths only.
-func equalConstantTime(b []byte, s string) bool {
+func EqualConstantTime(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
@@ -272,7 +224,7 @@ func canonicalURIs(rawPath string) (uris [2]string, n int) {
 	}
 	uris[0], n = rawPath, 1
 	if dec, err := url.PathUnescape(rawPath); err == nil {
-		if enc := encodeKey(dec); enc != rawPath {
+		if enc := EncodeKey(dec); enc != rawPath {
 			uris[1], n = enc, 2
 		}
 	}
@@ -297,15 +249,15 @@ func (v *verifier) canonicalQuery(raw string, presigned bool) ([]byte, error) {
 		dk, err1 := url.QueryUnescape(k)
 		dv, err2 := url.QueryUnescape(val)
 		if err1 != nil || err2 != nil {
-			return nil, errInvalidArgument.withMessage("The query string is not validly encoded.")
+			return nil, s3err.InvalidArgument.WithMessage("The query string is not validly encoded.")
 		}
 		if presigned && dk == "X-Amz-Signature" {
 			continue
 		}
 		ks := len(parts)
-		parts = appendEncoded(parts, dk, false)
+		parts = AppendEncoded(parts, dk, false)
 		vs := len(parts)
-		parts = appendEncoded(parts, dv, false)
+		parts = AppendEncoded(parts, dv, false)
 		// Slices of the array parts has now; a later growth copies parts
 		// elsewhere and leaves these intact.
 		params = append(params, param{parts[ks:vs:vs], parts[vs:len(parts):len(parts)]})
@@ -346,26 +298,26 @@ func appendCanonicalHeaders(b []byte, r *http.Request, names []string, foldAll b
 			b = appendTrimmed(b, r.Host, foldAll)
 		case "content-length":
 			if v := r.Header["Content-Length"]; len(v) > 0 {
-				b = appendValues(b, v, foldAll)
+				b = AppendValues(b, v, foldAll)
 			} else if r.ContentLength >= 0 && !(r.ContentLength == 0 && len(r.TransferEncoding) > 0) {
 				b = strconv.AppendInt(b, r.ContentLength, 10)
 			}
 		case "transfer-encoding":
 			if len(r.TransferEncoding) > 0 {
-				b = appendValues(b, r.TransferEncoding, foldAll)
+				b = AppendValues(b, r.TransferEncoding, foldAll)
 			} else {
-				b = appendValues(b, lookupHeader(r.Header, name), foldAll)
+				b = AppendValues(b, lookupHeader(r.Header, name), foldAll)
 			}
 		default:
-			b = appendValues(b, lookupHeader(r.Header, name), foldAll)
+			b = AppendValues(b, lookupHeader(r.Header, name), foldAll)
 		}
 		b = append(b, '\n')
 	}
 	return b
 }
 
-// appendValues appends a header's values, trimmed, joined by commas.
-func appendValues(b []byte, values []string, foldAll bool) []byte {
+// AppendValues appends a header's values, trimmed, joined by commas.
+func AppendValues(b []byte, values []string, foldAll bool) []byte {
 	for i, v := range values {
 		if i > 0 {
 			b = append(b, ',')
@@ -422,62 +374,9 @@ func appendTrimmed(b []byte, v string, foldAll bool) []byte {
 	return b
 }
 
-// signingKeys caches derived SigV4 signing keys by (secret digest, date,
-// region, service): a rotated secret misses the cache at once.
-type signingKeys struct {
-	cache *ttlcache.Cache[keyID, []byte]
-}
-
-type keyID struct {
-	secret                [sha256.Size]byte
-	date, region, service string
-}
-
-const signingKeyCapacity = 10_000
-
-func newSigningKeys() *signingKeys {
-	c := ttlcache.New(
-		ttlcache.WithTTL[keyID, []byte](24*time.Hour),
-		ttlcache.WithCapacity[keyID, []byte](signingKeyCapacity),
-		ttlcache.WithDisableTouchOnHit[keyID, []byte](),
-	)
-	return &signingKeys{cache: c}
-}
-
-// signingKey returns the signing key of a secret the proxy holds (an
-// upstream's), derived once and cached.
-func (k *signingKeys) signingKey(secret, date, region, service string) []byte {
-	key, ok := k.lookup(secret, date, region, service)
-	if !ok {
-		key = deriveKey(secret, date, region, service)
-		k.store(secret, date, region, service, key)
-	}
-	return key
-}
-
-// lookup returns the cached signing key of a secret for a scope.
-func (k *signingKeys) lookup(secret, date, region, service string) ([]byte, bool) {
-	id := keyID{secret: sha256.Sum256([]byte(secret)), date: date, region: region, service: service}
-	if it := k.cache.Get(id); it != nil {
-		return it.Value(), true
-	}
-	return nil, false
-}
-
-// store caches the signing key of a secret for a scope. A client's key is
-// stored only once a signature verified with it, so a request without the
-// secret adds nothing; the scope's strings are copied, so an entry never
-// holds on to the request it came from.
-func (k *signingKeys) store(secret, date, region, service string, key []byte) {
-	id := keyID{secret: sha256.Sum256([]byte(secret)), date: strings.Clone(date), region: strings.Clone(region), service: strings.Clone(service)}
-	k.cache.Set(id, key, ttlcache.DefaultTTL)
-}
-
-func (k *signingKeys) sweep() { k.cache.DeleteExpired() }
-
-// deriveKey derives the SigV4 signing key of a secret for a date, region and
+// DeriveKey derives the SigV4 signing key of a secret for a date, region and
 // service.
-func deriveKey(secret, date, region, service string) []byte {
+func DeriveKey(secret, date, region, service string) []byte {
 	h := func(key []byte, data string) []byte {
 		m := hmac.New(sha256.New, key)
 		m.Write([]byte(data))
@@ -486,9 +385,9 @@ func deriveKey(secret, date, region, service string) []byte {
 	return h(h(h(h([]byte("AWS4"+secret), date), region), service), "aws4_request")
 }
 
-// isHexSHA256 reports whether s is a SHA-256 in lowercase hex, as SigV4
+// IsHexSHA256 reports whether s is a SHA-256 in lowercase hex, as SigV4
 // writes payload hashes and signatures.
-func isHexSHA256(s string) bool { return len(s) == 64 && isHex(s, true) }
+func IsHexSHA256(s string) bool { return len(s) == 64 && isHex(s, true) }
 
 // isHex reports whether s is made of hex digits only; lower refuses A-F.
 func isHex[T string | []byte](s T, lower bool) bool {
@@ -499,4 +398,54 @@ func isHex[T string | []byte](s T, lower bool) bool {
 		}
 	}
 	return true
+}
+
+// RawTarget returns the path and query as the client sent them on the request
+// line, what signatures cover: from RequestURI, so that a proxy mounted under
+// a prefix (http.StripPrefix) still sees it, or from the URL when RequestURI
+// is empty or absolute.
+func RawTarget(r *http.Request) (path, query string) {
+	path, query, _ = strings.Cut(r.RequestURI, "?")
+	if r.RequestURI == "" || strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		return r.URL.EscapedPath(), r.URL.RawQuery
+	}
+	return path, query
+}
+
+// EncodeKey is the one encoder of object keys for the upstream: it is used for
+// the URL sent and for the path signed. It percent-encodes every byte but the
+// RFC 3986 unreserved characters and '/', with uppercase hex, which is S3's
+// canonical URI encoding, so any S3 server decodes it to the same key and
+// computes the same canonical request.
+func EncodeKey(key string) string {
+	n := 0
+	for i := 0; i < len(key); i++ {
+		if !keepInPath(key[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return key
+	}
+	return string(AppendEncoded(make([]byte, 0, len(key)+2*n), key, true))
+}
+
+// AppendEncoded appends s percent-encoded as SigV4's UriEncode does: every byte
+// but the unreserved characters, and '/' unless keepSlash, as %XX in upper case.
+func AppendEncoded(b []byte, s string, keepSlash bool) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if keepInPath(c) && (keepSlash || c != '/') {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	return b
+}
+
+func keepInPath(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~' || c == '/'
 }

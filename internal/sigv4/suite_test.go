@@ -1,4 +1,4 @@
-package proxy
+package sigv4
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 )
 
 // suiteDir holds the AWS SigV4 signing test suite: data from aws-c-auth, see
-// testdata/aws-signing-test-suite/PROVENANCE.md.
+// testdata/aws-signing-test-suite/PROVENANCE.md (this package's).
 const suiteDir = "testdata/aws-signing-test-suite/v4"
 
 type suiteContext struct {
@@ -105,18 +105,18 @@ func suiteHeaderCase(t *testing.T, dir string, ctx suiteContext) {
 	want := readFile(t, filepath.Join(dir, "header-canonical-request.txt"))
 	m := suiteAuthRE.FindStringSubmatch(r.Header.Get("Authorization"))
 	require.NotNil(t, m, r.Header.Get("Authorization"))
-	sig := &sigV4{accessKeyID: m[1], date: m[2], region: m[3], service: m[4],
-		signedHeaders: strings.Split(m[5], ";"), signature: m[6], amzDate: r.Header.Get("X-Amz-Date")}
+	sig := &Signature{AccessKeyID: m[1], Date: m[2], Region: m[3], Service: m[4],
+		SignedHeaders: strings.Split(m[5], ";"), Signature: m[6], AmzDate: r.Header.Get("X-Amz-Date")}
 	payload := want[strings.LastIndex(want, "\n")+1:]
 
 	assert.Contains(t, canonicalRequestsOf(t, r, sig, payload), want, "canonical request")
-	key := deriveKey(ctx.Credentials.SecretAccessKey, sig.date, sig.region, sig.service)
-	assert.NoError(t, verifySignature(r, sig, payload, key))
+	key := DeriveKey(ctx.Credentials.SecretAccessKey, sig.Date, sig.Region, sig.Service)
+	assert.NoError(t, Verify(r, sig, payload, key))
 	assert.Equal(t, strings.TrimSpace(readFile(t, filepath.Join(dir, "header-signature.txt"))), m[6])
 
 	// The same request with a changed signed header does not verify.
 	r.Header.Set("X-Amz-Date", "20150830T123601Z")
-	assert.Error(t, verifySignature(r, sig, payload, key))
+	assert.Error(t, Verify(r, sig, payload, key))
 }
 
 func suiteQueryCase(t *testing.T, dir string, ctx suiteContext) {
@@ -125,18 +125,18 @@ func suiteQueryCase(t *testing.T, dir string, ctx suiteContext) {
 	q := r.URL.Query()
 	cred := strings.Split(q.Get("X-Amz-Credential"), "/")
 	require.Len(t, cred, 5)
-	sig := &sigV4{accessKeyID: cred[0], date: cred[1], region: cred[2], service: cred[3],
-		signedHeaders: strings.Split(q.Get("X-Amz-SignedHeaders"), ";"), signature: q.Get("X-Amz-Signature"),
-		amzDate: q.Get("X-Amz-Date"), presigned: true}
+	sig := &Signature{AccessKeyID: cred[0], Date: cred[1], Region: cred[2], Service: cred[3],
+		SignedHeaders: strings.Split(q.Get("X-Amz-SignedHeaders"), ";"), Signature: q.Get("X-Amz-Signature"),
+		AmzDate: q.Get("X-Amz-Date"), Presigned: true}
 	payload := want[strings.LastIndex(want, "\n")+1:]
 
 	assert.Contains(t, canonicalRequestsOf(t, r, sig, payload), want, "canonical request")
-	key := deriveKey(ctx.Credentials.SecretAccessKey, sig.date, sig.region, sig.service)
-	assert.NoError(t, verifySignature(r, sig, payload, key))
+	key := DeriveKey(ctx.Credentials.SecretAccessKey, sig.Date, sig.Region, sig.Service)
+	assert.NoError(t, Verify(r, sig, payload, key))
 
 	// A changed query parameter does not verify.
 	r.RequestURI = strings.Replace(r.RequestURI, "X-Amz-Expires=3600", "X-Amz-Expires=3601", 1)
-	assert.Error(t, verifySignature(r, sig, payload, key))
+	assert.Error(t, Verify(r, sig, payload, key))
 }
 
 // TestCanonicalQueryEncoding covers what S3 clients put in queries.
@@ -164,7 +164,7 @@ func TestCanonicalQueryEncoding(t *testing.T) {
 }
 
 // canonicalRequestsOf returns the canonical requests verifySignature tries.
-func canonicalRequestsOf(t *testing.T, r *http.Request, sig *sigV4, payload string) []string {
+func canonicalRequestsOf(t *testing.T, r *http.Request, sig *Signature, payload string) []string {
 	t.Helper()
 	creqs, err := new(verifier).canonicalRequests(r, sig, payload)
 	require.NoError(t, err)
