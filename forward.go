@@ -73,7 +73,7 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := x.p.transport.RoundTrip(r)
 	x.upstream = time.Since(x.sent)
 	if err != nil {
-		end(StepEnd{Err: err})
+		end(StepEnd{Err: stepError(err)})
 		return nil, err
 	}
 	end(StepEnd{StatusCode: resp.StatusCode})

@@ -144,8 +144,19 @@ func (p *Proxy) authenticateStep(r *http.Request, req *s3Request) (identity, err
 	}
 	ctx, end := step(r.Context(), Step{Kind: StepAuthenticate})
 	id, err := p.authenticate(r.WithContext(ctx), req)
-	end(StepEnd{Err: err})
+	end(StepEnd{Err: stepError(err)})
 	return id, err
+}
+
+// stepError is err as a Step's end reports it: an S3 error of the protocol
+// packages as the public *Error it is answered with (so that an observer
+// reads its Code), anything else (a hook's own error, a network error) as it
+// is.
+func stepError(err error) error {
+	if e, ok := s3ErrorOf(err); ok {
+		return e
+	}
+	return err
 }
 
 // stepper is Observer.Step; nil when nobody traces.

@@ -215,6 +215,25 @@ func TestObserverSteps(t *testing.T) {
 	assert.Equal(t, 404, steps[0].end.StatusCode, "the request")
 	assert.Equal(t, "NoSuchKey", steps[0].end.Info.UpstreamCode)
 	assert.Empty(t, steps[0].end.Info.Code, "the proxy's own code: none")
+
+	// A signature that does not verify ends the authenticate step with the
+	// S3 error answered, an *Error whose Code an observer reads.
+	r = httptest.NewRequest("GET", "/bucket/k", nil)
+	clientSignAt(t, r, sha256Hex(nil), fixedNow, unitKey, "not the secret")
+	require.Equal(t, 403, serve(p, r).Code)
+	rec.mu.Lock()
+	steps = rec.steps
+	rec.mu.Unlock()
+	var authEnd *proxy.StepEnd
+	for i := range steps {
+		if steps[i].kind == proxy.StepAuthenticate {
+			authEnd = steps[i].end // the last one: this request's
+		}
+	}
+	require.NotNil(t, authEnd, "an authenticate step")
+	var auth *proxy.Error
+	require.ErrorAs(t, authEnd.Err, &auth)
+	assert.Equal(t, "SignatureDoesNotMatch", auth.Code)
 }
 
 // JoinObservers calls every observer's functions, their Steps nested.
