@@ -305,8 +305,8 @@ func (x *exchange) carries(prefix string) bool {
 			!(len(name) >= len(directive) && strings.EqualFold(name[len(name)-len(directive):], directive))
 	}
 	if x.form != nil {
-		for _, f := range x.form.fields {
-			if match(f.lower) {
+		for _, f := range x.form.Fields {
+			if match(f.Lower) {
 				return true
 			}
 		}

@@ -20,6 +20,7 @@ func TestLayers(t *testing.T) {
 		"internal/sigv4":      {"internal/s3err"},
 		"internal/sigv2":      {"internal/s3err", "internal/sigv4"},
 		"internal/awschunked": {"internal/s3err"},
+		"internal/postform":   {"internal/s3err", "internal/sigv4"},
 	}
 	for dir, may := range allowed {
 		pkg, err := build.ImportDir(filepath.FromSlash(dir), 0)

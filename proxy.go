@@ -33,7 +33,8 @@
 //
 // A CORS preflight (OPTIONS) is answered by cors.go after step 1; a form
 // posted to a bucket (POST Object, a browser's upload) by postobject.go, which
-// authenticates, checks and re-signs the form its own way before step 7.
+// authenticates, checks and re-signs the form its own way (the form, its
+// policy and the form posted on by internal/postform) before step 7.
 //
 // A failing step returns an error that fail (errors.go) answers as S3 does;
 // observe.go measures the exchange for an Observer.
@@ -67,6 +68,8 @@ import (
 	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/osproxy/proxy/internal/postform"
 )
 
 // Proxy is an S3 reverse proxy. It is an http.Handler; create it with New and
@@ -230,9 +233,9 @@ type exchange struct {
 	req    s3Request // what the request addresses (parseRequest)
 	who    identity  // who sent it (authenticate)
 	body   clientBody
-	target *target   // where it goes (resolve)
-	form   *postForm // POST Object: the form's fields (postobject.go)
-	out    upstream  // the upstream request (buildUpstream)
+	target *target        // where it goes (resolve)
+	form   *postform.Form // POST Object: the form's fields (postobject.go)
+	out    upstream       // the upstream request (buildUpstream)
 
 	// Observed on the way.
 	code         string        // the S3 error code the proxy answered with

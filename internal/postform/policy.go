@@ -1,4 +1,4 @@
-package proxy
+package postform
 
 import (
 	"bytes"
@@ -8,23 +8,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/osproxy/proxy/internal/s3err"
 )
 
-// The policy document of a POST Object form: base64 JSON with an expiration
-// and the conditions every field of the form must meet. The proxy checks it
-// as S3 does (the messages are S3's), then issues the upstream a policy of
-// its own with the client's conditions and the upstream's credential.
-
-// postPolicy is a parsed POST policy.
-type postPolicy struct {
+// Policy is a POST form's policy document, parsed: base64 JSON with an
+// expiration and the conditions every field of the form must meet. Check
+// checks a form against it as S3 does (the messages are S3's); Onward issues
+// it again with the same conditions and another credential.
+type Policy struct {
 	expiration string // as the client wrote it; the upstream's policy keeps it
 	expires    time.Time
-	conditions []postCondition
+	conditions []condition
 }
 
-// postCondition is one condition: exact ({"field": "value"} or ["eq",
+// condition is one condition: exact ({"field": "value"} or ["eq",
 // "$field", "value"]), starts-with, or content-length-range.
-type postCondition struct {
+type condition struct {
 	op         string // "eq", "starts-with" or "content-length-range"
 	field      string // lower case, without the '$'; "" for content-length-range
 	value      string
@@ -33,26 +33,29 @@ type postCondition struct {
 	authorizes bool            // a condition on an authentication field, which the upstream's policy replaces
 }
 
-func invalidPolicy(format string, args ...any) *Error {
-	return errInvalidPolicyDocument.withMessage("Invalid Policy: " + fmt.Sprintf(format, args...))
+func invalidPolicy(format string, args ...any) *s3err.Error {
+	return s3err.InvalidPolicyDocument.WithMessage("Invalid Policy: " + fmt.Sprintf(format, args...))
 }
 
-func policyDenied(format string, args ...any) *Error {
-	return errAccessDenied.withMessage("Invalid according to Policy: " + fmt.Sprintf(format, args...))
+func policyDenied(format string, args ...any) *s3err.Error {
+	return s3err.AccessDenied.WithMessage("Invalid according to Policy: " + fmt.Sprintf(format, args...))
 }
 
-// postAuthFields are the fields that carry a form's signature; the upstream's
-// form carries its own. Conditions on them are the client's credential's and
-// are checked here, not passed on.
-var postAuthFields = map[string]bool{
+// IsAuthField reports whether a field (lower case) carries a form's
+// signature: a form posted on carries its own (Reframe), and conditions on
+// them are the client's credential's, checked by Check, not issued again by
+// Onward.
+func IsAuthField(lower string) bool { return authFields[lower] }
+
+var authFields = map[string]bool{
 	"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true,
 	"x-amz-security-token": true, "x-amz-signature": true, "policy": true,
 	"awsaccesskeyid": true, "signature": true,
 }
 
-// parsePostPolicy decodes and parses a policy and checks its expiration
-// against now.
-func parsePostPolicy(encoded string, now time.Time) (*postPolicy, error) {
+// ParsePolicy decodes and parses a policy and checks its expiration against
+// now.
+func ParsePolicy(encoded string, now time.Time) (*Policy, error) {
 	encoded = strings.TrimSpace(encoded)
 	if encoded == "" {
 		return nil, invalidPolicy("Expecting '{' but found End-of-Input")
@@ -69,7 +72,7 @@ func parsePostPolicy(encoded string, now time.Time) (*postPolicy, error) {
 	}
 	for name := range doc {
 		if name != "expiration" && name != "conditions" {
-			return nil, invalidPolicy("Unexpected: %q", clip(name))
+			return nil, invalidPolicy("Unexpected: %q", s3err.Clip(name))
 		}
 	}
 	exp, ok := doc["expiration"]
@@ -80,12 +83,12 @@ func parsePostPolicy(encoded string, now time.Time) (*postPolicy, error) {
 	if !ok {
 		return nil, invalidPolicy("Policy missing conditions.")
 	}
-	p := &postPolicy{}
+	p := &Policy{}
 	if err := json.Unmarshal(exp, &p.expiration); err != nil {
 		return nil, invalidPolicy("Invalid JSON.")
 	}
 	if p.expires, err = time.Parse(time.RFC3339Nano, p.expiration); err != nil {
-		return nil, invalidPolicy("Invalid 'expiration' value: '%s'", clip(p.expiration))
+		return nil, invalidPolicy("Invalid 'expiration' value: '%s'", s3err.Clip(p.expiration))
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(conds, &list); err != nil {
@@ -105,8 +108,8 @@ func parsePostPolicy(encoded string, now time.Time) (*postPolicy, error) {
 }
 
 // parseCondition parses one condition of a policy.
-func parseCondition(raw json.RawMessage) (postCondition, error) {
-	c := postCondition{raw: raw}
+func parseCondition(raw json.RawMessage) (condition, error) {
+	c := condition{raw: raw}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '{' {
 		var obj map[string]json.RawMessage
@@ -122,7 +125,7 @@ func parseCondition(raw json.RawMessage) (postCondition, error) {
 			}
 			c.op, c.field = "eq", strings.ToLower(strings.TrimPrefix(name, "$"))
 		}
-		c.authorizes = postAuthFields[c.field]
+		c.authorizes = authFields[c.field]
 		return c, nil
 	}
 	var arr []json.RawMessage
@@ -150,10 +153,10 @@ func parseCondition(raw json.RawMessage) (postCondition, error) {
 			return c, invalidPolicy("Invalid JSON.")
 		}
 		if len(ref) < 2 || ref[0] != '$' {
-			return c, policyDenied("Policy Condition failed: %s", clip(string(c.raw)))
+			return c, policyDenied("Policy Condition failed: %s", s3err.Clip(string(c.raw)))
 		}
 		c.field, c.value = strings.ToLower(ref[1:]), v
-		c.authorizes = postAuthFields[c.field]
+		c.authorizes = authFields[c.field]
 	case "content-length-range":
 		if len(arr) != 3 {
 			return c, invalidPolicy("Invalid %s: wrong number of arguments.", c.op)
@@ -165,7 +168,7 @@ func parseCondition(raw json.RawMessage) (postCondition, error) {
 			return c, invalidPolicy("Invalid JSON.")
 		}
 	default:
-		return c, invalidPolicy("Invalid Condition: unknown operation '%s'.", clip(c.op))
+		return c, invalidPolicy("Invalid Condition: unknown operation '%s'.", s3err.Clip(c.op))
 	}
 	return c, nil
 }
@@ -194,17 +197,18 @@ func jsonInt(raw json.RawMessage) (int64, bool) {
 	return n, err == nil
 }
 
-// evaluate checks a form against the policy: every field but the signature,
+// Check checks a form against the policy: every field but the signature,
 // the policy, the file and x-ignore-* ones has a condition, every condition
 // holds (bucket is the bucket the form was posted to), a bucket condition is
 // among them, and the file's length is in the content-length-range.
-func (p *postPolicy) evaluate(f *postForm, bucket string, length int64) error {
-	for _, fd := range f.fields {
-		if exemptField(fd.lower) || f.v2 && (fd.lower == "awsaccesskeyid" || fd.lower == "signature") {
+func (p *Policy) Check(f *Form, bucket string, length int64) error {
+	signing, _ := f.Signing()
+	for _, fd := range f.Fields {
+		if exemptField(fd.Lower) || signing == SigV2 && (fd.Lower == "awsaccesskeyid" || fd.Lower == "signature") {
 			continue
 		}
-		if !p.covers(fd.lower) {
-			return policyDenied("Extra input fields: %s", clip(fd.lower))
+		if !p.covers(fd.Lower) {
+			return policyDenied("Extra input fields: %s", s3err.Clip(fd.Lower))
 		}
 	}
 	hasBucket := false
@@ -215,12 +219,12 @@ func (p *postPolicy) evaluate(f *postForm, bucket string, length int64) error {
 			}
 			continue
 		}
-		got, ok := f.value(c.field)
+		got, ok := f.Value(c.field)
 		if c.field == "bucket" {
 			got, ok, hasBucket = bucket, true, true
 		}
 		if !ok || !c.holds(got) {
-			return policyDenied("Policy Condition failed: %s", clip(string(c.raw)))
+			return policyDenied("Policy Condition failed: %s", s3err.Clip(string(c.raw)))
 		}
 	}
 	if !hasBucket {
@@ -229,10 +233,10 @@ func (p *postPolicy) evaluate(f *postForm, bucket string, length int64) error {
 	return nil
 }
 
-// lengthError checks a file's length against the policy's
+// LengthError checks a file's length against the policy's
 // content-length-range conditions: S3's EntityTooLarge or EntityTooSmall, or
 // nil.
-func (p *postPolicy) lengthError(length int64) error {
+func (p *Policy) LengthError(length int64) error {
 	for _, c := range p.conditions {
 		if c.op != "content-length-range" {
 			continue
@@ -246,12 +250,12 @@ func (p *postPolicy) lengthError(length int64) error {
 
 // lengthError checks a file's length against a content-length-range
 // condition.
-func (c postCondition) lengthError(length int64) error {
+func (c condition) lengthError(length int64) error {
 	switch {
 	case length > c.max:
-		return errEntityTooLarge.withField("ProposedSize", strconv.FormatInt(length, 10)).withField("MaxSizeAllowed", strconv.FormatInt(c.max, 10))
+		return s3err.EntityTooLarge.WithField("ProposedSize", strconv.FormatInt(length, 10)).WithField("MaxSizeAllowed", strconv.FormatInt(c.max, 10))
 	case length < c.min:
-		return errEntityTooSmall.withField("ProposedSize", strconv.FormatInt(length, 10)).withField("MinSizeAllowed", strconv.FormatInt(c.min, 10))
+		return s3err.EntityTooSmall.WithField("ProposedSize", strconv.FormatInt(length, 10)).WithField("MinSizeAllowed", strconv.FormatInt(c.min, 10))
 	}
 	return nil
 }
@@ -262,7 +266,7 @@ func exemptField(lower string) bool {
 }
 
 // covers reports whether a condition names the field.
-func (p *postPolicy) covers(lower string) bool {
+func (p *Policy) covers(lower string) bool {
 	for _, c := range p.conditions {
 		if c.field == lower {
 			return true
@@ -273,7 +277,7 @@ func (p *postPolicy) covers(lower string) bool {
 
 // holds reports whether a field's value meets the condition. A starts-with on
 // Content-Type holds for a list of types when each one starts so, as S3 has it.
-func (c *postCondition) holds(v string) bool {
+func (c *condition) holds(v string) bool {
 	if c.op == "eq" {
 		return v == c.value
 	}
@@ -288,12 +292,12 @@ func (c *postCondition) holds(v string) bool {
 	return strings.HasPrefix(v, c.value)
 }
 
-// upstream returns the policy for the upstream's form, base64: the client's
+// Onward returns the policy of a form posted on, base64: the client's
 // expiration and conditions, but those on the client's authentication fields,
-// and exact conditions on the upstream's (auth, in their order). A key other
+// and exact conditions on the new ones (auth, in their order). A key other
 // than the form's ("": none), the form's with ${filename} put in, replaces the
 // conditions on the key with an exact one.
-func (p *postPolicy) upstream(auth [][2]string, key string) (string, error) {
+func (p *Policy) Onward(auth [][2]string, key string) (string, error) {
 	doc := struct {
 		Expiration string            `json:"expiration"`
 		Conditions []json.RawMessage `json:"conditions"`

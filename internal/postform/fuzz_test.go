@@ -1,4 +1,4 @@
-package proxy
+package postform
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osproxy/proxy/internal/s3err"
 	"github.com/osproxy/proxy/internal/sigv4"
 )
 
@@ -27,7 +28,7 @@ func fuzzForm(fields [][2]string, file string) []byte {
 	return b.Bytes()
 }
 
-// FuzzPostForm: the form reader never panics, and a file it streams to the
+// FuzzPostForm: Read never panics, and a file it streams to the
 // end is the file mime/multipart reads from the same body, byte for byte, as
 // are the fields before it.
 func FuzzPostForm(f *testing.F) {
@@ -39,24 +40,24 @@ func FuzzPostForm(f *testing.F) {
 	f.Add([]byte("--B\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--B\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\ny\r\n--B--\r\n"), "B")
 	f.Add([]byte("--B\nContent-Disposition: form-data; name=\"file\"\n\nx\n--B--\n"), "B")
 	f.Fuzz(func(t *testing.T, body []byte, boundary string) {
-		form, err := readPostForm(bytes.NewReader(body), "multipart/form-data; boundary=\""+boundary+"\"", int64(len(body)))
+		form, err := Read(bytes.NewReader(body), "multipart/form-data; boundary=\""+boundary+"\"", int64(len(body)))
 		if err != nil {
-			var e *Error
+			var e *s3err.Error
 			if !errors.As(err, &e) {
 				t.Fatalf("not an S3 error: %v", err)
 			}
 			return
 		}
-		if form.fileAt < 0 || form.fileAt > len(form.raw) || len(form.raw) > len(body) || form.fileLen < 0 {
-			t.Fatalf("fileAt %d, raw %d of %d bytes, fileLen %d", form.fileAt, len(form.raw), len(body), form.fileLen)
+		if form.FileAt < 0 || form.FileAt > len(form.Raw) || len(form.Raw) > len(body) || form.FileLen < 0 {
+			t.Fatalf("fileAt %d, raw %d of %d bytes, fileLen %d", form.FileAt, len(form.Raw), len(body), form.FileLen)
 		}
-		rest := io.MultiReader(bytes.NewReader(form.raw[form.fileAt:]), bytes.NewReader(body[len(form.raw):]))
-		file, err := io.ReadAll(newPostFile(rest, form.fileLen, form.boundary))
+		rest := io.MultiReader(bytes.NewReader(form.Raw[form.FileAt:]), bytes.NewReader(body[len(form.Raw):]))
+		file, err := io.ReadAll(NewFile(rest, form.FileLen, form.Boundary, nil))
 		if err != nil {
 			return // refused while streaming: nothing stored
 		}
-		mr := multipart.NewReader(bytes.NewReader(body), form.boundary)
-		var fields []formField
+		mr := multipart.NewReader(bytes.NewReader(body), form.Boundary)
+		var fields []Field
 		for {
 			part, err := mr.NextRawPart()
 			if err != nil {
@@ -72,14 +73,14 @@ func FuzzPostForm(f *testing.F) {
 				}
 				break
 			}
-			fields = append(fields, formField{name: part.FormName(), lower: strings.ToLower(part.FormName()), value: string(v)})
+			fields = append(fields, Field{Name: part.FormName(), Lower: strings.ToLower(part.FormName()), Value: string(v)})
 		}
-		if len(fields) != len(form.fields) {
-			t.Fatalf("fields: the proxy read %q, mime/multipart %q", form.fields, fields)
+		if len(fields) != len(form.Fields) {
+			t.Fatalf("fields: the proxy read %q, mime/multipart %q", form.Fields, fields)
 		}
 		for i := range fields {
-			if fields[i] != form.fields[i] {
-				t.Fatalf("field %d: the proxy read %q, mime/multipart %q", i, form.fields[i], fields[i])
+			if fields[i] != form.Fields[i] {
+				t.Fatalf("field %d: the proxy read %q, mime/multipart %q", i, form.Fields[i], fields[i])
 			}
 		}
 	})
@@ -97,23 +98,23 @@ func FuzzPostPolicy(f *testing.F) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	auth := [][2]string{{"x-amz-algorithm", sigv4.AlgorithmV4}, {"x-amz-credential", "UP/20261201/us-east-1/s3/aws4_request"}, {"x-amz-date", "20261201T000000Z"}}
 	f.Fuzz(func(t *testing.T, doc string) {
-		p, err := parsePostPolicy(base64.StdEncoding.EncodeToString([]byte(doc)), now)
+		p, err := ParsePolicy(base64.StdEncoding.EncodeToString([]byte(doc)), now)
 		if err != nil {
-			var e *Error
+			var e *s3err.Error
 			if !errors.As(err, &e) {
 				t.Fatalf("not an S3 error: %v", err)
 			}
 			return
 		}
-		up, err := p.upstream(auth, "")
+		up, err := p.Onward(auth, "")
 		if err != nil {
 			t.Fatalf("upstream policy: %v", err)
 		}
-		q, err := parsePostPolicy(up, now)
+		q, err := ParsePolicy(up, now)
 		if err != nil {
 			t.Fatalf("the upstream's policy does not parse: %v", err)
 		}
-		var kept []postCondition
+		var kept []condition
 		for _, c := range p.conditions {
 			if !c.authorizes {
 				kept = append(kept, c)
