@@ -2,14 +2,13 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/xml"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/osproxy/proxy/internal/s3xml"
 	"github.com/osproxy/proxy/internal/sigv4"
 )
 
@@ -85,49 +84,6 @@ func mustUnescape(t *testing.T, s string) string {
 	return d
 }
 
-// FuzzWithoutDiagnostics: scrubbing an upstream error body never panics, and
-// what it returns is an XML <Error> without the upstream signature's
-// diagnostics.
-func FuzzWithoutDiagnostics(f *testing.F) {
-	f.Add([]byte(`<?xml version="1.0"?><Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>k</AWSAccessKeyId><StringToSign>s</StringToSign><RequestId>1</RequestId></Error>`))
-	f.Add([]byte(`<Error><CanonicalRequest><x>nested</x></CanonicalRequest></Error>`))
-	f.Add([]byte(`<Other/>`))
-	f.Add([]byte(`not xml`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		clean, code, ok := withoutDiagnostics(body)
-		if !ok {
-			return
-		}
-		var e struct {
-			Code string
-		}
-		if bytes.Count(clean, []byte("<Code")) == 1 && xml.Unmarshal(clean, &e) == nil && len(e.Code) <= maxErrorCode &&
-			strings.TrimSpace(e.Code) != code {
-			t.Fatalf("code %q, encoding/xml reads %q in %q", code, e.Code, clean)
-		}
-		d := xml.NewDecoder(bytes.NewReader(clean))
-		depth := 0
-		for {
-			tok, err := d.Token()
-			if err != nil {
-				if err != io.EOF {
-					t.Fatalf("scrubbed body %q does not parse: %v", clean, err)
-				}
-				break
-			}
-			switch e := tok.(type) {
-			case xml.StartElement:
-				depth++
-				if depth == 1 && e.Name.Local != "Error" || depth == 2 && upstreamDiagnostics[e.Name.Local] {
-					t.Fatalf("scrubbed body %q keeps %s", clean, e.Name.Local)
-				}
-			case xml.EndElement:
-				depth--
-			}
-		}
-	})
-}
-
 // FuzzDeleteKeys: reading a DeleteObjects body never panics, names at most
 // 1,000 keys, and leaves the very same bytes to forward.
 func FuzzDeleteKeys(f *testing.F) {
@@ -140,53 +96,12 @@ func FuzzDeleteKeys(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(keys) == 0 || len(keys) > maxDeleteKeys {
+		if len(keys) == 0 || len(keys) > s3xml.MaxDeleteKeys {
 			t.Fatalf("%d keys accepted", len(keys))
 		}
 		got, _ := io.ReadAll(b.body)
 		if !bytes.Equal(got, body) || b.length != int64(len(body)) {
 			t.Fatal("the body to forward is not the body read")
-		}
-	})
-}
-
-// FuzzParseDelete: a DeleteObjects document parseDelete accepts names the
-// same keys, in the same order, when encoding/xml reads it the way a Go
-// upstream would; whatever it refuses, it refuses as MalformedXML.
-func FuzzParseDelete(f *testing.F) {
-	for _, s := range []string{
-		`<Delete><Object><Key>a</Key></Object><Object><Key>b</Key><VersionId>v</VersionId></Object></Delete>`,
-		`<?xml version="1.0"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet><Object><Key>a &amp; <![CDATA[b]]></Key></Object></Delete>`,
-		`<Delete><Object><Key>s</Key><Key>a</Key></Object></Delete>`,
-		`<Delete><Object><x:Key xmlns:x="urn:x">s</x:Key><Key>a</Key></Object></Delete>`,
-		`<Delete><Object><Key>a</Key></Object></Delete><Delete><Object><Key>s</Key></Object></Delete>`,
-		`<!DOCTYPE d [<!ENTITY e "s">]><Delete><Object><Key>&e;</Key></Object></Delete>`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		objects, err := parseDelete(data)
-		if err != nil {
-			if !errors.Is(err, errMalformedXML) {
-				t.Fatalf("refused with %v", err)
-			}
-			return
-		}
-		var doc struct {
-			Objects []struct {
-				Key string `xml:"Key"`
-			} `xml:"Object"`
-		}
-		if err := xml.Unmarshal(data, &doc); err != nil {
-			t.Fatalf("accepted, but encoding/xml refuses it: %v", err)
-		}
-		if len(doc.Objects) != len(objects) {
-			t.Fatalf("accepted %d objects, encoding/xml reads %d", len(objects), len(doc.Objects))
-		}
-		for i, o := range objects {
-			if doc.Objects[i].Key != o.key {
-				t.Fatalf("object %d: key %q, encoding/xml reads %q", i, o.key, doc.Objects[i].Key)
-			}
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/xml"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/osproxy/proxy/internal/s3err"
+	"github.com/osproxy/proxy/internal/s3xml"
 )
 
 // Request-level authorization (WithRequestAuthorizer): beside the pinned
@@ -236,8 +238,8 @@ func (p *Proxy) authorizeRequest(x *exchange) error {
 		}
 		for _, o := range objects {
 			one := base
-			one.Action, one.Key = "s3:DeleteObject", o.key
-			if o.versioned {
+			one.Action, one.Key = "s3:DeleteObject", o.Key
+			if o.Versioned {
 				one.Action = "s3:DeleteObjectVersion"
 			}
 			if err := askKey(one); err != nil {
@@ -413,23 +415,14 @@ func (p *Proxy) trusts(a netip.Addr) bool {
 // authorize its keys: 1,000 keys of 1,024 bytes, XML-escaped, fit.
 const maxDeleteBody = 8 << 20
 
-// maxDeleteKeys is S3's bound of the keys of one DeleteObjects.
-const maxDeleteKeys = 1000
-
-var errMalformedXML = s3Error(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.")
-
-// deleteObject is an object a DeleteObjects request names.
-type deleteObject struct {
-	key       string
-	versioned bool // with a VersionId
-}
+var errMalformedXML = fromProtocol(s3err.MalformedXML)
 
 // deleteKeys reads a DeleteObjects body (verified as it is read) to the
 // objects it names, and leaves the body to forward as those same bytes: a
 // plain body with their SHA-256, an aws-chunked one's checksum trailer as a
-// header. The body must be read one way only (parseDelete): the upstream
+// header. The body must be read one way only (s3xml.ParseDelete): the upstream
 // deletes what it reads, and the proxy authorized what it read.
-func (b *clientBody) deleteKeys() ([]deleteObject, error) {
+func (b *clientBody) deleteKeys() ([]s3xml.DeleteObject, error) {
 	if b.body == nil {
 		return nil, errMalformedXML
 	}
@@ -440,7 +433,7 @@ func (b *clientBody) deleteKeys() ([]deleteObject, error) {
 	if len(data) > maxDeleteBody {
 		return nil, errMalformedXML.withMessage("The DeleteObjects body is larger than the proxy reads.")
 	}
-	objects, err := parseDelete(data)
+	objects, err := s3xml.ParseDelete(data)
 	if err != nil {
 		return nil, err
 	}
@@ -451,96 +444,5 @@ func (b *clientBody) deleteKeys() ([]deleteObject, error) {
 	}
 	*b = clientBody{body: readCloser{bytes.NewReader(data)}, length: int64(len(data)), payloadHash: hex.EncodeToString(sum[:]),
 		decoded: b.decoded, checksumHeader: trailer}
-	return objects, nil
-}
-
-// s3Namespace is the XML namespace of S3's documents.
-const s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
-
-// parseDelete reads a DeleteObjects document strictly, so that no upstream
-// can read another key from it than the proxy authorized: one Delete root
-// (nothing but comments and blanks after it), Quiet and Object elements in
-// it, each Object with one Key and at most one of VersionId, ETag,
-// LastModifiedTime and Size; elements in S3's namespace or none; no DOCTYPE
-// (entities) and no other elements. Anything else is 400 MalformedXML.
-func parseDelete(data []byte) ([]deleteObject, error) {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	var (
-		objects []deleteObject
-		path    []string        // the open elements
-		seen    map[string]bool // the children of the open Object
-		text    strings.Builder // the open Key's or VersionId's text
-		roots   int
-	)
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, errMalformedXML
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Space != "" && t.Name.Space != s3Namespace {
-				return nil, errMalformedXML
-			}
-			name := t.Name.Local
-			switch len(path) {
-			case 0:
-				if roots++; roots > 1 || name != "Delete" {
-					return nil, errMalformedXML
-				}
-			case 1:
-				switch name {
-				case "Object":
-					if len(objects) == maxDeleteKeys {
-						return nil, errMalformedXML.withMessage("A DeleteObjects request may name at most 1000 keys.")
-					}
-					seen = map[string]bool{}
-				case "Quiet":
-				default:
-					return nil, errMalformedXML
-				}
-			case 2:
-				if path[1] != "Object" || seen[name] {
-					return nil, errMalformedXML
-				}
-				switch name {
-				case "Key", "VersionId", "ETag", "LastModifiedTime", "Size":
-					seen[name] = true
-				default:
-					return nil, errMalformedXML
-				}
-				text.Reset()
-			default:
-				return nil, errMalformedXML
-			}
-			path = append(path, name)
-		case xml.EndElement:
-			name := path[len(path)-1]
-			switch {
-			case len(path) == 2 && name == "Object":
-				if !seen["Key"] {
-					return nil, errMalformedXML
-				}
-				objects[len(objects)-1].versioned = seen["VersionId"]
-			case len(path) == 3 && name == "Key":
-				objects = append(objects, deleteObject{key: text.String()})
-			}
-			path = path[:len(path)-1]
-		case xml.CharData:
-			if len(path) == 3 {
-				text.Write(t)
-			} else if len(bytes.TrimSpace(t)) > 0 && !(len(path) == 2 && path[1] == "Quiet") {
-				return nil, errMalformedXML
-			}
-		case xml.Directive:
-			return nil, errMalformedXML
-		}
-	}
-	if roots != 1 || len(path) != 0 || len(objects) == 0 {
-		return nil, errMalformedXML
-	}
 	return objects, nil
 }

@@ -1,13 +1,13 @@
 package proxy
 
 import (
-	"encoding/xml"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 
 	"github.com/osproxy/proxy/internal/s3err"
+	"github.com/osproxy/proxy/internal/s3xml"
 )
 
 // Error is an S3 error: an HTTP status, an S3 error code and a message, as S3
@@ -22,12 +22,7 @@ type Error struct {
 
 	// extra holds additional XML elements some codes carry, such as ServerTime
 	// and MaxAllowedSkewMilliseconds on RequestTimeTooSkewed.
-	extra []xmlField
-}
-
-type xmlField struct {
-	XMLName xml.Name
-	Value   string `xml:",chardata"`
+	extra []s3xml.Field
 }
 
 // Error implements error.
@@ -89,7 +84,7 @@ func (e *Error) withMessage(msg string) *Error {
 // withField returns a copy of e with one more XML element in its body.
 func (e *Error) withField(name, value string) *Error {
 	c := *e
-	c.extra = append(append([]xmlField(nil), e.extra...), xmlField{XMLName: xml.Name{Local: name}, Value: value})
+	c.extra = append(append([]s3xml.Field(nil), e.extra...), s3xml.NewField(name, value))
 	return &c
 }
 
@@ -184,15 +179,6 @@ func contentSHA256Mismatch(client, computed string) *Error {
 		withField("S3ComputedContentSHA256", computed)
 }
 
-type errorBody struct {
-	XMLName   xml.Name `xml:"Error"`
-	Code      string
-	Message   string
-	Resource  string     `xml:",omitempty"`
-	RequestID string     `xml:"RequestId"`
-	Extra     []xmlField `xml:",any"`
-}
-
 // asS3Error turns any error into the *Error the client should see: the first
 // S3 error in err's chain (the proxy's, or a protocol package's), or 500
 // InternalError.
@@ -221,7 +207,7 @@ func s3ErrorOf(err error) (*Error, bool) {
 func fromProtocol(pe *s3err.Error) *Error {
 	e := &Error{StatusCode: pe.Status, Code: pe.Code, Message: pe.Message, Err: pe.Cause}
 	for _, f := range pe.Fields {
-		e.extra = append(e.extra, xmlField{XMLName: xml.Name{Local: f.Name}, Value: f.Value})
+		e.extra = append(e.extra, s3xml.NewField(f.Name, f.Value))
 	}
 	return e
 }
@@ -254,20 +240,16 @@ const maxResource = 4 << 10
 // with the error's status, the request id and the resource. HEAD answers carry
 // no body, and the Content-Length of the body a GET would have had, as S3's.
 func writeError(w http.ResponseWriter, r *http.Request, e *Error, requestID string) {
-	body, err := xml.Marshal(errorBody{
+	payload := (&s3xml.ErrorBody{
 		Code:      e.Code,
 		Message:   e.Message,
 		Resource:  truncate(r.URL.Path, maxResource),
 		RequestID: requestID,
-		Extra:     e.extra,
-	})
-	if err != nil { // cannot happen with these string fields
-		body = nil
-	}
+		Fields:    e.extra,
+	}).Marshal()
 	h := w.Header()
 	h.Set("Content-Type", "application/xml")
 	h.Set("X-Amz-Request-Id", requestID)
-	payload := append([]byte(xml.Header), body...)
 	h.Set("Content-Length", strconv.Itoa(len(payload)))
 	w.WriteHeader(e.StatusCode)
 	if r.Method != http.MethodHead {

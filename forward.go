@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/osproxy/proxy/internal/s3xml"
 )
 
 // forward hands the built upstream request to httputil.ReverseProxy, which
@@ -212,7 +213,7 @@ func scrubErrorBody(resp *http.Response) (code string, err error) {
 	if len(body) > maxUpstreamErrorBody {
 		return "", errBadGateway.with(fmt.Errorf("the upstream's error answer (status %d) exceeds %d bytes", resp.StatusCode, maxUpstreamErrorBody))
 	}
-	if clean, c, ok := withoutDiagnostics(body); ok {
+	if clean, c, ok := s3xml.ScrubError(body, upstreamDiagnostics); ok {
 		body, code = clean, c
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
@@ -220,94 +221,6 @@ func scrubErrorBody(resp *http.Response) (code string, err error) {
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	resp.TransferEncoding = nil
 	return code, nil
-}
-
-// maxErrorCode bounds the error code read from an upstream's answer.
-const maxErrorCode = 128
-
-// withoutDiagnostics returns an XML <Error> document without the
-// upstreamDiagnostics among its children, and its (first) Code, at most
-// maxErrorCode bytes; ok is false for any other body.
-func withoutDiagnostics(body []byte) (clean []byte, code string, ok bool) {
-	d := xml.NewDecoder(bytes.NewReader(body))
-	var (
-		open   []string   // names of the open elements
-		cuts   [][2]int64 // byte ranges of the diagnostic elements
-		from   int64      // where the diagnostic being skipped starts
-		skip   int        // depth inside it
-		inCode bool
-	)
-	for {
-		at := d.InputOffset()
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, "", false
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			open = append(open, t.Name.Space+":"+t.Name.Local)
-			depth := len(open)
-			if depth == 1 && (t.Name.Local != "Error" || t.Name.Space != "") {
-				return nil, "", false
-			}
-			switch {
-			case skip > 0:
-				skip++
-			case depth == 2 && upstreamDiagnostics[t.Name.Local]:
-				skip, from = 1, at
-			}
-			inCode = skip == 0 && depth == 2 && t.Name.Local == "Code" && code == ""
-		case xml.EndElement:
-			if len(open) == 0 || open[len(open)-1] != t.Name.Space+":"+t.Name.Local {
-				return nil, "", false
-			}
-			open = open[:len(open)-1]
-			inCode = false
-			if skip > 0 {
-				if skip--; skip == 0 {
-					cuts = append(cuts, [2]int64{from, d.InputOffset()})
-				}
-			}
-		case xml.Directive:
-			return nil, "", false
-		case xml.CharData:
-			if inCode && len(code)+len(t) <= maxErrorCode {
-				code += string(t)
-			}
-		}
-	}
-	if len(open) != 0 {
-		return nil, "", false
-	}
-	// The answer keeps the upstream's bytes, its entities and spacing, but
-	// for the diagnostics cut out.
-	clean = body
-	if len(cuts) > 0 {
-		clean = make([]byte, 0, len(body))
-		last := int64(0)
-		for _, c := range cuts {
-			clean = append(clean, body[last:c[0]]...)
-			last = c[1]
-		}
-		clean = append(clean, body[last:]...)
-	}
-	if !wellFormed(clean) {
-		return nil, "", false
-	}
-	return clean, strings.TrimSpace(code), true
-}
-
-// wellFormed reports whether b parses as XML, strictly.
-func wellFormed(b []byte) bool {
-	d := xml.NewDecoder(bytes.NewReader(b))
-	for {
-		if _, err := d.Token(); err != nil {
-			return err == io.EOF
-		}
-	}
 }
 
 // upstreamError answers a failed upstream exchange: the S3 error a body check

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/osproxy/proxy/internal/s3xml"
 )
 
 // maxListBuckets is S3's bound of max-buckets, and the most buckets one
@@ -37,7 +39,7 @@ func (p *Proxy) listBuckets(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	res := listAllMyBucketsResult{Owner: owner{ID: x.who.token, DisplayName: x.who.token}, Prefix: q.prefix}
+	res := s3xml.ListAllMyBucketsResult{Owner: s3xml.Owner{ID: x.who.token, DisplayName: x.who.token}, Prefix: q.prefix}
 	created := p.started.Format("2006-01-02T15:04:05.000Z")
 	for _, b := range all {
 		if b.Name <= q.after || !strings.HasPrefix(b.Name, q.prefix) || q.region != "" && b.Region != q.region {
@@ -53,7 +55,7 @@ func (p *Proxy) listBuckets(x *exchange) error {
 			res.ContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(res.Buckets[len(res.Buckets)-1].Name))
 			break
 		}
-		e := bucketEntry{Name: b.Name, CreationDate: created, BucketRegion: b.Region}
+		e := s3xml.Bucket{Name: b.Name, CreationDate: created, BucketRegion: b.Region}
 		if !b.CreationDate.IsZero() {
 			e.CreationDate = b.CreationDate.UTC().Format("2006-01-02T15:04:05.000Z")
 		}
@@ -126,23 +128,4 @@ func (p *Proxy) listableBuckets(ctx context.Context, token string) ([]ListedBuck
 	}
 	slices.SortFunc(all, func(a, b ListedBucket) int { return strings.Compare(a.Name, b.Name) })
 	return slices.CompactFunc(all, func(a, b ListedBucket) bool { return a.Name == b.Name }), nil
-}
-
-type listAllMyBucketsResult struct {
-	XMLName           xml.Name      `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListAllMyBucketsResult"`
-	Owner             owner         `xml:"Owner"`
-	Buckets           []bucketEntry `xml:"Buckets>Bucket"`
-	ContinuationToken string        `xml:"ContinuationToken,omitempty"`
-	Prefix            string        `xml:"Prefix,omitempty"`
-}
-
-type owner struct {
-	ID          string `xml:"ID"`
-	DisplayName string `xml:"DisplayName"`
-}
-
-type bucketEntry struct {
-	Name         string `xml:"Name"`
-	CreationDate string `xml:"CreationDate"`
-	BucketRegion string `xml:"BucketRegion,omitempty"`
 }
