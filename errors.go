@@ -157,13 +157,6 @@ var (
 	errNotImplemented        = fromProtocol(s3err.NotImplemented)
 	errHeaderTooLarge        = fromProtocol(s3err.RequestHeaderTooLarge)
 	errKeyTooLong            = s3Error(http.StatusBadRequest, "KeyTooLongError", "Your key is too long.")
-	// POST Object (postobject.go, postpolicy.go).
-	errMalformedPOST         = fromProtocol(s3err.MalformedPOST)
-	errPostPreDataTooLarge   = fromProtocol(s3err.PostPreDataTooLarge)
-	errPostFileCount         = fromProtocol(s3err.PostFileCount)
-	errInvalidPolicyDocument = fromProtocol(s3err.InvalidPolicyDocument)
-	errEntityTooLarge        = fromProtocol(s3err.EntityTooLarge)
-	errEntityTooSmall        = fromProtocol(s3err.EntityTooSmall)
 	errSlowDown              = s3Error(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 	errAccessDenied          = ErrAccessDenied.(sentinel).err()
 	errAnonymous             = errAccessDenied.withMessage("Anonymous users cannot invoke this API. Please authenticate.")
