@@ -34,6 +34,9 @@ const (
 	upstreamHost   = "s3.upstream.test"
 )
 
+// emptyPayloadHash is the hex SHA-256 of an empty body.
+const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 // fixedNow is the proxy's clock in the unit tests.
 var fixedNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/osproxy/proxy/internal/testkit"
 )
@@ -54,8 +53,7 @@ func newFakeIAM(t testing.TB, clock *testkit.Clock) *testkit.IAM {
 // cache's close, the servers' Close), that the test left no goroutine behind.
 func checkLeaks(t *testing.T) {
 	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	testkit.CheckLeaks(t)
 }
 
 type testTokens struct {

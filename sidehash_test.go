@@ -48,7 +48,7 @@ func TestSideHash(t *testing.T) {
 }
 
 // A body closed while it is read (the transport gave up) stops its hasher:
-// the read fails, and no goroutine is left (TestMain's goleak).
+// the read fails, and no goroutine is left (TestMain's leak check).
 func TestSideHashClosed(t *testing.T) {
 	pr, pw := io.Pipe()
 	go func() {

@@ -1,5 +1,8 @@
 // Package testkit holds the test doubles the proxy's tests share: Clock, a
-// clock the test moves by hand, and IAM, a fake IBM Cloud IAM token endpoint.
+// clock the test moves by hand, and IAM, a fake IBM Cloud IAM token endpoint;
+// and their tools: CheckLeaks and Leaks, which fail a test or a test binary
+// that leaves goroutines running, and RepoRoot, where the tests of every
+// module keep what they install.
 package testkit
 
 import (

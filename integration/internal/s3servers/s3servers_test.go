@@ -27,7 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/osproxy/proxy/internal/s3servers"
+	"github.com/osproxy/proxy/integration/internal/s3servers"
 )
 
 // shared holds one server of each kind for this test binary.

@@ -20,7 +20,7 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // TestMain runs the tests, stops the versitygw processes and then fails the
@@ -33,8 +33,8 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(certDir)
 	}
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreTopFunction("os/signal.signal_recv")); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests:\n%v\n", err)
+		if err := testkit.Leaks(nil); err != nil {
+			fmt.Fprintf(os.Stderr, "after the tests: %v\n", err)
 			code = 1
 		}
 	}

@@ -1,4 +1,4 @@
-package proxy_test
+package integration_test
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -245,48 +244,6 @@ func TestIntegrationPresignedUnsignedHeaders(t *testing.T) {
 		}
 	}
 	e.deleteBuckets(t)
-}
-
-// TestPresignedUnsignedHeadersReachNothing (issue 24, 1): with a recording
-// upstream, a presigned request with unsigned x-amz-* headers is refused
-// before anything goes upstream, whatever the header, the method or the
-// form of the URL's query.
-func TestPresignedUnsignedHeadersReachNothing(t *testing.T) {
-	up := newFakeUpstream(t)
-	p := newProxy(t, up)
-	for _, method := range []string{http.MethodPut, http.MethodGet, http.MethodDelete} {
-		for _, h := range append(itgUnsignedHeaders("bucket/src"),
-			http.Header{"X-Amz-Date": {fixedNow.Format("20060102T150405Z")}},
-			http.Header{"X-Amz-Security-Token": {"token"}},
-			http.Header{"X-Amz-Checksum-Mode": {"ENABLED"}},
-			http.Header{"X-Amz-Sdk-Checksum-Algorithm": {"CRC32"}, "X-Amz-Checksum-Crc32": {"AAAAAA=="}},
-		) {
-			u := presign(t, method, "http://example.com/bucket/k", fixedNow, time.Hour)
-			r := httptest.NewRequest(method, u.RequestURI(), strings.NewReader("x"))
-			for k, v := range h {
-				r.Header[k] = v
-			}
-			w := serve(p, r)
-			var e struct{ Code, Message, HeadersNotSigned string }
-			require.NoError(t, xml.Unmarshal(w.Body.Bytes(), &e))
-			got := itgS3Answer{w.Code, e.Code, e.Message, []string{"HeadersNotSigned=" + e.HeadersNotSigned}}.String()
-			require.Equal(t, itgNotSigned(headerNames(h)), got, "%s with %v", method, h)
-		}
-	}
-	// A checksum hoisted into the query as a signed parameter does not stand
-	// for the header: S3 refuses the header still.
-	u := presign(t, http.MethodPut, "http://example.com/bucket/k?x-amz-checksum-crc32=AAAAAA%3D%3D", fixedNow, time.Hour)
-	r := httptest.NewRequest(http.MethodPut, u.RequestURI(), strings.NewReader("x"))
-	r.Header.Set("X-Amz-Checksum-Crc32", "AAAAAA==")
-	require.Equal(t, http.StatusForbidden, serve(p, r).Code)
-	require.Empty(t, up.requests(), "the upstream received a request")
-
-	// What goes through: the URL signs the header, or it is
-	// x-amz-content-sha256, which goes no further.
-	r = httptest.NewRequest(http.MethodPut, presign(t, http.MethodPut, "http://example.com/bucket/k", fixedNow, time.Hour).RequestURI(), strings.NewReader("x"))
-	r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
-	require.Equal(t, http.StatusOK, serve(p, r).Code)
-	require.Equal(t, "UNSIGNED-PAYLOAD", up.last(t).Header.Get("X-Amz-Content-Sha256"), "the upstream's own")
 }
 
 // TestIntegrationMalformedDate (issue 24, 2): a header-signed request whose

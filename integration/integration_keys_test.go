@@ -1,4 +1,4 @@
-package proxy_test
+package integration_test
 
 import (
 	"fmt"
@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/osproxy/proxy"
 )
 
 // TestIntegrationPagination lists past 1,000 keys with continuation tokens
@@ -154,7 +152,7 @@ func itgKeyOps(t *testing.T, e *itgEnv, keys []string, withCopy bool) {
 		}
 		d, p := fn(e.direct), fn(e.proxy)
 		results[key][op] = [2]string{d, p}
-		if proxy.LeavesBucket(key) && op != "list" && (e.pathStyle || op == "copy") {
+		if itgLeavesBucket(key) && op != "list" && (e.pathStyle || op == "copy") {
 			// Refused on purpose: a key whose dot segments climb out of its
 			// bucket is refused with 400 on a path-style upstream, and as a
 			// copy source: an upstream that resolves dot segments would

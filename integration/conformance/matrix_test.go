@@ -24,7 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/require"
 
-	"github.com/osproxy/proxy/internal/s3servers"
+	"github.com/osproxy/proxy/integration/internal/s3servers"
 )
 
 // The client matrix. Every client runs the same steps four times: straight

@@ -41,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/osproxy/proxy/internal/vgwtest"
 )
 
@@ -339,7 +340,7 @@ func Start(k Kind) (srv *Server, missing bool, err error) {
 // setup tells how to set up each server, for skip and failure messages.
 var setup = map[Kind]string{
 	SeaweedFS: "run scripts/test once (it builds .cache/bin/weed) or set WEED to a weed binary",
-	S3rver:    "install node and npm (the tests run npm ci from internal/s3servers/testdata/s3rver)",
+	S3rver:    "install node and npm (the tests run npm ci from integration/internal/s3servers/testdata/s3rver)",
 	RadosGW:   "apt-get install radosgw ceph-mon ceph-osd",
 }
 
@@ -379,11 +380,8 @@ func (s *Shared) Stop() {
 	}
 }
 
-// repoRoot is the repository's root directory, found from this file's path.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
-}
+// repoRoot is the repository's root directory, where .cache is.
+func repoRoot() string { return testkit.RepoRoot() }
 
 // packageDir is this package's directory.
 func packageDir() string {

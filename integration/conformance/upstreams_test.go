@@ -26,7 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
-	"github.com/osproxy/proxy/internal/s3servers"
+	"github.com/osproxy/proxy/integration/internal/s3servers"
 )
 
 // The matrix's upstreams. Besides versitygw (the baseline of every step), the

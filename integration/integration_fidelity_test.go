@@ -1,4 +1,4 @@
-package proxy_test
+package integration_test
 
 import (
 	"bytes"

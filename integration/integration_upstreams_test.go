@@ -1,4 +1,4 @@
-package proxy_test
+package integration_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"text/tabwriter"
 
-	"github.com/osproxy/proxy/internal/s3servers"
+	"github.com/osproxy/proxy/integration/internal/s3servers"
 )
 
 // TestIntegrationUpstreams runs the integration workload

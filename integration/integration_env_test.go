@@ -1,4 +1,4 @@
-package proxy_test
+package integration_test
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
-	"github.com/osproxy/proxy/internal/s3servers"
+	"github.com/osproxy/proxy/integration/internal/s3servers"
 )
 
 // The integration suite runs every step twice, once against versitygw directly

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // aws-sdk-js v3 runs through testdata/js/js_ops.mjs, a lineDriver under node.
@@ -25,7 +27,7 @@ import (
 // when the lock file changes.
 
 // jsDir is where the driver and its packages are installed.
-func jsDir() string { return filepath.Join(filepath.Dir(scriptDir()), ".cache", "js") }
+func jsDir() string { return filepath.Join(testkit.RepoRoot(), ".cache", "js") }
 
 var (
 	jsOnce    sync.Once
