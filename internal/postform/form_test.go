@@ -18,10 +18,12 @@ import (
 
 // form is a form as browsers send it: fields, then the file, closing
 // delimiter and CRLF.
-func form(fields [][2]string, file string) []byte {
+func form(fields [][2]string, file string) []byte { return formWith("xYzZY", fields, file) }
+
+func formWith(boundary string, fields [][2]string, file string) []byte {
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
-	_ = mw.SetBoundary("xYzZY")
+	_ = mw.SetBoundary(boundary)
 	for _, kv := range fields {
 		_ = mw.WriteField(kv[0], kv[1])
 	}

@@ -15,18 +15,7 @@ import (
 )
 
 // fuzzForm is a well-formed form with boundary B for the seeds.
-func fuzzForm(fields [][2]string, file string) []byte {
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	_ = mw.SetBoundary("B")
-	for _, kv := range fields {
-		_ = mw.WriteField(kv[0], kv[1])
-	}
-	w, _ := mw.CreateFormFile("file", "f.txt")
-	_, _ = io.WriteString(w, file)
-	_ = mw.Close()
-	return b.Bytes()
-}
+func fuzzForm(fields [][2]string, file string) []byte { return formWith("B", fields, file) }
 
 // FuzzPostForm: Read never panics, and a file it streams to the
 // end is the file mime/multipart reads from the same body, byte for byte, as
