@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -82,6 +84,8 @@ func runChild(mode string, args []string) error {
 	switch mode {
 	case "origin":
 		h = http.HandlerFunc(serveOrigin)
+	case "sha256":
+		h = http.HandlerFunc(serveHash)
 	case "bare":
 		h = bareProxy(*origin)
 	case "proxy-scale":
@@ -127,6 +131,22 @@ func runChild(mode string, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// serveHash hashes ?n= bytes of block with crypto/sha256, as the proxy
+// hashes a verified upload, and answers the sum: the hash alone, for the
+// streaming rows' "forwarding plus one SHA-256 pass".
+func serveHash(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+	if err != nil || n < 0 {
+		http.Error(w, "n", http.StatusBadRequest)
+		return
+	}
+	h := sha256.New()
+	for ; n > 0; n -= blockSize {
+		h.Write(block[:min(n, blockSize)])
+	}
+	_, _ = io.WriteString(w, hex.EncodeToString(h.Sum(nil)))
 }
 
 // serveOrigin is a minimal S3 origin without storage: GET answers the number

@@ -30,6 +30,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -151,6 +152,7 @@ func sizeName(n int64) string {
 // env holds the running processes.
 type env struct {
 	origin, bare, proxy *child
+	hash                *child // hashes in memory: SHA-256 alone, where the proxy runs
 	iam                 *fakeIAM
 	// The GOMAXPROCS=2 streaming rows: their own origin, bare proxy and proxy,
 	// and how the harness re-pins itself for them and back.
@@ -160,7 +162,7 @@ type env struct {
 }
 
 func (e *env) stop() {
-	for _, c := range append([]*child{e.proxy2, e.bare2, e.origin2, e.proxy, e.bare, e.origin}, e.extra...) {
+	for _, c := range append([]*child{e.proxy2, e.bare2, e.origin2, e.hash, e.proxy, e.bare, e.origin}, e.extra...) {
 		if c != nil {
 			c.stop()
 		}
@@ -224,7 +226,10 @@ func startEnv(e *env, pl placement, iamDelay time.Duration) error {
 	if e.bare, err = startChild("bare", "bare", pl.targetCPU, one, "-origin", e.origin.addr); err != nil {
 		return err
 	}
-	e.proxy, err = startChild("proxy", "proxy", pl.targetCPU, one, "-origin", e.origin.addr, "-iam", e.iam.url)
+	if e.proxy, err = startChild("proxy", "proxy", pl.targetCPU, one, "-origin", e.origin.addr, "-iam", e.iam.url); err != nil {
+		return err
+	}
+	e.hash, err = startChild("sha256", "sha256", pl.targetCPU, one)
 	return err
 }
 
@@ -699,6 +704,15 @@ func streamPhase(o options, e *env, c *checks) error {
 		}
 	}
 	_ = w.Flush()
+	var verified []verifiedRow
+	for _, r := range rows {
+		if r.procs == 1 && !r.t.bare && verifiedUploads[r.t.name] {
+			verified = append(verified, verifiedRow{r.size, r.t.name, r.best, baseOf(1, r.size, "PUT")})
+		}
+	}
+	if err := hashLimit(o, e, c, verified); err != nil {
+		return err
+	}
 	if len(o.sizes) > 1 {
 		for _, r := range rows {
 			p := peaks[peakKey{r.procs, r.t.name}]
@@ -735,5 +749,53 @@ func iamPhase(o options, e *env, c *checks) error {
 		res.exchanges, res.statuses, res.errs, round(res.p50), round(res.p99))
 	c.add(res.exchanges == 1 && res.ok == res.n, "%d concurrent cold IAM requests: %d exchange(s), %d of %d answered 200 (target: 1 exchange)",
 		res.n, res.exchanges, res.ok, res.n)
+	return nil
+}
+
+// verifiedRow is a verified upload on one core and the bare PUT of its size.
+type verifiedRow struct {
+	size      int64
+	op        string
+	res, bare streamResult
+}
+
+// hashLimit measures SHA-256 alone (crypto/sha256 over the largest size, in
+// a process on the proxy's CPU, GOMAXPROCS=1, the best of the stream rounds)
+// and holds each verified upload of that size on one core to issue 22's
+// limit: the bare proxy's forwarding CPU plus one SHA-256 pass, plus 5%. The
+// hash runs while the other CPU idles; in the streaming rows the client and
+// the origin keep it busy, which slows a hash on a hyperthread sibling.
+func hashLimit(o options, e *env, c *checks, verified []verifiedRow) error {
+	size := slices.Max(o.sizes)
+	client := streamClient()
+	defer client.CloseIdleConnections()
+	var best streamResult
+	for r := range o.streamRounds {
+		res, err := measure(e.hash.pid(), func() (int64, error) {
+			resp, err := client.Get("http://" + e.hash.addr + "/?n=" + strconv.FormatInt(size, 10))
+			if err != nil {
+				return 0, err
+			}
+			defer resp.Body.Close()
+			_, err = io.Copy(io.Discard, resp.Body)
+			return size, err
+		})
+		if err != nil {
+			return err
+		}
+		if r == 0 || res.cpu < best.cpu {
+			best = res
+		}
+	}
+	hash := best.cpuPerGiB().Seconds()
+	fmt.Printf("\n   SHA-256 alone (crypto/sha256, %s in memory, on the proxy's CPU): %.2f s/GiB of CPU\n", sizeName(size), hash)
+	for _, v := range verified {
+		if v.size != size {
+			continue
+		}
+		fwd, got := v.bare.cpuPerGiB().Seconds(), v.res.cpuPerGiB().Seconds()
+		c.add(got <= 1.05*(fwd+hash), "%s %s, GOMAXPROCS=1: %.2f s/GiB of CPU = %.2f× (bare forwarding %.2f + SHA-256 alone %.2f) (target ≤ 1.05)",
+			sizeName(v.size), v.op, got, got/(fwd+hash), fwd, hash)
+	}
 	return nil
 }
