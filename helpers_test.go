@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // Keys used across the unit tests.
@@ -238,14 +239,7 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 }
 
 // s3Code extracts the <Code> of an S3 XML error body.
-func s3Code(body string) string {
-	_, rest, ok := strings.Cut(body, "<Code>")
-	if !ok {
-		return ""
-	}
-	code, _, _ := strings.Cut(rest, "</Code>")
-	return code
-}
+func s3Code(body string) string { return testkit.S3Code(body) }
 
 // presign returns a SigV4 presigned URL for the client keys, as SDK presigners
 // make them.

@@ -309,19 +309,19 @@ func TestMergedOnlyWhenEqualPostPolicy(t *testing.T) {
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 	post := func(bucket string, f itgForm) int {
-		f.file, f.at = []byte("x"), fixedNow
+		f.File, f.At = []byte("x"), fixedNow
 		resp, _, err := itgPostSigned(t.Context(), unitSide(srv), bucket, f)
 		require.NoError(t, err)
 		return resp.StatusCode
 	}
 	codes := make([]int, 2)
 	var wg sync.WaitGroup
-	wg.Go(func() { codes[0] = post("bucket", itgForm{key: "mine/a"}) })
-	wg.Go(func() { codes[1] = post("bucket", itgForm{key: "theirs/a"}) })
+	wg.Go(func() { codes[0] = post("bucket", itgForm{Key: "mine/a"}) })
+	wg.Go(func() { codes[1] = post("bucket", itgForm{Key: "theirs/a"}) })
 	wg.Wait()
 	assert.Equal(t, []int{204, 403}, codes)
 	assert.Equal(t, 2, m.count())
-	assert.Equal(t, 403, post("bucket", itgForm{key: "mine/a", secret: secondSecret}), "another secret")
+	assert.Equal(t, 403, post("bucket", itgForm{Key: "mine/a", Secret: secondSecret}), "another secret")
 }
 
 // Use counts: each presigned URL is counted on its own.

@@ -105,9 +105,9 @@ func TestPostObjectUpstreamForm(t *testing.T) {
 
 	file := []byte("first line\r\n--not the boundary\r\n\r\nlast line ending in a partial delimiter \r\n--")
 	resp, body, err := itgPostSigned(t.Context(), s, "bucket", itgForm{
-		key: "dir/${filename}", at: fixedNow, file: file, fileName: "photo.jpg", fileType: "image/jpeg",
-		fields: [][2]string{{"Content-Type", "image/jpeg"}, {"x-amz-meta-Owner", "alice"}},
-		conds:  []any{[]any{"content-length-range", 0, 1000}},
+		Key: "dir/${filename}", At: fixedNow, File: file, FileName: "photo.jpg", FileType: "image/jpeg",
+		Fields: [][2]string{{"Content-Type", "image/jpeg"}, {"x-amz-meta-Owner", "alice"}},
+		Conds:  []any{[]any{"content-length-range", 0, 1000}},
 	})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, "%s", body)
@@ -328,42 +328,42 @@ func TestPostObjectPolicyChecks(t *testing.T) {
 		form itgForm
 		want string
 	}{
-		{"accepted", itgForm{key: "k", file: small}, "204 etag=false"},
-		{"expired", itgForm{key: "k", file: small, expires: -time.Second}, "403 AccessDenied"},
-		{"too large", itgForm{key: "k", file: small, conds: []any{[]any{"content-length-range", 0, 9}}}, "400 EntityTooLarge"},
-		{"too small", itgForm{key: "k", file: small, conds: []any{[]any{"content-length-range", "11", "20"}}}, "400 EntityTooSmall"},
-		{"extra field", itgForm{key: "k", file: small, uncovered: [][2]string{{"acl", "public-read"}}}, "403 AccessDenied"},
-		{"x-ignore- field", itgForm{key: "k", file: small, uncovered: [][2]string{{"x-ignore-note", "1"}}}, "204 etag=false"},
-		{"starts-with", itgForm{key: "uploads/k", file: small, fields: [][2]string{{"Content-Type", "image/png, image/gif"}},
-			conds: []any{[]string{"starts-with", "$Content-Type", "image/"}}}, "204 etag=false"},
-		{"starts-with not met", itgForm{key: "k", file: small, fields: [][2]string{{"x-amz-meta-a", "b"}},
-			conds: []any{[]string{"starts-with", "$x-amz-meta-a", "c"}}}, "403 AccessDenied"},
-		{"wrong secret", itgForm{key: "k", file: small, secret: "other"}, "403 SignatureDoesNotMatch"},
-		{"no x-amz-date", itgForm{key: "k", file: small, drop: "X-Amz-Date"}, "400 InvalidArgument"},
-		{"no policy", itgForm{key: "k", file: small, drop: "Policy"}, "400 InvalidArgument"},
-		{"a credential for another region", itgForm{key: "k", file: small, tamper: func(f *[][2]string) {
+		{"accepted", itgForm{Key: "k", File: small}, "204 etag=false"},
+		{"expired", itgForm{Key: "k", File: small, Expires: -time.Second}, "403 AccessDenied"},
+		{"too large", itgForm{Key: "k", File: small, Conds: []any{[]any{"content-length-range", 0, 9}}}, "400 EntityTooLarge"},
+		{"too small", itgForm{Key: "k", File: small, Conds: []any{[]any{"content-length-range", "11", "20"}}}, "400 EntityTooSmall"},
+		{"extra field", itgForm{Key: "k", File: small, Uncovered: [][2]string{{"acl", "public-read"}}}, "403 AccessDenied"},
+		{"x-ignore- field", itgForm{Key: "k", File: small, Uncovered: [][2]string{{"x-ignore-note", "1"}}}, "204 etag=false"},
+		{"starts-with", itgForm{Key: "uploads/k", File: small, Fields: [][2]string{{"Content-Type", "image/png, image/gif"}},
+			Conds: []any{[]string{"starts-with", "$Content-Type", "image/"}}}, "204 etag=false"},
+		{"starts-with not met", itgForm{Key: "k", File: small, Fields: [][2]string{{"x-amz-meta-a", "b"}},
+			Conds: []any{[]string{"starts-with", "$x-amz-meta-a", "c"}}}, "403 AccessDenied"},
+		{"wrong secret", itgForm{Key: "k", File: small, Secret: "other"}, "403 SignatureDoesNotMatch"},
+		{"no x-amz-date", itgForm{Key: "k", File: small, Drop: "X-Amz-Date"}, "400 InvalidArgument"},
+		{"no policy", itgForm{Key: "k", File: small, Drop: "Policy"}, "400 InvalidArgument"},
+		{"a credential for another region", itgForm{Key: "k", File: small, Tamper: func(f *[][2]string) {
 			for i := range *f {
 				if (*f)[i][0] == "X-Amz-Credential" {
 					(*f)[i][1] = strings.Replace((*f)[i][1], "us-east-1", "eu-de", 1)
 				}
 			}
 		}}, "400 InvalidArgument"},
-		{"another algorithm", itgForm{key: "k", file: small, tamper: func(f *[][2]string) { (*f)[1][1] = "AWS4-ECDSA-P256-SHA256" }}, "400 InvalidArgument"},
-		{"unknown key id", itgForm{key: "k", file: small, tamper: func(f *[][2]string) {
+		{"another algorithm", itgForm{Key: "k", File: small, Tamper: func(f *[][2]string) { (*f)[1][1] = "AWS4-ECDSA-P256-SHA256" }}, "400 InvalidArgument"},
+		{"unknown key id", itgForm{Key: "k", File: small, Tamper: func(f *[][2]string) {
 			(*f)[2][1] = "nobody" + (*f)[2][1][len(unitKey):]
 		}}, "403 InvalidAccessKeyId"},
-		{"policy not JSON", itgForm{key: "k", file: small, policy: policy("[1]")}, "400 InvalidPolicyDocument"},
-		{"policy without expiration", itgForm{key: "k", file: small, policy: policy(`{"conditions":[]}`)}, "400 InvalidPolicyDocument"},
-		{"policy with a bad expiration", itgForm{key: "k", file: small, policy: policy(`{"expiration":"soon","conditions":[]}`)}, "400 InvalidPolicyDocument"},
-		{"policy with an unknown operation", itgForm{key: "k", file: small, policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[["gt","$key","a"]]}`)}, "400 InvalidPolicyDocument"},
-		{"policy with another field", itgForm{key: "k", file: small, policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[],"x":1}`)}, "400 InvalidPolicyDocument"},
-		{"policy without a bucket condition", itgForm{key: "k", file: small, policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[
+		{"policy not JSON", itgForm{Key: "k", File: small, Policy: policy("[1]")}, "400 InvalidPolicyDocument"},
+		{"policy without expiration", itgForm{Key: "k", File: small, Policy: policy(`{"conditions":[]}`)}, "400 InvalidPolicyDocument"},
+		{"policy with a bad expiration", itgForm{Key: "k", File: small, Policy: policy(`{"expiration":"soon","conditions":[]}`)}, "400 InvalidPolicyDocument"},
+		{"policy with an unknown operation", itgForm{Key: "k", File: small, Policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[["gt","$key","a"]]}`)}, "400 InvalidPolicyDocument"},
+		{"policy with another field", itgForm{Key: "k", File: small, Policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[],"x":1}`)}, "400 InvalidPolicyDocument"},
+		{"policy without a bucket condition", itgForm{Key: "k", File: small, Policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[
 			{"key":"k"},{"x-amz-algorithm":"AWS4-HMAC-SHA256"},["starts-with","$x-amz-credential",""],["starts-with","$x-amz-date",""]]}`)}, "403 AccessDenied"},
-		{"policy for another bucket", itgForm{key: "k", file: small, policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[
+		{"policy for another bucket", itgForm{Key: "k", File: small, Policy: policy(`{"expiration":"2099-01-01T00:00:00Z","conditions":[
 			{"bucket":"other"},{"key":"k"},{"x-amz-algorithm":"AWS4-HMAC-SHA256"},["starts-with","$x-amz-credential",""],["starts-with","$x-amz-date",""]]}`)}, "403 AccessDenied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			c.form.at = fixedNow
+			c.form.At = fixedNow
 			before := len(up.requests())
 			resp, body, err := itgPostSigned(t.Context(), s, "bucket", c.form)
 			require.Equal(t, c.want, itgPostOutcome(s, "bucket", resp, body, err), "%s", body)
@@ -459,7 +459,7 @@ func TestPostObjectIdentities(t *testing.T) {
 		defer p.Close()
 		srv := httptest.NewServer(p)
 		defer srv.Close()
-		resp, body, err := itgPostSigned(t.Context(), unitSide(srv), "bucket", itgForm{key: "t", file: []byte("x"), at: fixedNow, secret: "unverified"})
+		resp, body, err := itgPostSigned(t.Context(), unitSide(srv), "bucket", itgForm{Key: "t", File: []byte("x"), At: fixedNow, Secret: "unverified"})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNoContent, resp.StatusCode, "%s", body)
 		require.Equal(t, []string{unitKey}, tokens)
@@ -477,10 +477,10 @@ func TestPostObjectIdentities(t *testing.T) {
 		srv := httptest.NewServer(p)
 		defer srv.Close()
 		s := unitSide(srv)
-		resp, body, err := itgPostSigned(t.Context(), s, "bucket", itgForm{key: "mine/${filename}", fileName: "cat.png", file: []byte("x"), at: fixedNow})
+		resp, body, err := itgPostSigned(t.Context(), s, "bucket", itgForm{Key: "mine/${filename}", FileName: "cat.png", File: []byte("x"), At: fixedNow})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNoContent, resp.StatusCode, "%s", body)
-		resp, body, err = itgPostSigned(t.Context(), s, "bucket", itgForm{key: "theirs/a", file: []byte("x"), at: fixedNow})
+		resp, body, err = itgPostSigned(t.Context(), s, "bucket", itgForm{Key: "theirs/a", File: []byte("x"), At: fixedNow})
 		require.NoError(t, err)
 		require.Equal(t, "403 AccessDenied", itgPostOutcome(s, "bucket", resp, body, nil))
 		require.Len(t, asked, 2)
@@ -499,7 +499,7 @@ func TestPostObjectBearerBucket(t *testing.T) {
 		Credentials: proxy.Credentials{APIKey: "api-key"}}), proxy.WithIAMEndpoint(iam.URL))
 	srv := httptest.NewServer(p)
 	defer srv.Close()
-	resp, body, err := itgPostSigned(t.Context(), unitSide(srv), "iam", itgForm{key: "k", file: []byte("x"), at: fixedNow})
+	resp, body, err := itgPostSigned(t.Context(), unitSide(srv), "iam", itgForm{Key: "k", File: []byte("x"), At: fixedNow})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotImplemented, resp.StatusCode)
 	require.Equal(t, "NotImplemented", s3Code(string(body)))

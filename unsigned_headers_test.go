@@ -6,14 +6,13 @@ package proxy_test
 
 import (
 	"encoding/xml"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/osproxy/proxy/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -39,7 +38,7 @@ func TestPresignedUnsignedHeadersReachNothing(t *testing.T) {
 			w := serve(p, r)
 			var e struct{ Code, Message, HeadersNotSigned string }
 			require.NoError(t, xml.Unmarshal(w.Body.Bytes(), &e))
-			got := itgS3Answer{w.Code, e.Code, e.Message, []string{"HeadersNotSigned=" + e.HeadersNotSigned}}.String()
+			got := itgS3Answer{Status: w.Code, Code: e.Code, Message: e.Message, Fields: []string{"HeadersNotSigned=" + e.HeadersNotSigned}}.String()
 			require.Equal(t, itgNotSigned(headerNames(h)), got, "%s with %v", method, h)
 		}
 	}
@@ -60,45 +59,14 @@ func TestPresignedUnsignedHeadersReachNothing(t *testing.T) {
 }
 
 // itgS3Answer is what a test expects of an answer, or AWS S3's own.
-type itgS3Answer struct {
-	status  int
-	code    string
-	message string
-	fields  []string // name=value of the fields at stake
-}
-
-func (a itgS3Answer) String() string {
-	s := fmt.Sprintf("%d %s %q", a.status, a.code, a.message)
-	for _, f := range a.fields {
-		s += " " + f
-	}
-	return s
-}
+type itgS3Answer = testkit.S3Answer
 
 // itgUnsignedHeaders are x-amz-* headers a client may add to a presigned PUT
-// that did not sign them: each would change what is stored, or what is done.
-func itgUnsignedHeaders(copySource string) []http.Header {
-	return []http.Header{
-		{"X-Amz-Acl": {"public-read"}},
-		{"X-Amz-Tagging": {"secret=no"}},
-		{"X-Amz-Copy-Source": {copySource}},
-		{"X-Amz-Meta-Note": {"unsigned"}},
-		{"X-Amz-Storage-Class": {"REDUCED_REDUNDANCY"}},
-		{"X-Amz-Acl": {"public-read"}, "X-Amz-Tagging": {"secret=no"}},
-	}
-}
+// that did not sign them (testkit.UnsignedHeaders).
+func itgUnsignedHeaders(copySource string) []http.Header { return testkit.UnsignedHeaders(copySource) }
 
 // itgNotSigned is AWS S3's answer to a request with unsigned x-amz-* headers.
-func itgNotSigned(names string) string {
-	return itgS3Answer{403, "AccessDenied", "There were headers present in the request which were not signed", []string{"HeadersNotSigned=" + names}}.String()
-}
+func itgNotSigned(names string) string { return testkit.NotSigned(names) }
 
 // headerNames is the lowercase names of h, sorted, as HeadersNotSigned lists them.
-func headerNames(h http.Header) string {
-	var names []string
-	for k := range h {
-		names = append(names, strings.ToLower(k))
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
-}
+func headerNames(h http.Header) string { return testkit.HeaderNames(h) }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 func sha256Hex(b []byte) string {
@@ -23,14 +24,7 @@ func sha256Hex(b []byte) string {
 }
 
 // s3Code extracts the <Code> of an S3 XML error body.
-func s3Code(body string) string {
-	_, rest, ok := strings.Cut(body, "<Code>")
-	if !ok {
-		return ""
-	}
-	code, _, _ := strings.Cut(rest, "</Code>")
-	return code
-}
+func s3Code(body string) string { return testkit.S3Code(body) }
 
 // itgLeavesBucket reports whether resolving the dot segments of key, as a path
 // below its bucket, would climb out of it (empty segments not counted): the

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/osproxy/proxy"
 	"github.com/osproxy/proxy/integration/internal/s3servers"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // The integration suite runs every step twice, once against versitygw directly
@@ -553,13 +553,7 @@ func itgCopy(ctx context.Context, c *s3.Client, srcBucket, srcKey, dstBucket, ds
 }
 
 // itgRandom returns n reproducible pseudo-random bytes.
-func itgRandom(n int, seed uint64) []byte {
-	var s [32]byte
-	s[0] = byte(seed)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(s).Read(b)
-	return b
-}
+func itgRandom(n int, seed uint64) []byte { return testkit.Random(n, seed) }
 
 func itgHash(b []byte) string {
 	sum := sha256.Sum256(b)

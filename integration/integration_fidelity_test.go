@@ -3,7 +3,6 @@ package integration_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -34,6 +33,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // S3 fidelity (issue 13): the same request, straight to versitygw and through
@@ -259,11 +259,7 @@ func itgSignedTrailerPut(ctx context.Context, s *itgSide, bucket, key string, h 
 	return itgDo(s, req)
 }
 
-func itgHMAC(key []byte, data string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(data))
-	return m.Sum(nil)
-}
+func itgHMAC(key []byte, data string) []byte { return testkit.HMAC(key, data) }
 
 // itgRawStoredChecksums returns the x-amz-checksum-* headers of a HEAD with
 // x-amz-checksum-mode: ENABLED, sorted.

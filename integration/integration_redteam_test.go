@@ -37,7 +37,7 @@ func TestRedTeam2PostFilenameVersity(t *testing.T) {
 	e.createBuckets(t)
 	ctx := t.Context()
 	bucket := e.proxy.buckets[0]
-	resp, body, err := itgPostSigned(ctx, e.proxy, bucket, itgForm{key: "public/dir/${filename}", file: []byte("x"), fileName: "ok.txt"})
+	resp, body, err := itgPostSigned(ctx, e.proxy, bucket, itgForm{Key: "public/dir/${filename}", File: []byte("x"), FileName: "ok.txt"})
 	require.NoError(t, err)
 	require.Less(t, resp.StatusCode, 300, "control: %s", body)
 	l := itgList(ctx, e.direct.c, bucket, "", "", 100)
@@ -53,8 +53,8 @@ func TestRedTeam2PostFileTypeVersity(t *testing.T) {
 	e.createBuckets(t)
 	ctx := t.Context()
 	bucket := e.proxy.buckets[0]
-	resp, body, err := itgPostSigned(ctx, e.proxy, bucket, itgForm{key: "pic.png", file: []byte("<script>1</script>"), fileName: "pic.png",
-		fields: [][2]string{{"Content-Type", "image/png"}}, fileType: "text/html"})
+	resp, body, err := itgPostSigned(ctx, e.proxy, bucket, itgForm{Key: "pic.png", File: []byte("<script>1</script>"), FileName: "pic.png",
+		Fields: [][2]string{{"Content-Type", "image/png"}}, FileType: "text/html"})
 	require.NoError(t, err)
 	require.Less(t, resp.StatusCode, 300, "%s", body)
 	head, err := e.direct.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("pic.png")})
@@ -62,7 +62,7 @@ func TestRedTeam2PostFileTypeVersity(t *testing.T) {
 	t.Logf("stored Content-Type %q", aws.ToString(head.ContentType))
 	assert.Equal(t, "image/png", aws.ToString(head.ContentType))
 	// Without a Content-Type field (and condition) the file part's type.
-	resp, body, err = itgPostSigned(ctx, e.proxy, bucket, itgForm{key: "x.bin", file: []byte("<script>1</script>"), fileName: "x.bin", fileType: "text/html"})
+	resp, body, err = itgPostSigned(ctx, e.proxy, bucket, itgForm{Key: "x.bin", File: []byte("<script>1</script>"), FileName: "x.bin", FileType: "text/html"})
 	require.NoError(t, err)
 	require.Less(t, resp.StatusCode, 300, "%s", body)
 	head, err = e.direct.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("x.bin")})

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/osproxy/proxy"
+	"github.com/osproxy/proxy/internal/testkit"
 )
 
 // S3 fidelity, the rest (issue 24): what S3 refuses, the proxy refuses, with
@@ -30,20 +30,7 @@ import (
 // AWS's answer and versitygw's is logged.
 
 // itgS3Answer is what a test expects of an answer, or AWS S3's own.
-type itgS3Answer struct {
-	status  int
-	code    string
-	message string
-	fields  []string // name=value of the fields at stake
-}
-
-func (a itgS3Answer) String() string {
-	s := fmt.Sprintf("%d %s %q", a.status, a.code, a.message)
-	for _, f := range a.fields {
-		s += " " + f
-	}
-	return s
-}
+type itgS3Answer = testkit.S3Answer
 
 // itgAnswerFields sends req and returns its status, S3 code, message and the
 // named fields of its error body ("-" for a missing one).
@@ -62,7 +49,7 @@ func itgAnswerFields(s *itgSide, req *http.Request, fields ...string) string {
 		} `xml:",any"`
 	}
 	_ = xml.Unmarshal(body, &e)
-	a := itgS3Answer{status: resp.StatusCode, code: e.Code, message: e.Message}
+	a := itgS3Answer{Status: resp.StatusCode, Code: e.Code, Message: e.Message}
 	for _, name := range fields {
 		v := "-"
 		for _, x := range e.Extra {
@@ -70,7 +57,7 @@ func itgAnswerFields(s *itgSide, req *http.Request, fields ...string) string {
 				v = x.Value
 			}
 		}
-		a.fields = append(a.fields, name+"="+v)
+		a.Fields = append(a.Fields, name+"="+v)
 	}
 	return a.String()
 }
@@ -151,32 +138,14 @@ func itgPresignPut(ctx context.Context, s *itgSide, key string, signed, unsigned
 }
 
 // itgUnsignedHeaders are x-amz-* headers a client may add to a presigned PUT
-// that did not sign them: each would change what is stored, or what is done.
-func itgUnsignedHeaders(copySource string) []http.Header {
-	return []http.Header{
-		{"X-Amz-Acl": {"public-read"}},
-		{"X-Amz-Tagging": {"secret=no"}},
-		{"X-Amz-Copy-Source": {copySource}},
-		{"X-Amz-Meta-Note": {"unsigned"}},
-		{"X-Amz-Storage-Class": {"REDUCED_REDUNDANCY"}},
-		{"X-Amz-Acl": {"public-read"}, "X-Amz-Tagging": {"secret=no"}},
-	}
-}
+// that did not sign them (testkit.UnsignedHeaders).
+func itgUnsignedHeaders(copySource string) []http.Header { return testkit.UnsignedHeaders(copySource) }
 
 // itgNotSigned is AWS S3's answer to a request with unsigned x-amz-* headers.
-func itgNotSigned(names string) string {
-	return itgS3Answer{403, "AccessDenied", "There were headers present in the request which were not signed", []string{"HeadersNotSigned=" + names}}.String()
-}
+func itgNotSigned(names string) string { return testkit.NotSigned(names) }
 
 // headerNames is the lowercase names of h, sorted, as HeadersNotSigned lists them.
-func headerNames(h http.Header) string {
-	var names []string
-	for k := range h {
-		names = append(names, strings.ToLower(k))
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
-}
+func headerNames(h http.Header) string { return testkit.HeaderNames(h) }
 
 // TestIntegrationPresignedUnsignedHeaders (issue 24, 1): a presigned PUT
 // with x-amz-* headers its URL did not sign is refused as S3 refuses it,
@@ -253,7 +222,7 @@ func TestIntegrationMalformedDate(t *testing.T) {
 	t.Parallel()
 	e := newItgFrontEnv(t)
 	ctx := t.Context()
-	noDate := itgS3Answer{403, "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header", nil}.String()
+	noDate := itgS3Answer{Status: 403, Code: "AccessDenied", Message: "AWS authentication requires a valid Date or x-amz-date header"}.String()
 	var cases []itgRefusal
 	for _, date := range []string{"yesterday", time.Now().UTC().Format("20060102"), time.Now().UTC().Format(time.RFC3339), time.Now().UTC().Format(http.TimeFormat)} {
 		cases = append(cases, itgRefusal{
@@ -297,7 +266,7 @@ func TestIntegrationPostObjectEpilogue(t *testing.T) {
 		e.both(t, c.name, "204 etag=true Location <bucket>/"+url.PathEscape(key), func(s *itgSide) string {
 			edited := *s
 			edited.hc = &http.Client{Transport: itgBodyEdit{base: s.hc.Transport, edit: c.edit}}
-			resp, body, err := itgPostSigned(ctx, &edited, s.buckets[0], itgForm{key: key, file: file})
+			resp, body, err := itgPostSigned(ctx, &edited, s.buckets[0], itgForm{Key: key, File: file})
 			return itgPostOutcome(s, s.buckets[0], resp, body, err)
 		})
 		e.both(t, c.name+": the file is stored as sent", "ok 100000 bytes, equal", func(s *itgSide) string {
@@ -342,8 +311,8 @@ func TestIntegrationTruncatedStreamingBodies(t *testing.T) {
 	ctx := t.Context()
 	data := itgRandom(8192+100, 24) // chunks of 8 KiB, versitygw's minimum
 	crc := "x-amz-checksum-crc32:" + itgCRC32(data)
-	incomplete := itgS3Answer{400, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header", nil}.String()
-	mismatch := itgS3Answer{403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.", nil}.String()
+	incomplete := itgS3Answer{Status: 400, Code: "IncompleteBody", Message: "You did not provide the number of bytes specified by the Content-Length HTTP header"}.String()
+	mismatch := itgS3Answer{Status: 403, Code: "SignatureDoesNotMatch", Message: "The request signature we calculated does not match the signature you provided. Check your key and signing method."}.String()
 	const (
 		unsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 		signed          = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
@@ -487,8 +456,7 @@ func TestIntegrationContentSHA256MismatchFields(t *testing.T) {
 	t.Parallel()
 	declared := itgSHA256([]byte("the declared body"))
 	answer := func(computed string) string {
-		return itgS3Answer{400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.",
-			[]string{"ClientComputedContentSHA256=" + declared, "S3ComputedContentSHA256=" + computed}}.String()
+		return itgS3Answer{Status: 400, Code: "XAmzContentSHA256Mismatch", Message: "The provided 'x-amz-content-sha256' header does not match what was computed.", Fields: []string{"ClientComputedContentSHA256=" + declared, "S3ComputedContentSHA256=" + computed}}.String()
 	}
 	fields := []string{"ClientComputedContentSHA256", "S3ComputedContentSHA256"}
 	for _, c := range []struct {
@@ -537,21 +505,21 @@ func TestIntegrationAuthorizationWording(t *testing.T) {
 		}
 	}
 	argument := []string{"ArgumentName", "ArgumentValue"}
-	threeParts := itgS3Answer{400, "AuthorizationHeaderMalformed", "The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature.", nil}.String()
+	threeParts := itgS3Answer{Status: 400, Code: "AuthorizationHeaderMalformed", Message: "The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature."}.String()
 	e.checkRefusals(t, []itgRefusal{
 		{name: "no space", req: signed(func(string) string { return "invalid_header" }), fields: argument,
-			aws: itgS3Answer{400, "InvalidArgument", "Authorization header is invalid -- one and only one ' ' (space) required.", []string{"ArgumentName=Authorization", "ArgumentValue=invalid_header"}}.String()},
+			aws: itgS3Answer{Status: 400, Code: "InvalidArgument", Message: "Authorization header is invalid -- one and only one ' ' (space) required.", Fields: []string{"ArgumentName=Authorization", "ArgumentValue=invalid_header"}}.String()},
 		{name: "the scheme alone", req: signed(func(string) string { return "AWS4-HMAC-SHA256" }), fields: argument,
-			aws: itgS3Answer{400, "InvalidArgument", "Authorization header is invalid -- one and only one ' ' (space) required.", []string{"ArgumentName=Authorization", "ArgumentValue=AWS4-HMAC-SHA256"}}.String()},
+			aws: itgS3Answer{Status: 400, Code: "InvalidArgument", Message: "Authorization header is invalid -- one and only one ' ' (space) required.", Fields: []string{"ArgumentName=Authorization", "ArgumentValue=AWS4-HMAC-SHA256"}}.String()},
 		{name: "another scheme", req: signed(func(a string) string { return strings.Replace(a, "AWS4-HMAC-SHA256", "AWS2-HMAC-SHA1", 1) }), fields: argument,
-			aws: itgS3Answer{400, "InvalidArgument", "Unsupported Authorization Type", []string{"ArgumentName=Authorization", "ArgumentValue=AWS2-HMAC-SHA1"}}.String()},
+			aws: itgS3Answer{Status: 400, Code: "InvalidArgument", Message: "Unsupported Authorization Type", Fields: []string{"ArgumentName=Authorization", "ArgumentValue=AWS2-HMAC-SHA1"}}.String()},
 		{name: "two components", req: signed(func(a string) string {
 			i, j := strings.Index(a, " SignedHeaders="), strings.Index(a, " Signature=")
 			return a[:i] + a[j:]
 		}), aws: threeParts},
 		{name: "four components", req: signed(func(a string) string { return a + ", Extra=1" }), aws: threeParts},
 		{name: "a component malformed", req: signed(func(a string) string { return strings.Replace(a, "SignedHeaders=", "SignedHeaders", 1) }),
-			aws: itgS3Answer{400, "AuthorizationHeaderMalformed", "The authorization header is malformed; the authorization component \"SignedHeadershost;x-amz-content-sha256;x-amz-date\" is malformed.", nil}.String()},
+			aws: itgS3Answer{Status: 400, Code: "AuthorizationHeaderMalformed", Message: "The authorization header is malformed; the authorization component \"SignedHeadershost;x-amz-content-sha256;x-amz-date\" is malformed."}.String()},
 	})
 	e.deleteBuckets(t)
 }
