@@ -271,7 +271,8 @@ telemetry:
 				}
 			}
 		case sp.Name == "S3.GetObject" && a("aws.s3.key") == "missing":
-			if a("error.type") != "404" || a("http.response.status_code") != "404" {
+			// The span names the upstream's S3 code; the metrics its status (below).
+			if a("error.type") != "NoSuchKey" || a("http.response.status_code") != "404" {
 				t.Errorf("GET missing: error.type %q, status %q", a("error.type"), a("http.response.status_code"))
 			}
 		case sp.Name == "S3.GetObject" && a("error.type") == "AccessDenied":
@@ -289,6 +290,9 @@ telemetry:
 	}
 	if n := histogramCount(rcv.metrics, "http.server.request.duration", map[string]string{"error.type": "AccessDenied"}); n != 1 {
 		t.Errorf("http.server.request.duration{error.type=AccessDenied}: count %d, want 1", n)
+	}
+	if n := histogramCount(rcv.metrics, "http.server.request.duration", map[string]string{"error.type": "404", "http.response.status_code": "404"}); n != 1 {
+		t.Errorf("http.server.request.duration{error.type=404}: count %d, want 1 (the upstream's code stays off the metrics)", n)
 	}
 	if n := histogramCount(rcv.metrics, "http.client.request.duration", nil); n != 3 {
 		t.Errorf("http.client.request.duration: count %d, want 3 upstream round trips", n)
