@@ -234,10 +234,10 @@ func growConcurrency(cfg growthConfig, e *env, gen loadGen) ([]growth.ConcRow, e
 		for i, t := range targets {
 			m := medianLoad(results[i])
 			rows = append(rows, growth.ConcRow{Conns: conns, Target: t.name, RPS: m.rps, P50: m.p50, P99: m.p99, CPUPerReq: cpuPerReq(m)})
-			line = append(line, fmt.Sprintf("%s %.0f req/s, p99 %s, %.1f µs/req", t.name, m.rps, round(m.p99), cpuPerReq(m)))
+			line = append(line, fmt.Sprintf("%s %.0f req/s, p99 %s, %.1f µs/req", t.name, m.rps, growth.Round(m.p99), cpuPerReq(m)))
 		}
 		b, p := rows[len(rows)-2], rows[len(rows)-1]
-		fmt.Printf("%4d connections: %s; %.2f× req/s, %.2f× p99\n", conns, strings.Join(line, "; "), p.RPS/b.RPS, ratio(p.P99, b.P99))
+		fmt.Printf("%4d connections: %s; %.2f× req/s, %.2f× p99\n", conns, strings.Join(line, "; "), p.RPS/b.RPS, growth.Ratio(p.P99, b.P99))
 	}
 	return rows, nil
 }

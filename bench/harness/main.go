@@ -43,6 +43,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/osproxy/proxy/bench/internal/growth"
 )
 
 type options struct {
@@ -446,7 +448,7 @@ func loadPhase(o options, e *env, gen loadGen, genName string, c *checks) error 
 	for i, t := range targets {
 		m := med[i]
 		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%s\t%.2f\t%s\t%.2f\t%.1f\t%.2f\t%.0f%%\t\n", t.name,
-			m.rps, m.rps/base.rps, round(m.p50), ratio(m.p50, base.p50), round(m.p99), ratio(m.p99, base.p99),
+			m.rps, m.rps/base.rps, growth.Round(m.p50), growth.Ratio(m.p50, base.p50), growth.Round(m.p99), growth.Ratio(m.p99, base.p99),
 			cpuPerReq(m), cpuPerReq(m)/cpuPerReq(base), 100*m.cpu.Seconds()/m.elapsed.Seconds())
 	}
 	_ = w.Flush()
@@ -481,23 +483,6 @@ func cpuPerReq(r loadResult) float64 {
 		return 0
 	}
 	return float64(r.cpu.Microseconds()) / n
-}
-
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(a) / float64(b)
-}
-
-func round(d time.Duration) time.Duration {
-	switch {
-	case d > 10*time.Millisecond:
-		return d.Round(100 * time.Microsecond)
-	case d > 100*time.Microsecond:
-		return d.Round(time.Microsecond)
-	}
-	return d
 }
 
 // transfer is one streamed operation through one target.
@@ -684,7 +669,7 @@ func streamPhase(o options, e *env, c *checks) error {
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t\n", r.procs, sizeName(r.size), r.t.proc.name, r.t.name,
 			r.best.mibps(), r.best.mibps()/b.mibps(), r.best.cpuPerGiB().Seconds(),
-			ratio(r.best.cpuPerGiB(), b.cpuPerGiB()), peak)
+			growth.Ratio(r.best.cpuPerGiB(), b.cpuPerGiB()), peak)
 		if r.t.bare {
 			continue
 		}
@@ -746,7 +731,7 @@ func iamPhase(o options, e *env, c *checks) error {
 		return err
 	}
 	fmt.Printf("IAM exchanges: %d; answers: %v; client errors: %d; latency p50 %s, p99 %s\n",
-		res.exchanges, res.statuses, res.errs, round(res.p50), round(res.p99))
+		res.exchanges, res.statuses, res.errs, growth.Round(res.p50), growth.Round(res.p99))
 	c.add(res.exchanges == 1 && res.ok == res.n, "%d concurrent cold IAM requests: %d exchange(s), %d of %d answered 200 (target: 1 exchange)",
 		res.n, res.exchanges, res.ok, res.n)
 	return nil
