@@ -138,8 +138,8 @@ func runGrowth(o options) error {
 	if cfg.quick {
 		mode = "quick"
 	}
-	fmt.Printf("harness -growth (%s): %s, %s, %d CPUs, %s; plots and tables into %s\n",
-		mode, runtime.Version(), genName, runtime.NumCPU(), pl, dir)
+	fmt.Printf("harness -growth (%s): %s, %s, %d CPUs, %s; %s; plots and tables into %s\n",
+		mode, runtime.Version(), genName, runtime.NumCPU(), pl, netDesc(), dir)
 	if want("concurrency") {
 		t0 := time.Now()
 		rows, err := growConcurrency(cfg, e, gen)

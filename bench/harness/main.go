@@ -67,6 +67,7 @@ type options struct {
 	growthQuick  bool
 	growthOnly   string
 	plots        string
+	tcpCC        string // congestion control of the harness's own network namespace; "host": none of its own
 }
 
 func main() {
@@ -99,7 +100,12 @@ func main() {
 	flag.BoolVar(&o.growthQuick, "growth-quick", false, "-growth with fewer points and shorter runs (about 1.5 minutes); plots into a temporary directory unless -plots is given")
 	flag.StringVar(&o.growthOnly, "growth-only", "", "with -growth: only these of concurrency,scale,size (comma-separated); the others' files are left as they are")
 	flag.StringVar(&o.plots, "plots", "", "directory of the growth tables and plots (default: plots, in the bench module when run with go -C bench)")
+	flag.StringVar(&o.tcpCC, "tcp-cc", "cubic", "run in a network namespace of its own (when root) whose TCP uses this congestion control; host: the host's namespace and settings (see netns.go)")
 	flag.Parse()
+	enterNetns(o.tcpCC)
+	if err := setupNetns(); err != nil {
+		log.Fatal(err)
+	}
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := parseSize(s)
 		if err != nil {
@@ -316,7 +322,7 @@ func run(o options) error {
 	if err := startEnv(e, pl, o.iamDelay); err != nil {
 		return err
 	}
-	fmt.Printf("harness: %s, %s, %d CPUs, %s\n", runtime.Version(), genName, runtime.NumCPU(), pl)
+	fmt.Printf("harness: %s, %s, %d CPUs, %s; %s\n", runtime.Version(), genName, runtime.NumCPU(), pl, netDesc())
 	if o.twoProcs && !o.skipStream {
 		desc, err := startTwoProcs(e, pl, o.pin2)
 		if err != nil {
