@@ -31,7 +31,7 @@ func (p *Proxy) forward(x *exchange) {
 		Rewrite:      x.rewrite,
 		Transport:    x,
 		ErrorHandler: x.upstreamError,
-		BufferPool:   bufferPool{},
+		BufferPool:   &x.buffers,
 		ErrorLog:     p.errorLog,
 	}
 	// An answer the upstream sent without a Content-Type goes without one:
@@ -118,6 +118,7 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 	if resp.Body != nil && resp.Body != http.NoBody && resp.ContentLength >= 0 {
 		x.flushing = flushingBody{ReadCloser: resp.Body, w: x.w}
 		resp.Body = &x.flushing
+		x.buffers.large = resp.ContentLength >= largeAnswer
 	}
 	return resp, nil
 }
@@ -249,10 +250,30 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// bufferPool recycles the 32 KiB buffers used to copy bodies.
-type bufferPool struct{}
+// bufferPool gives the reverse proxy the buffer it copies an answer's body
+// with, recycled: 32 KiB, or a block of upstreamCopyBlock for a body of
+// largeAnswer bytes or more. A large block takes what the upstream's socket
+// holds in one read and writes it to the client in one write, where 32 KiB
+// cost a read and a write syscall every 32 KiB of a large GET.
+type bufferPool struct{ large bool }
+
+// largeAnswer is the smallest answer body copied in blocks of
+// upstreamCopyBlock.
+const largeAnswer = 1 << 20
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+func (p *bufferPool) Get() []byte {
+	if p.large {
+		return copyBlocks.Get().(*[upstreamCopyBlock]byte)[:]
+	}
+	return *buffers.Get().(*[]byte)
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if len(b) == upstreamCopyBlock {
+		copyBlocks.Put((*[upstreamCopyBlock]byte)(b))
+		return
+	}
+	buffers.Put(&b)
+}

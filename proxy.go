@@ -246,6 +246,7 @@ type exchange struct {
 
 	rp       httputil.ReverseProxy // the hand-off (forward)
 	flushing flushingBody          // the upstream's response body (forward)
+	buffers  bufferPool            // the buffer its body is copied with (forward)
 }
 
 // ServeHTTP proxies one S3 request: parse, authenticate, authorize, resolve,
