@@ -15,9 +15,10 @@ import (
 
 // A body hashed beside its copy reads as the body it is, ends with io.EOF
 // only when its SHA-256 is the one signed, and, under a holdback, never
-// gives its last byte otherwise.
+// gives its last byte otherwise. The largest body goes twice round the ring
+// of blocks (with -race, a block read into while it is hashed is a race).
 func TestSideHash(t *testing.T) {
-	for _, n := range []int{0, 1, 1000, sideHashBlock - 1, sideHashBlock, 3*sideHashBlock + 17} {
+	for _, n := range []int{0, 1, 1000, sideHashBlock - 1, sideHashBlock, 3*sideHashBlock + 17, 2*sideHashBlocks*sideHashBlock + 17} {
 		body := make([]byte, n)
 		for i := range body {
 			body[i] = byte(rand.N(256))
