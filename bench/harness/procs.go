@@ -121,6 +121,33 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / ticksPerSecond, nil
 }
 
+// machineBusy is the CPU time all CPUs have spent busy since boot: the first
+// line of /proc/stat less its idle, iowait and steal columns (guest time is
+// in user already; steal is the hypervisor's).
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("unexpected /proc/stat format")
+	}
+	var busy int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, errors.New("unexpected /proc/stat format")
+		}
+		if i != 3 && i != 4 && i != 7 {
+			busy += n
+		}
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(busy) * time.Second / ticksPerSecond, nil
+}
+
 // peakRSS returns a process's VmHWM in bytes.
 func peakRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -13,6 +13,7 @@ type streamResult struct {
 	bytes   int64
 	elapsed time.Duration
 	cpu     time.Duration // CPU time of the target process during the transfer
+	machine time.Duration // CPU time all CPUs were busy during the transfer (client, origin and kernel included)
 	peak    int64         // the target process's VmHWM after the transfer
 	peakOK  bool          // VmHWM was reset before the transfer
 }
@@ -22,6 +23,11 @@ func (s streamResult) mibps() float64 { return float64(s.bytes) / (1 << 20) / s.
 // cpuPerGiB is the target's CPU time per GiB moved.
 func (s streamResult) cpuPerGiB() time.Duration {
 	return time.Duration(float64(s.cpu) * float64(1<<30) / float64(s.bytes))
+}
+
+// machinePerGiB is the machine's busy CPU time per GiB moved.
+func (s streamResult) machinePerGiB() time.Duration {
+	return time.Duration(float64(s.machine) * float64(1<<30) / float64(s.bytes))
 }
 
 // streamClient is the client side of the transfers: one connection, large
@@ -44,6 +50,10 @@ func measure(pid int, transfer func() (int64, error)) (streamResult, error) {
 	if err != nil {
 		return res, err
 	}
+	busy0, err := machineBusy()
+	if err != nil {
+		return res, err
+	}
 	t0 := time.Now()
 	n, err := transfer()
 	res.elapsed = time.Since(t0)
@@ -54,7 +64,11 @@ func measure(pid int, transfer func() (int64, error)) (streamResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.bytes, res.cpu = n, cpu1-cpu0
+	busy1, err := machineBusy()
+	if err != nil {
+		return res, err
+	}
+	res.bytes, res.cpu, res.machine = n, cpu1-cpu0, busy1-busy0
 	res.peak, err = peakRSS(pid)
 	return res, err
 }
