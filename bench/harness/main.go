@@ -18,7 +18,8 @@
 // object size, writes the tables of bench/README.md into bench/plots and
 // draws its plots there with the plot command (growth.go, ../plot).
 //
-// Loopback only, bounded in time (about 2 minutes with the defaults, 12 for
+// As root it runs in a network namespace of its own whose loopback TCP uses
+// -tcp-cc (netns.go says why). Loopback only, bounded in time (about 2 minutes with the defaults, 12 for
 // -growth). bench is a module of its own; from the repository's root:
 //
 //	go -C bench run ./harness
