@@ -7,9 +7,9 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/osproxy/proxy/internal/s3err"
-	"sync"
 )
 
 // ChunkSize is the size of the chunks the proxy frames upstream bodies
@@ -45,20 +45,35 @@ type Encoder struct {
 	done    bool
 	err     error
 
-	// Reading ahead (NewEncoder's ahead): a second buffer, and the
-	// chunk read into one of them and not yet framed.
-	ahead   bool
-	spare   []byte
-	held    []byte
-	heldEnd bool // the payload ended, verified, after held
-	started bool // held is set
+	// Reading ahead (NewEncoder's ahead): a ring of buffers read into in
+	// turn, the payload offset at which each one's last chunk ended, and the
+	// chunks read and not yet framed, oldest first.
+	ahead  bool
+	size   int
+	ring   [][]byte
+	ends   []int64
+	turn   int // the buffer the next read fills
+	queue  [][]byte
+	readTo int64 // payload bytes read
+	ended  bool  // the payload ended, verified, with the last chunk read
 }
+
+// aheadBytes bounds the chunks an Encoder reads ahead of the one it frames:
+// 1 MiB, from 2 to 16 chunks. With one chunk ahead, a hasher that lost its core
+// for a moment stalled the copy.
+const (
+	aheadBytes     = 1 << 20
+	minAheadChunks = 2
+	maxAheadChunks = 16
+)
 
 // NewEncoder frames the payload src decodes in chunks of size bytes,
 // signed in a chain from seed unless it is nil. With ahead, src's chunks are
-// hashed beside the reads (Reader.hashBeside) and the encoder reads one
-// chunk ahead of the one it frames, so that the hash of one chunk runs while
-// the previous one is written upstream and the next is read.
+// hashed beside the reads (Reader.hashBeside) and the encoder reads up to
+// 1 MiB of chunks ahead of the one it frames, so that the hashes run while
+// earlier chunks are written upstream and later ones are read. A buffer is
+// read into again only once the hasher is done with what it held, whether or
+// not the client's chunks are the encoder's.
 func NewEncoder(src *Reader, trailer string, seed *Chain, size int, ahead bool) *Encoder {
 	e := &Encoder{src: src, trailer: trailer, chain: seed}
 	if size == ChunkSize {
@@ -69,7 +84,11 @@ func NewEncoder(src *Reader, trailer string, seed *Chain, size int, ahead bool) 
 	}
 	if ahead && seed != nil && src.verify {
 		src.hashBeside()
-		e.ahead, e.spare = true, make([]byte, size)
+		n := min(max(aheadBytes/size, minAheadChunks), maxAheadChunks)
+		e.ahead, e.size = true, size
+		e.ring, e.ends = make([][]byte, n), make([]int64, n)
+		e.ring[0] = *e.buf
+		e.queue = make([][]byte, 0, n)
 	}
 	return e
 }
@@ -164,38 +183,35 @@ func (e *Encoder) frame() error {
 	return e.final()
 }
 
-// frameAhead is frame one chunk behind the reads: it reads the next chunk
-// into the buffer that is free, then frames the chunk read before, whose
-// digest the side hasher has been computing meanwhile.
+// frameAhead is frame behind the reads: it reads chunks into the ring until
+// it holds as many as the ring has buffers or the payload ended, then frames
+// the oldest, whose digest the side hasher has been computing meanwhile.
+// Read frames only once all of the chunk framed before was returned, so every
+// buffer that holds no queued chunk is free but for the hasher.
 func (e *Encoder) frameAhead() error {
-	if !e.started {
-		data, end, err := e.next(*e.buf)
+	for !e.ended && len(e.queue) < len(e.ring) {
+		k := e.turn
+		if e.ring[k] == nil {
+			e.ring[k] = make([]byte, e.size)
+		}
+		if err := e.src.waitHashed(e.ends[k]); err != nil {
+			return err
+		}
+		data, end, err := e.next(e.ring[k])
 		if err != nil {
 			return err
 		}
-		e.held, e.heldEnd, e.started = data, end, true
+		e.readTo += int64(len(data))
+		e.ends[k], e.turn = e.readTo, (k+1)%len(e.ring)
+		if len(data) > 0 {
+			e.queue = append(e.queue, data)
+		}
+		e.ended = end
 	}
-	if !e.heldEnd {
-		// The free buffer is the one whose chunk went out before: Read frames
-		// only once all of it was returned.
-		free := e.spare
-		if len(e.held) > 0 && &e.held[0] == &free[0] {
-			free = *e.buf
-		}
-		data, end, err := e.next(free)
-		if err != nil {
-			return err
-		}
-		if err := e.chunk(e.held); err != nil {
-			return err
-		}
-		e.held, e.heldEnd = data, end
-		return nil
-	}
-	if len(e.held) > 0 {
-		held := e.held
-		e.held = nil
-		return e.chunk(held)
+	if len(e.queue) > 0 {
+		data := e.queue[0]
+		e.queue = e.queue[:copy(e.queue, e.queue[1:])]
+		return e.chunk(data)
 	}
 	return e.final()
 }

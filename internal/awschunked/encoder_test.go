@@ -31,11 +31,17 @@ func encodeUpstream(t *testing.T, w *wire, ahead bool, readSize int) ([]byte, er
 	return out, err
 }
 
-// Signed chunks hashed beside the reads, one chunk ahead of the framing: the
-// upstream gets exactly what the in-line encoder sends, and a chunk that
-// fails its signature anywhere stops the body before its final chunk.
+// Signed chunks hashed beside the reads, up to 1 MiB ahead of the framing:
+// the upstream gets exactly what the in-line encoder sends, and a chunk that
+// fails its signature anywhere stops the body before its final chunk. The
+// client's chunks are the encoder's from 8 to 256 KiB; smaller and larger
+// ones are framed in 64 KiB chunks, so that a buffer holds part of a client
+// chunk the hasher may not have reached (with -race, a buffer read into again
+// too early is a race and a false SignatureDoesNotMatch), and chunks of 64
+// bytes end hundreds at a time while the encoder reads ahead (their digests
+// once filled the hasher's channel, and the upload hung).
 func TestChunkEncoderAhead(t *testing.T) {
-	for _, chunk := range []int{8 << 10, 64 << 10, 100_000, 256 << 10} {
+	for _, chunk := range []int{64, 4 << 10, 8 << 10, 64 << 10, 100_000, 256 << 10, 1 << 20} {
 		for _, n := range []int{1, chunk - 1, chunk, chunk + 1, 3*chunk + 5, (1 << 20) + 3} {
 			payload := randomPayload(n, uint64(n+chunk))
 			w := encodeWire(t, payload, wireOpts{Signed: true, chunkSize: chunk})

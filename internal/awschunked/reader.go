@@ -13,9 +13,10 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/osproxy/proxy/internal/s3err"
-	"sync"
 )
 
 // Options describes an aws-chunked body (Content-Encoding: aws-chunked).
@@ -174,7 +175,11 @@ func (c *Reader) readChunk(p []byte) (int, error) {
 	p = p[:n]
 	switch {
 	case c.side != nil:
-		c.side.todo <- p
+		select {
+		case c.side.todo <- p:
+		case <-c.side.stop:
+			return 0, errSideClosed
+		}
 	case c.verify:
 		c.dataHash.Write(p)
 	}
@@ -233,7 +238,17 @@ func (c *Reader) endChunk() error {
 	switch {
 	case c.side != nil: // checked once its data is hashed (settle)
 		c.side.chunks = append(c.side.chunks, sideChunk{got: c.got, n: c.chunks, from: c.start, to: c.total})
-		c.side.todo <- nil
+		select {
+		case c.side.todo <- nil:
+		case <-c.side.stop:
+			return errSideClosed
+		}
+		// Chunks smaller than the caller's reads end faster than it asks for
+		// their digests: check the oldest here, so that the hasher never
+		// waits with a digest nobody takes while the reads wait for it.
+		if len(c.side.chunks) > maxUnsettled {
+			return c.settle(maxUnsettled / 2)
+		}
 	case c.verify:
 		if !c.checkSignature(false, c.dataHash.Sum(c.digest[:0])) {
 			return chunkMismatch(c.chunks)
@@ -251,12 +266,20 @@ func chunkMismatch(n int) error {
 // beside the reads that return it (see hashBeside). Each chunk's signature is
 // checked, in order, once its digest is ready.
 type chunkSide struct {
-	todo    chan []byte   // chunk data in order; nil ends a chunk
-	digests chan [32]byte // one per chunk ended, in order
-	stop    chan struct{} // closed at the end of the body, or by close
-	stopped sync.Once
-	chunks  []sideChunk // ended chunks not yet checked
+	todo     chan []byte   // chunk data in order; nil ends a chunk
+	digests  chan [32]byte // one per chunk ended, in order
+	stop     chan struct{} // closed at the end of the body, or by close
+	stopped  sync.Once
+	chunks   []sideChunk   // ended chunks not yet checked
+	hashed   atomic.Int64  // payload bytes the hasher is done with
+	progress chan struct{} // a token after hashed grew (capacity 1)
 }
+
+// maxUnsettled bounds the ended chunks whose digests wait to be checked; the
+// digests channel holds more, so the hasher never blocks on it.
+const maxUnsettled = 32
+
+var errSideClosed = s3err.ServiceUnavailable.With(errors.New("aws-chunked: body closed while it was read"))
 
 // sideChunk is a chunk whose data has ended: the signature it carried, its
 // number and its payload offsets.
@@ -277,7 +300,8 @@ func (c *Reader) hashBeside() {
 	if !c.verify || c.side != nil || c.total > 0 || c.chunks > 0 {
 		return
 	}
-	side := &chunkSide{todo: make(chan []byte, 64), digests: make(chan [32]byte, 64), stop: make(chan struct{})}
+	side := &chunkSide{todo: make(chan []byte, 128), digests: make(chan [32]byte, 2*maxUnsettled),
+		stop: make(chan struct{}), progress: make(chan struct{}, 1)}
 	c.side = side
 	go func() {
 		h := sha256.New()
@@ -287,6 +311,11 @@ func (c *Reader) hashBeside() {
 			case b := <-side.todo:
 				if b != nil {
 					h.Write(b)
+					side.hashed.Add(int64(len(b)))
+					select {
+					case side.progress <- struct{}{}:
+					default:
+					}
 					continue
 				}
 				h.Sum(sum[:0])
@@ -312,7 +341,7 @@ func (c *Reader) settle(keep int) error {
 		select {
 		case sum = <-s.digests:
 		case <-s.stop:
-			return s3err.ServiceUnavailable.With(errors.New("aws-chunked: body closed while it was read"))
+			return errSideClosed
 		}
 		ch := s.chunks[0]
 		s.chunks = s.chunks[1:]
@@ -320,6 +349,25 @@ func (c *Reader) settle(keep int) error {
 			return chunkMismatch(ch.n)
 		}
 		c.verifiedFrom, c.verifiedTo, c.verifiedSum = ch.from, ch.to, sum
+	}
+	return nil
+}
+
+// waitHashed waits until the side hasher, if any, is done with the payload
+// bytes before offset to: a buffer that held them may then be read into again.
+// The digests of the chunks that ended there are not needed; the data of a
+// chunk that goes on past them is.
+func (c *Reader) waitHashed(to int64) error {
+	s := c.side
+	if s == nil {
+		return nil
+	}
+	for s.hashed.Load() < to {
+		select {
+		case <-s.progress:
+		case <-s.stop:
+			return errSideClosed
+		}
 	}
 	return nil
 }
