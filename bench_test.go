@@ -457,13 +457,20 @@ func BenchmarkInProcess(b *testing.B) {
 	b.Cleanup(func() { _ = p.Close() })
 	signed := httptest.NewRequest(http.MethodGet, "http://proxy.test/"+benchBucket+"/object", nil)
 	benchSign(b, signed, sha256Hex(nil))
+	presign := httptest.NewRequest(http.MethodGet, "http://proxy.test/"+benchBucket+"/object?X-Amz-Expires=3600", nil)
+	presignedURL, _, err := benchSigner.PresignHTTP(context.Background(), benchClientCreds, presign, "UNSIGNED-PAYLOAD", "s3", "us-east-1", fixedNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	presigned := httptest.NewRequest(http.MethodGet, presignedURL, nil)
 	for _, bc := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"bare-pooled", pooled}, {"proxy-GET", p}} {
+		r    *http.Request
+	}{{"bare", bare, signed}, {"bare-pooled", pooled, signed}, {"proxy-GET", p, signed}, {"proxy-presigned-GET", p, presigned}} {
 		b.Run(bc.name, func(b *testing.B) {
 			w := &benchRecorder{}
-			bc.h.ServeHTTP(w, signed)
+			bc.h.ServeHTTP(w, bc.r)
 			if w.status != http.StatusOK || w.n != benchSmall {
 				b.Fatalf("status %d, %d bytes", w.status, w.n)
 			}
@@ -471,7 +478,7 @@ func BenchmarkInProcess(b *testing.B) {
 			b.SetBytes(benchSmall)
 			for b.Loop() {
 				w.reset()
-				bc.h.ServeHTTP(w, signed)
+				bc.h.ServeHTTP(w, bc.r)
 			}
 		})
 	}
