@@ -19,8 +19,9 @@
 // draws its plots there with the plot command (growth.go, ../plot).
 //
 // As root it runs in a network namespace of its own whose loopback TCP uses
-// -tcp-cc (netns.go says why). Loopback only, bounded in time (about 2 minutes with the defaults, 12 for
-// -growth). bench is a module of its own; from the repository's root:
+// -tcp-cc (netns.go says why). Loopback only, bounded in time (about 2
+// minutes with the defaults, 12 for -growth). bench is a module of its own;
+// from the repository's root:
 //
 //	go -C bench run ./harness
 //	go -C bench run ./harness -duration 10s -rounds 5 -sizes 100MiB,1GiB,4GiB
@@ -776,8 +777,8 @@ type spareRow struct {
 // a process on the proxy's CPU, GOMAXPROCS=1, the best of the stream rounds)
 // and holds each verified upload of that size on one core to issue 22's
 // limit: the bare proxy's forwarding CPU plus one SHA-256 pass, plus 5%. The
-// hash runs while the other CPU idles; in the streaming rows the client and
-// the origin keep it busy, which slows a hash on a hyperthread sibling.
+// hash runs while the other CPU idles; a busy neighbour did not slow it here
+// (loopback TCP's pacing did, which netns.go sets aside).
 func hashLimit(o options, e *env, c *checks, verified []verifiedRow, spare []spareRow) error {
 	size := slices.Max(o.sizes)
 	client := streamClient()

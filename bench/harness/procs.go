@@ -117,9 +117,11 @@ func cpuTime(pid int) (time.Duration, error) {
 	if err1 != nil || err2 != nil {
 		return 0, errors.New("unexpected /proc stat format")
 	}
-	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / ticksPerSecond, nil
 }
+
+// ticksPerSecond is USER_HZ on Linux, the unit of /proc's CPU times.
+const ticksPerSecond = 100
 
 // machineBusy is the CPU time all CPUs have spent busy since boot: the first
 // line of /proc/stat less its idle, iowait and steal columns (guest time is
@@ -144,7 +146,6 @@ func machineBusy() (time.Duration, error) {
 			busy += n
 		}
 	}
-	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(busy) * time.Second / ticksPerSecond, nil
 }
 

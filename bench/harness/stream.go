@@ -22,12 +22,14 @@ func (s streamResult) mibps() float64 { return float64(s.bytes) / (1 << 20) / s.
 
 // cpuPerGiB is the target's CPU time per GiB moved.
 func (s streamResult) cpuPerGiB() time.Duration {
-	return time.Duration(float64(s.cpu) * float64(1<<30) / float64(s.bytes))
+	return s.perGiB(s.cpu)
 }
 
 // machinePerGiB is the machine's busy CPU time per GiB moved.
-func (s streamResult) machinePerGiB() time.Duration {
-	return time.Duration(float64(s.machine) * float64(1<<30) / float64(s.bytes))
+func (s streamResult) machinePerGiB() time.Duration { return s.perGiB(s.machine) }
+
+func (s streamResult) perGiB(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * float64(1<<30) / float64(s.bytes))
 }
 
 // streamClient is the client side of the transfers: one connection, large
