@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,10 +10,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -175,7 +172,7 @@ func newItgEnv(t *testing.T, cfg itgConfig) *itgEnv {
 	if cfg.tls {
 		srv = httptest.NewTLSServer(h)
 		tlsConf = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-		front := httptest.NewTLSServer(itgPassThrough(up.addr))
+		front := httptest.NewTLSServer(s3servers.PassThrough(up.addr))
 		t.Cleanup(front.Close)
 		e.direct.base = front.URL
 	} else {
@@ -225,60 +222,6 @@ func itgHookRouting(buckets []proxy.Bucket) []proxy.Option {
 		}),
 		proxy.WithBucketList(func(context.Context, string) ([]proxy.ListedBucket, error) { return listed, nil }),
 	}
-}
-
-// itgPassThrough is a TLS terminator for versitygw (or the S3 server at addr):
-// it forwards every request as received, Host, headers and body framing
-// (Content-Length or chunked) included, so that versitygw checks the client's
-// own signature; only the TLS is taken off. It reads the whole body first and
-// writes the request in one go on a connection of its own, then reads the
-// answer: versitygw answers some requests (a PUT without a length) before
-// reading the body and closes the connection, which a streaming reverse proxy
-// would see as a broken pipe instead of the answer. Test bodies are a few MiB
-// at most.
-func itgPassThrough(addr string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
-		out := &http.Request{
-			Method: r.Method, URL: &url.URL{Opaque: rawPath, RawQuery: rawQuery},
-			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: r.Header.Clone(), Host: r.Host, ContentLength: r.ContentLength,
-			TransferEncoding: r.TransferEncoding, Close: true,
-		}
-		out.Header.Del("Expect") // never signed; the body goes at once
-		if len(body) > 0 || r.ContentLength < 0 {
-			out.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		var req bytes.Buffer
-		if err := out.Write(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(time.Minute))
-		_, werr := conn.Write(req.Bytes()) // an early answer may cut this short
-		resp, err := http.ReadResponse(bufio.NewReader(conn), out)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("write: %v; read: %v", werr, err), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, vs := range resp.Header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
-	})
 }
 
 // itgS3Client returns an aws-sdk-go-v2 S3 client for a path-style endpoint,

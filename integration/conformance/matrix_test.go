@@ -173,7 +173,7 @@ type target struct {
 	key    string
 	secret string
 	vgw    *versityGW // where the buckets live
-	// tlsFront: the server sits behind a TLS terminator (tlsPassThrough)
+	// tlsFront: the server sits behind a TLS terminator (s3servers.PassThrough)
 	// and names itself with http in the URLs it answers.
 	tlsFront bool
 	// md5MultipartETag: the server gives a multipart object the MD5 of its

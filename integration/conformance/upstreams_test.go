@@ -1,16 +1,12 @@
 package conformance
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -46,7 +42,7 @@ import (
 // Against these the matrix runs some of its steps (upstreamSteps), not all
 // 18: the whole matrix takes 4 minutes per upstream on two cores. Straight
 // over https the clients talk to a TLS-terminating pass-through in front of
-// the server (tlsPassThrough), which forwards each request as received, so
+// the server (s3servers.PassThrough), which forwards each request as received, so
 // that the server sees what the client sent.
 
 // upstreamSteps are the steps run against the servers other than versitygw
@@ -201,7 +197,7 @@ func serverUpstream(t *testing.T, srv *s3servers.Server, static []string) *upstr
 		names = nil
 	}
 	up := &upstream{name: string(srv.Kind), desc: srv.Version, kind: srv.Kind, steps: stepsNamed(t, names),
-		direct: map[string]string{"http": srv.URL(), "https": serve(t, tlsPassThrough(srv.Addr), true).URL},
+		direct: map[string]string{"http": srv.URL(), "https": serve(t, s3servers.PassThrough(srv.Addr), true).URL},
 		key:    srv.AccessKey, secret: srv.SecretKey, formats: &formatLog{},
 		exactUploads: srv.Kind == s3servers.S3rver}
 	up.store = func(t testing.TB, _, _ string) *s3.Client {
@@ -260,66 +256,6 @@ func newServerProxy(t testing.TB, srv *s3servers.Server, static []string, opts .
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	return p
-}
-
-// tlsPassThrough is a TLS terminator for the S3 server at addr: it forwards
-// every request as received (Host, headers, body framing: Content-Length or
-// chunked), so that the server checks the client's own signature and reads
-// the client's own body; only the TLS is taken off. It reads the whole body
-// first and writes the request in one go on a connection of its own, then
-// relays the answer (a server may answer before it has read the body and
-// close the connection; a streaming proxy would see a broken pipe).
-func tlsPassThrough(addr string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
-		if r.ProtoMajor == 2 { // RequestURI is the path; Host is :authority
-			rawPath, rawQuery = r.URL.EscapedPath(), r.URL.RawQuery
-		}
-		out := &http.Request{
-			Method: r.Method, URL: &url.URL{Opaque: rawPath, RawQuery: rawQuery},
-			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: r.Header.Clone(), Host: r.Host, ContentLength: r.ContentLength,
-			TransferEncoding: r.TransferEncoding, Close: true,
-		}
-		out.Header.Del("Expect") // the body goes at once
-		if len(body) > 0 || r.ContentLength < 0 {
-			out.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		if r.ContentLength < 0 && r.ProtoMajor == 2 {
-			out.ContentLength = int64(len(body)) // no chunked encoding where HTTP/2 had none
-		}
-		var req bytes.Buffer
-		if err := out.Write(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Minute))
-		_, werr := conn.Write(req.Bytes()) // an early answer may cut this short
-		resp, err := http.ReadResponse(bufio.NewReader(conn), out)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("write: %v; read: %v", werr, err), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, vs := range resp.Header {
-			if k != "Connection" {
-				w.Header()[k] = vs
-			}
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
-	})
 }
 
 // formatLog records, by bucket, the body formats of the uploads a proxy

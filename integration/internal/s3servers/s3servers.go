@@ -16,6 +16,7 @@
 // Every process dies with the test binary (vgwtest.KillWithParent) and is
 // stopped by Server.Stop. A missing server skips the tests that need it, or
 // fails them when OSP_REQUIRE_INTEGRATION=1 (vgwtest.RequireIntegration).
+// PassThrough takes TLS off in front of any of them, versitygw included.
 package s3servers
 
 import (
