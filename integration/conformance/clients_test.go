@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osproxy/proxy/integration/internal/s3servers"
 	"github.com/osproxy/proxy/internal/vgwtest"
 )
 
@@ -155,7 +156,7 @@ type cli struct {
 // configuration, AWS_CA_BUNDLE included, changes what the clients do), with
 // retries off and Python's TLS warnings silenced.
 func clientEnv(extra ...string) []string {
-	env := filteredEnv("AWS_", "RCLONE_", "BOTO_", "S3CMD_", "PYTHONWARNINGS=", "HTTP_PROXY=", "HTTPS_PROXY=", "http_proxy=", "https_proxy=", "NO_PROXY=", "no_proxy=")
+	env := s3servers.Environ("AWS_", "RCLONE_", "BOTO_", "S3CMD_", "PYTHONWARNINGS=", "HTTP_PROXY=", "HTTPS_PROXY=", "http_proxy=", "https_proxy=", "NO_PROXY=", "no_proxy=")
 	env = append(env, "PYTHONWARNINGS=ignore", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "NO_PROXY=127.0.0.1,localhost")
 	return append(env, extra...)
 }

@@ -2,8 +2,6 @@ package conformance
 
 import (
 	"net/http"
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/osproxy/proxy/internal/vgwtest"
@@ -61,20 +59,4 @@ func versity(t testing.TB, useTLS bool) *versityGW {
 func stopVersity() {
 	vgwHTTP.Stop()
 	vgwHTTPS.Stop()
-}
-
-// filteredEnv is the environment without the variables starting with one of
-// prefixes.
-func filteredEnv(prefixes ...string) []string {
-	var env []string
-next:
-	for _, kv := range os.Environ() {
-		for _, p := range prefixes {
-			if strings.HasPrefix(kv, p) {
-				continue next
-			}
-		}
-		env = append(env, kv)
-	}
-	return env
 }

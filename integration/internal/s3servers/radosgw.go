@@ -56,7 +56,7 @@ func StartRadosGW(bins RadosGWBins) (*Server, error) {
 
 func (s *Server) startRadosGW(bins RadosGWBins) error {
 	deadline := time.Now().Add(radosgwStartTimeout)
-	env := environ("CEPH_")
+	env := Environ("CEPH_")
 	if out, err := run(10*time.Second, s.dir, env, bins["radosgw"], "--version"); err == nil {
 		// "ceph version 16.2.15 (618f…) pacific (stable)"
 		if f := strings.Fields(out); len(f) >= 3 {

@@ -136,7 +136,7 @@ func (s *Server) startS3rver(inst *S3rverInstall) error {
 		"--directory", filepath.Join(s.dir, "data"), "--address", "127.0.0.1", "--port", strconv.Itoa(port),
 		// s3rver serves <bucket>.s3.<service endpoint>.
 		"--service-endpoint", strings.TrimPrefix(Domain, "s3."), "--no-vhost-buckets"}
-	if _, err := s.spawn("s3rver", inst.Node, args, environ("NODE_")); err != nil {
+	if _, err := s.spawn("s3rver", inst.Node, args, Environ("NODE_")); err != nil {
 		return err
 	}
 	return s.waitReady(s3rverStartTimeout)

@@ -390,10 +390,10 @@ func packageDir() string {
 	return filepath.Dir(file)
 }
 
-// environ is the environment without the variables starting with one of
+// Environ is the environment without the variables starting with one of
 // prefixes, so that the caller's settings of a server cannot change the
 // server under test.
-func environ(prefixes ...string) []string {
+func Environ(prefixes ...string) []string {
 	var env []string
 next:
 	for _, kv := range os.Environ() {

@@ -43,7 +43,7 @@ func SeaweedFSBinary() (path string, missing bool, err error) {
 // and SecretKey, given as an identity with every action in -s3.config.
 func StartSeaweedFS(bin string) (*Server, error) {
 	version := "SeaweedFS"
-	if out, err := run(10*time.Second, "", environ("WEED_"), bin, "version"); err == nil {
+	if out, err := run(10*time.Second, "", Environ("WEED_"), bin, "version"); err == nil {
 		// "version 30GB 4.53  linux amd64"
 		if f := strings.Fields(out); len(f) >= 3 && f[0] == "version" {
 			version += " " + f[2] + " (" + f[1] + ")"
@@ -132,7 +132,7 @@ func (s *Server) startSeaweedFS(bin string) error {
 	// Each bucket is a collection of volumes of its own, 7 of them by default
 	// out of 8: the third bucket would find none. One volume per bucket and
 	// room for a thousand (sparse files, not preallocated).
-	env := append(environ("WEED_"), "WEED_MASTER_VOLUME_GROWTH_COPY_1=1")
+	env := append(Environ("WEED_"), "WEED_MASTER_VOLUME_GROWTH_COPY_1=1")
 	if _, err := s.spawn("weed", bin, args, env); err != nil {
 		return err
 	}
