@@ -542,6 +542,10 @@ func (w *benchRecorder) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Flush is a no-op: there is nothing buffered. (A server's ResponseWriter is a
+// Flusher too.)
+func (w *benchRecorder) Flush() {}
+
 func (w *benchRecorder) reset() {
 	clear(w.h)
 	w.status, w.n = 0, 0

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,50 +19,161 @@ import (
 	"github.com/osproxy/proxy/internal/s3xml"
 )
 
-// forward hands the built upstream request to httputil.ReverseProxy, which
-// streams the body up and the answer down. The reverse proxy is configured for
-// this exchange: its hooks are the exchange's methods, so they get the
-// exchange itself rather than finding it in the request context.
+// forward sends the built upstream request through the proxy's transport and
+// streams the answer to the client, as a reverse proxy does: the answer's
+// hop-by-hop headers are dropped, its status, headers, body and trailers go
+// on. (The proxy does this itself rather than through httputil.ReverseProxy,
+// which would first copy the client's request and its headers, to replace
+// them with the upstream request built here.) An answer cut after its headers
+// went to the client is recorded in x.cut: the client connection is then
+// aborted (ServeHTTP).
 func (p *Proxy) forward(x *exchange) {
 	p.log.LogAttrs(x.in.Context(), slog.LevelDebug, "forward",
 		slog.String("request_id", x.id), slog.String("method", x.in.Method),
 		slog.String("bucket", x.req.bucket), slog.String("upstream", x.out.url.Host))
-	x.rp = httputil.ReverseProxy{
-		Rewrite:      x.rewrite,
-		Transport:    x,
-		ErrorHandler: x.upstreamError,
-		BufferPool:   &x.buffers,
-		ErrorLog:     p.errorLog,
+	o := &x.out
+	out := (&http.Request{Method: x.in.Method, URL: o.url, Header: o.header, Body: o.body, ContentLength: o.length,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(x.in.Context())
+	resp, err := x.roundTrip(out)
+	if err != nil {
+		x.upstreamError(err)
+		return
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols { // never asked for: no Upgrade goes upstream
+		_ = resp.Body.Close()
+		x.upstreamError(errors.New("the upstream switched protocols unasked"))
+		return
+	}
+	removeHopByHopHeaders(resp.Header)
+	h := x.w.Header()
 	// An answer the upstream sent without a Content-Type goes without one:
 	// the server would sniff one from the body. A nil value keeps the key, so
 	// it does not; the upstream's Content-Type, if any, is added to it.
-	if _, set := x.w.Header()["Content-Type"]; !set {
-		x.w.Header()["Content-Type"] = nil
+	if _, set := h["Content-Type"]; !set {
+		h["Content-Type"] = nil
 	}
-	x.rp.ServeHTTP(x.w, x.in)
+	for name, values := range resp.Header {
+		for _, v := range values {
+			h.Add(name, v)
+		}
+	}
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for name := range resp.Trailer {
+			names = append(names, name)
+		}
+		h.Add("Trailer", strings.Join(names, ", "))
+	}
+	x.w.WriteHeader(resp.StatusCode)
+	if err := x.copyAnswer(resp); err != nil {
+		_ = resp.Body.Close()
+		x.cut = err
+		return
+	}
+	_ = resp.Body.Close() // sets resp.Trailer
+	if len(resp.Trailer) == 0 {
+		return
+	}
+	if err := http.NewResponseController(x.w).Flush(); err != nil {
+		x.cut = err
+		return
+	}
+	for name, values := range resp.Trailer {
+		if len(resp.Trailer) != announced {
+			name = http.TrailerPrefix + name // not announced: only this form reaches the client
+		}
+		for _, v := range values {
+			h.Add(name, v)
+		}
+	}
 }
 
-// rewrite replaces the reverse proxy's copy of the client request with the
-// built upstream request.
-func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
-	o := &x.out
-	pr.Out.URL = o.url
-	pr.Out.Host = ""
-	pr.Out.Header = o.header
-	pr.Out.Body = o.body
-	pr.Out.ContentLength = o.length
-	pr.Out.TransferEncoding = nil
-	pr.Out.Trailer = nil
-	pr.Out.GetBody = nil
+// abortIfCut aborts the client's connection when its answer was cut short
+// after the headers went out: the client must not take the part it got for
+// the whole. Outside an http.Server (a test's ResponseRecorder, say) there is
+// no connection to abort.
+func (x *exchange) abortIfCut() {
+	if x.cut != nil && x.in.Context().Value(http.ServerContextKey) != nil {
+		panic(http.ErrAbortHandler)
+	}
 }
 
-// RoundTrip sends the upstream request through the proxy's transport, as a
+// hopByHopHeaders are the header fields of one connection (RFC 9110, 7.6.1),
+// which a proxy does not pass on, as httputil.ReverseProxy has them.
+var hopByHopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHopHeaders removes from an upstream answer's headers the
+// hop-by-hop ones and those its Connection header names.
+func removeHopByHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHopHeaders {
+		delete(h, name) // the transport's keys are canonical, as these are
+	}
+}
+
+// copyAnswer copies the upstream's answer body to the client. What the
+// upstream sent reaches the client even when the upstream then stalls: the
+// client's response is flushed before each read after the first, so that an
+// answer read in one go is still written in one go; a body of unknown length
+// is flushed after every write, as it arrived (chunked, as the upstream sent
+// it). It returns the error that cut the copy short: the upstream's (logged)
+// or the client's.
+func (x *exchange) copyAnswer(resp *http.Response) error {
+	body := resp.Body
+	if body == nil || body == http.NoBody {
+		return nil
+	}
+	large := resp.ContentLength >= largeAnswer
+	buf := getCopyBuffer(large)
+	defer putCopyBuffer(buf, large)
+	var flusher http.Flusher
+	flush := func() {
+		if flusher == nil {
+			flusher = flusherOf(x.w)
+		}
+		flusher.Flush()
+	}
+	unknown := resp.ContentLength < 0
+	for read := false; ; read = true {
+		if read && !unknown {
+			flush()
+		}
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := x.w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if unknown {
+				flush()
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			if !errors.Is(rerr, context.Canceled) {
+				x.p.log.LogAttrs(x.in.Context(), slog.LevelWarn, "upstream answer cut",
+					slog.String("request_id", x.id), slog.Any("error", rerr))
+			}
+			return rerr
+		}
+	}
+}
+
+// roundTrip sends the upstream request through the proxy's transport, as a
 // StepUpstream for a tracer, and records when the upstream answered and with
 // which request id. Every answer
 // carries an x-amz-request-id: the upstream's when it sent one (the client may
 // need it with the upstream's support), the proxy's otherwise.
-func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
+func (x *exchange) roundTrip(r *http.Request) (*http.Response, error) {
 	end := noStepEnd
 	if step := x.p.cfg.observer.Step; step != nil {
 		var ctx context.Context
@@ -113,37 +224,7 @@ func (x *exchange) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	x.rewriteLocations(resp)
-	// A body of unknown length is flushed after every write by the reverse
-	// proxy itself (FlushInterval -1), from a goroutine of its own: leave it.
-	if resp.Body != nil && resp.Body != http.NoBody && resp.ContentLength >= 0 {
-		x.flushing = flushingBody{ReadCloser: resp.Body, w: x.w}
-		resp.Body = &x.flushing
-		x.buffers.large = resp.ContentLength >= largeAnswer
-	}
 	return resp, nil
-}
-
-// flushingBody is an upstream response body that flushes the client's
-// response before each read after the first: what the upstream sent reaches
-// the client even when the upstream then stalls, and a response read in one
-// go is still written in one go. (httputil.ReverseProxy's FlushInterval -1
-// also starts a timer per response that flushes the headers on their own.)
-type flushingBody struct {
-	io.ReadCloser
-	w       http.ResponseWriter
-	flusher http.Flusher
-	read    bool
-}
-
-func (b *flushingBody) Read(p []byte) (int, error) {
-	if b.read {
-		if b.flusher == nil {
-			b.flusher = flusherOf(b.w)
-		}
-		b.flusher.Flush()
-	}
-	b.read = true
-	return b.ReadCloser.Read(p)
 }
 
 // flusherOf returns w's Flusher, found through Unwrap if need be.
@@ -226,7 +307,7 @@ func scrubErrorBody(resp *http.Response) (code string, err error) {
 
 // upstreamError answers a failed upstream exchange: the S3 error a body check
 // raised, 504 on timeouts, 502 otherwise. A client that went away gets nothing.
-func (x *exchange) upstreamError(_ http.ResponseWriter, _ *http.Request, err error) {
+func (x *exchange) upstreamError(err error) {
 	e, isS3 := s3ErrorOf(err)
 	switch {
 	case isS3:
@@ -250,30 +331,30 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// bufferPool gives the reverse proxy the buffer it copies an answer's body
-// with, recycled: 32 KiB, or a block of upstreamCopyBlock for a body of
-// largeAnswer bytes or more. A large block takes what the upstream's socket
-// holds in one read and writes it to the client in one write, where 32 KiB
-// cost a read and a write syscall every 32 KiB of a large GET.
-type bufferPool struct{ large bool }
+// Answers are copied to the client in recycled buffers of 32 KiB, or blocks
+// of upstreamCopyBlock for a body of largeAnswer bytes or more. A large block
+// takes what the upstream's socket holds in one read and writes it to the
+// client in one write, where 32 KiB cost a read and a write syscall every
+// 32 KiB of a large GET.
+const answerBuffer = 32 << 10
 
 // largeAnswer is the smallest answer body copied in blocks of
 // upstreamCopyBlock.
 const largeAnswer = 1 << 20
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var answerBuffers = sync.Pool{New: func() any { return new([answerBuffer]byte) }}
 
-func (p *bufferPool) Get() []byte {
-	if p.large {
+func getCopyBuffer(large bool) []byte {
+	if large {
 		return copyBlocks.Get().(*[upstreamCopyBlock]byte)[:]
 	}
-	return *buffers.Get().(*[]byte)
+	return answerBuffers.Get().(*[answerBuffer]byte)[:]
 }
 
-func (p *bufferPool) Put(b []byte) {
-	if len(b) == upstreamCopyBlock {
+func putCopyBuffer(b []byte, large bool) {
+	if large {
 		copyBlocks.Put((*[upstreamCopyBlock]byte)(b))
 		return
 	}
-	buffers.Put(&b)
+	answerBuffers.Put((*[answerBuffer]byte)(b))
 }

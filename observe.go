@@ -126,7 +126,10 @@ type Step struct {
 // StepEnd describes how a step ended.
 type StepEnd struct {
 	// Err is why the step failed: for a request, the S3 error the proxy
-	// answered with (an *Error); nil when it succeeded.
+	// answered with (an *Error), or what cut its answer short once the
+	// status went to the client (the upstream's read error or the client's
+	// write error; the client's connection is then aborted); nil when it
+	// succeeded.
 	Err error
 	// StatusCode is the upstream's status (StepUpstream) or the client's
 	// (StepRequest); 0 otherwise.
@@ -227,11 +230,12 @@ func (p *Proxy) serveObserved(x *exchange) {
 	if p.cfg.observer.Request != nil {
 		p.cfg.observer.Request(info)
 	}
-	var stepErr error // the S3 error answered, as an *Error
+	stepErr := x.cut // what cut the answer short, or the S3 error answered, as an *Error
 	if err != nil {
 		stepErr = asS3Error(err)
 	}
 	end(StepEnd{Err: stepErr, StatusCode: info.Status, Info: &info})
+	x.abortIfCut()
 }
 
 // info describes the exchange as it went.

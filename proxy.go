@@ -27,9 +27,9 @@
 //  6. buildUpstream (rewrite.go): URL, headers and body framing of the
 //     upstream request (aws-chunked framed again by internal/awschunked),
 //     signed with HMAC keys (rewrite.go) or an IAM bearer token (iam.go).
-//  7. forward (forward.go): the hand-off to httputil.ReverseProxy, which
-//     streams both ways; the upstream's Locations are rewritten to name the
-//     proxy (location.go).
+//  7. forward (forward.go): the upstream round trip, and the answer streamed
+//     back without its hop-by-hop headers; the upstream's Locations are
+//     rewritten to name the proxy (location.go).
 //
 // A CORS preflight (OPTIONS) is answered by cors.go after step 1; a form
 // posted to a bucket (POST Object, a browser's upload) by postobject.go, which
@@ -57,11 +57,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -77,7 +75,6 @@ import (
 type Proxy struct {
 	cfg       *config
 	log       *slog.Logger
-	errorLog  *log.Logger // for httputil.ReverseProxy
 	signer    *v4.Signer
 	transport http.RoundTripper
 	resolver  *resolver
@@ -115,7 +112,6 @@ func New(opts ...Option) (*Proxy, error) {
 	p := &Proxy{
 		cfg:       cfg,
 		log:       cfg.logger,
-		errorLog:  slog.NewLogLogger(cfg.logger.Handler(), slog.LevelWarn),
 		transport: cfg.transport,
 		started:   cfg.now().UTC(),
 		signer: v4.NewSigner(func(o *v4.SignerOptions) {
@@ -243,10 +239,7 @@ type exchange struct {
 	upstream     time.Duration // from sending upstream to its response headers
 	upstreamID   string        // the upstream's x-amz-request-id
 	upstreamCode string        // the S3 code of the upstream's error answer
-
-	rp       httputil.ReverseProxy // the hand-off (forward)
-	flushing flushingBody          // the upstream's response body (forward)
-	buffers  bufferPool            // the buffer its body is copied with (forward)
+	cut          error         // what cut the answer short once its headers went out (forward)
 }
 
 // ServeHTTP proxies one S3 request: parse, authenticate, authorize, resolve,
@@ -260,6 +253,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := p.serve(x); err != nil {
 		x.fail(err)
 	}
+	x.abortIfCut()
 }
 
 // serve takes a request through the proxy's steps, in order; see the package

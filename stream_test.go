@@ -114,6 +114,82 @@ func TestDownloadStreams(t *testing.T) {
 	assert.Equal(t, bytes.Repeat([]byte("b"), 1<<20), rest)
 }
 
+// An answer of unknown length goes to the client as it arrives, and as it was
+// sent: chunked, each piece flushed, not gathered into one answer with a
+// Content-Length.
+func TestUnknownLengthAnswerStreams(t *testing.T) {
+	clientGotFirst := make(chan struct{})
+	up := newFakeUpstream(t)
+	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first")
+		w.(http.Flusher).Flush() // no Content-Length: chunked
+		if r.URL.Path == "/bucket/slow" {
+			select {
+			case <-clientGotFirst:
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "second")
+	}))
+	defer streamed.Close()
+	up.srv = streamed
+	p := newProxy(t, up)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	get := func(key string) *http.Response {
+		r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/"+key, nil)
+		require.NoError(t, err)
+		clientSign(t, r, sha256Hex(nil))
+		resp, err := http.DefaultClient.Do(r)
+		require.NoError(t, err)
+		assert.Equal(t, int64(-1), resp.ContentLength, "no Content-Length")
+		assert.Equal(t, []string{"chunked"}, resp.TransferEncoding)
+		return resp
+	}
+
+	resp := get("slow")
+	first := make([]byte, len("first"))
+	_, err := io.ReadFull(resp.Body, first)
+	require.NoError(t, err, "the first piece arrives before the upstream sends the rest")
+	close(clientGotFirst)
+	rest, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "firstsecond", string(first)+string(rest))
+
+	resp = get("fast") // read by the proxy in one go: still chunked
+	all, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "firstsecond", string(all))
+}
+
+// The upstream's trailers reach the client: announced ones as trailers.
+func TestAnswerTrailers(t *testing.T) {
+	up := newFakeUpstream(t)
+	trailing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Amz-Checksum-Crc32")
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Amz-Checksum-Crc32", "AAAAAA==")
+	}))
+	defer trailing.Close()
+	up.srv = trailing
+	p := newProxy(t, up)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/k", nil)
+	require.NoError(t, err)
+	clientSign(t, r, sha256Hex(nil))
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "body", string(body))
+	assert.Equal(t, "AAAAAA==", resp.Trailer.Get("X-Amz-Checksum-Crc32"))
+}
+
 // A body whose SHA-256 is not the signed one never completes upstream: the
 // upstream sees a truncated request, the client gets XAmzContentSHA256Mismatch.
 // Small bodies are hashed in line, large ones beside their copy when a core is
@@ -330,4 +406,101 @@ func TestUpstreamPayloadCheck(t *testing.T) {
 	for _, r := range up.requests()[n:] {
 		assert.Less(t, len(r.Body), len(body), "a bearer upstream never receives a whole unchecked body")
 	}
+}
+
+// An answer cut short once its headers went to the client, by the upstream or
+// by the client, aborts the client's connection (the client must not take the
+// part it got for the whole) and is still observed: the Observer's Request
+// with what was written, the request step ended with what cut it.
+func TestCutAnswerAborts(t *testing.T) {
+	const size, sent = 2 << 20, 1 << 20
+	clientRead := make(chan struct{})
+	up := newFakeUpstream(t)
+	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		_, _ = w.Write(bytes.Repeat([]byte("a"), sent))
+		w.(http.Flusher).Flush()
+		if r.URL.Path == "/bucket/client-leaves" {
+			select { // the client goes away: the proxy's write fails
+			case <-clientRead:
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			<-r.Context().Done()
+			return
+		}
+		panic(http.ErrAbortHandler) // the upstream's connection breaks after half the body
+	}))
+	defer streamed.Close()
+	up.srv = streamed
+	infos := make(chan proxy.RequestInfo, 2)
+	steps := &stepRecorder{}
+	p := newProxy(t, up, proxy.WithObserver(proxy.Observer{
+		Request: func(i proxy.RequestInfo) { infos <- i },
+		Step:    steps.step,
+	}))
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	requestEnd := func() *proxy.StepEnd { // the last request step's end, once it has ended
+		var end *proxy.StepEnd
+		assert.Eventually(t, func() bool {
+			steps.mu.Lock()
+			defer steps.mu.Unlock()
+			for i := len(steps.steps) - 1; i >= 0; i-- {
+				if steps.steps[i].kind == proxy.StepRequest {
+					end = steps.steps[i].end
+					return end != nil
+				}
+			}
+			return false
+		}, 10*time.Second, time.Millisecond)
+		return end
+	}
+	get := func(key string) *http.Response {
+		r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/"+key, nil)
+		require.NoError(t, err)
+		clientSign(t, r, sha256Hex(nil))
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(r)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, int64(size), resp.ContentLength)
+		return resp
+	}
+
+	t.Run("upstream", func(t *testing.T) {
+		resp := get("upstream-cuts")
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "the client sees the cut")
+		assert.Len(t, got, sent)
+		select {
+		case info := <-infos:
+			assert.Equal(t, http.StatusOK, info.Status)
+			assert.Equal(t, int64(sent), info.BytesOut)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the cut request was not observed")
+		}
+		end := requestEnd()
+		require.NotNil(t, end, "the request step ended")
+		assert.Error(t, end.Err, "the request step ends with what cut it")
+	})
+
+	t.Run("client", func(t *testing.T) {
+		resp := get("client-leaves")
+		_, err := io.ReadFull(resp.Body, make([]byte, 64<<10))
+		require.NoError(t, err)
+		resp.Body.Close() // the client goes away with the answer half sent
+		close(clientRead)
+		select {
+		case info := <-infos:
+			assert.Equal(t, http.StatusOK, info.Status)
+			assert.Less(t, info.BytesOut, int64(size))
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request its client left was not observed")
+		}
+		end := requestEnd()
+		require.NotNil(t, end, "the request step ended")
+		assert.Error(t, end.Err)
+	})
 }
