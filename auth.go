@@ -86,7 +86,7 @@ func (p *Proxy) authenticate(r *http.Request, req *s3Request) (identity, error) 
 	}
 	id := identity{token: sig.AccessKeyID, verified: true, presigned: sig.Presigned, signed: sig.SignedHeaders, payloadHash: payloadHash}
 	if sig.Presigned {
-		t, _ := time.Parse(sigv4.AmzDateFormat, sig.AmzDate) // checked by checkTime
+		t, _ := sigv4.ParseAmzDate(sig.AmzDate) // checked by checkTime
 		id.presignedURL, id.urlExpires = "v4:"+sig.Signature, t.Add(sig.Expires)
 	}
 	if payloadHash == sigv4.StreamingSigned || payloadHash == sigv4.StreamingSignedTrailer {

@@ -190,9 +190,11 @@ func (x *exchange) roundTrip(r *http.Request) (*http.Response, error) {
 	}
 	end(StepEnd{StatusCode: resp.StatusCode})
 	scrubCredentialHeaders(resp.Header, r)
-	x.upstreamID = resp.Header.Get("X-Amz-Request-Id")
-	if x.upstreamID == "" {
-		resp.Header.Set("X-Amz-Request-Id", x.id)
+	// The transport's header keys are canonical, as this one is.
+	if id := resp.Header["X-Amz-Request-Id"]; len(id) > 0 && id[0] != "" {
+		x.upstreamID = id[0]
+	} else {
+		resp.Header["X-Amz-Request-Id"] = []string{x.id}
 	}
 	if x.p.cfg.cors != nil { // the proxy's policy speaks (corsHeaders), not the upstream's
 		for name := range resp.Header {
@@ -244,17 +246,27 @@ func (c controllerFlusher) Flush() { _ = c.rc.Flush() }
 // upstream or a hop between: its signature, its bearer token, its security
 // token. They are long random strings: nothing else contains them.
 func scrubCredentialHeaders(h http.Header, out *http.Request) {
-	var secrets [3]string
+	var secrets [2]string
 	auth := out.Header.Get("Authorization")
 	if _, sig, ok := strings.Cut(auth, "Signature="); ok {
 		secrets[0] = sig
 	} else if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
-		secrets[1] = tok
+		secrets[0] = tok
 	}
-	secrets[2] = out.Header.Get("X-Amz-Security-Token")
+	secrets[1] = out.Header.Get("X-Amz-Security-Token")
+	// The shortest secret of 16 bytes or more: a shorter value holds none.
+	shortest := 0
+	for _, s := range secrets {
+		if len(s) >= 16 && (shortest == 0 || len(s) < shortest) {
+			shortest = len(s)
+		}
+	}
+	if shortest == 0 {
+		return
+	}
 	for name, values := range h {
 		for _, v := range values {
-			if slices.ContainsFunc(secrets[:], func(s string) bool { return len(s) >= 16 && strings.Contains(v, s) }) {
+			if len(v) >= shortest && slices.ContainsFunc(secrets[:], func(s string) bool { return len(s) >= 16 && strings.Contains(v, s) }) {
 				delete(h, name)
 				break
 			}

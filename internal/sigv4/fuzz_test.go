@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/osproxy/proxy/internal/s3err"
 )
@@ -158,4 +159,25 @@ func sigv4Escape(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// FuzzParseAmzDate: ParseAmzDate answers as time.Parse(AmzDateFormat, v)
+// does, the same time or an error both, for every string.
+func FuzzParseAmzDate(f *testing.F) {
+	for _, s := range []string{"20261207T035000Z", "20240229T235959Z", "20230229T000000Z", "00000101T000000Z",
+		"99991231T235959Z", "20261207T240000Z", "20261207T236000Z", "20261207T235960Z", "20261300T000000Z",
+		"20260431T000000Z", "2026120T7035000Z", "20261207t035000Z", "20261207T035000z", "+0261207T035000Z",
+		"2026-12-07T03:50:00Z", "", "20261207T035000", "20261207T035000Z0", "٢٠٢٦1207T035000Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got, err := ParseAmzDate(v)
+		want, wantErr := time.Parse(AmzDateFormat, v)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("ParseAmzDate(%q): error %v, time.Parse: %v", v, err, wantErr)
+		}
+		if err == nil && (!got.Equal(want) || got.Location() != want.Location()) {
+			t.Fatalf("ParseAmzDate(%q) = %v, time.Parse: %v", v, got, want)
+		}
+	})
 }
