@@ -484,6 +484,51 @@ func BenchmarkInProcess(b *testing.B) {
 	}
 }
 
+// BenchmarkInProcessKeysInTurn is proxy-GET of BenchmarkInProcess over
+// buckets of one region whose keys differ (the buckets of several instances),
+// taken in turn: each set of keys keeps its derived signing key.
+func BenchmarkInProcessKeysInTurn(b *testing.B) {
+	up := benchCannedUpstream{body: bytes.Repeat([]byte("o"), benchSmall)}
+	const n = 4
+	var buckets []proxy.Bucket
+	var reqs []*http.Request
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", benchBucket, i)
+		buckets = append(buckets, proxy.Bucket{Name: name,
+			Endpoint:    proxy.Endpoint{Host: "127.0.0.1", Port: 9, Scheme: "http", PathStyle: true},
+			Credentials: proxy.Credentials{AccessKeyID: fmt.Sprintf("%s-%d", upstreamKey, i), SecretAccessKey: fmt.Sprintf("%s-%d", upstreamSecret, i)}})
+		r := httptest.NewRequest(http.MethodGet, "http://proxy.test/"+name+"/object", nil)
+		benchSign(b, r, sha256Hex(nil))
+		reqs = append(reqs, r)
+	}
+	p, err := proxy.New(
+		proxy.WithBuckets(buckets...),
+		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
+		proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
+		proxy.WithTransport(up),
+		proxy.WithClock(func() time.Time { return fixedNow }),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	w := &benchRecorder{}
+	for _, r := range reqs {
+		w.reset()
+		p.ServeHTTP(w, r)
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		w.reset()
+		p.ServeHTTP(w, reqs[i%n])
+		i++
+	}
+}
+
 // benchBufferPool is an httputil.BufferPool of 32 KiB buffers.
 type benchBufferPool struct{ p sync.Pool }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/jellydator/ttlcache/v3"
 	"github.com/osproxy/proxy/internal/sigv4"
 )
@@ -18,12 +19,16 @@ type target struct {
 	bucket       string
 	endpoint     Endpoint
 	creds        Credentials
-	scheme, host string // of the upstream URLs (see upstreamHost)
+	keys         upstreamKeys // static HMAC keys (creds), with their signer
+	scheme, host string       // of the upstream URLs (see upstreamHost)
 }
 
-func newTarget(bucket string, e Endpoint, c Credentials) *target {
+func newTarget(bucket string, e Endpoint, c Credentials, signers *upstreamSigners) *target {
 	t := &target{bucket: bucket, endpoint: e, creds: c}
 	t.scheme, t.host = upstreamHost(e, bucket)
+	if c.AccessKeyID != "" && c.Provider == nil {
+		t.keys = signers.keys(aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken})
+	}
 	return t
 }
 
@@ -187,15 +192,16 @@ func (c *loadingCache[K, F, V]) sweep() { c.cache.DeleteExpired() }
 // resolver finds a bucket's endpoint and credentials: static buckets first,
 // then the (cached) hooks.
 type resolver struct {
-	static map[string]*target
-	hooks  *loadingCache[string, string, *target]
-	cfg    *config
+	static  map[string]*target
+	hooks   *loadingCache[string, string, *target]
+	cfg     *config
+	signers *upstreamSigners
 }
 
-func newResolver(cfg *config) *resolver {
-	r := &resolver{static: make(map[string]*target, len(cfg.buckets)), cfg: cfg}
+func newResolver(cfg *config, signers *upstreamSigners) *resolver {
+	r := &resolver{static: make(map[string]*target, len(cfg.buckets)), cfg: cfg, signers: signers}
 	for name, b := range cfg.buckets {
-		r.static[name] = newTarget(name, b.Endpoint, b.Credentials)
+		r.static[name] = newTarget(name, b.Endpoint, b.Credentials, signers)
 	}
 	if cfg.endpoint != nil {
 		r.hooks = newLoadingCache[string, string, *target]("bucket", cfg.hookCacheTTL, cfg.hookCacheCap, cfg)
@@ -247,7 +253,7 @@ func (r *resolver) load(ctx context.Context, bucket string) (*target, error) {
 	if err := validateCredentials(creds); err != nil {
 		return nil, fmt.Errorf("credentials hook for %q: %w", bucket, err)
 	}
-	return newTarget(bucket, ep, creds), nil
+	return newTarget(bucket, ep, creds, r.signers), nil
 }
 
 func (r *resolver) sweep() {

@@ -30,7 +30,7 @@ func BenchmarkResolveHookHit(b *testing.B) {
 	cfg.credentials = func(ctx context.Context, bucket string) (Credentials, error) {
 		return Credentials{AccessKeyID: "a", SecretAccessKey: "b"}, nil
 	}
-	r := newResolver(cfg)
+	r := newResolver(cfg, newUpstreamSigners())
 	ctx := context.Background()
 	if _, err := r.resolve(ctx, "bucket"); err != nil {
 		b.Fatal(err)

@@ -259,3 +259,24 @@ func TestCredentialsProviderStuck(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "keys past their expiry are never used: "+w.Body.String())
 	assert.Len(t, up.requests(), n)
 }
+
+// Two sets of keys with one access key id and different secrets (a secret
+// regenerated for its key, as Ceph and MinIO allow, on a bucket the hooks
+// resolve again; or two instances' keys): each upstream request is signed
+// with its own secret, never with a signing key derived from the other's.
+// Buckets of one region with different keys, taken in turn, each keep theirs.
+func TestUpstreamSigningFollowsTheSecret(t *testing.T) {
+	up := newFakeUpstream(t)
+	p := startProxy(t, up, proxy.WithBuckets(
+		proxy.Bucket{Name: "stale", Endpoint: up.endpoint(),
+			Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: "the secret before it was regenerated"}},
+		proxy.Bucket{Name: "bucket", Endpoint: up.endpoint(),
+			Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}}))
+	for range 3 {
+		require.Equal(t, 200, serve(p, signedRequest(t, "GET", "/stale/k", nil)).Code)
+		assert.False(t, up.last(t).SigOK, "signed with the stale secret, which the upstream refuses")
+		require.Equal(t, 200, serve(p, signedRequest(t, "GET", "/bucket/k", nil)).Code)
+		got := up.last(t)
+		assert.True(t, got.SigOK, got.SigErr)
+	}
+}

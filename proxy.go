@@ -65,8 +65,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 	"github.com/osproxy/proxy/internal/postform"
 )
 
@@ -75,7 +73,6 @@ import (
 type Proxy struct {
 	cfg       *config
 	log       *slog.Logger
-	signer    *v4.Signer
 	transport http.RoundTripper
 	resolver  *resolver
 	auth      *authCache
@@ -114,9 +111,6 @@ func New(opts ...Option) (*Proxy, error) {
 		log:       cfg.logger,
 		transport: cfg.transport,
 		started:   cfg.now().UTC(),
-		signer: v4.NewSigner(func(o *v4.SignerOptions) {
-			o.DisableURIPathEscaping = true
-		}),
 	}
 	if p.transport == nil {
 		p.transport = defaultTransport(cfg.headerTimeout)
@@ -124,10 +118,11 @@ func New(opts ...Option) (*Proxy, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	p.idPrefix = hex.EncodeToString(b[:])
-	p.resolver = newResolver(cfg)
+	signers := newUpstreamSigners()
+	p.resolver = newResolver(cfg, signers)
 	p.auth = newAuthCache(cfg)
 	p.iam = newIAMTokens(cfg, p.transport)
-	p.providers = newProviderCreds(cfg)
+	p.providers = newProviderCreds(cfg, signers)
 	p.keys = newSigningKeys()
 	p.decisions = newDecisions(cfg)
 	if m, ok := cfg.useCounter.(*memoryUses); ok {

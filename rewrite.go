@@ -296,19 +296,19 @@ func upstreamQuery(rawQuery string) string {
 // the payload hash of f. For signed aws-chunked bodies it returns the chain the
 // upstream chunk signatures follow, seeded with the request's signature.
 func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.Header, f framing, t *target) (*awschunked.Chain, error) {
-	creds, err := p.hmacKeys(ctx, t)
+	keys, err := p.hmacKeys(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	h.Set("X-Amz-Content-Sha256", f.payloadHash)
 	sr := &http.Request{Method: method, URL: u, Host: u.Host, Header: h, ContentLength: max(f.length, 0)}
-	if err := p.signer.SignHTTP(ctx, creds, sr, f.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
+	if err := keys.signer.SignHTTP(ctx, keys.Credentials, sr, f.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
 		return nil, errInternal.with(err)
 	}
 	if f.payloadHash != sigv4.StreamingSigned {
 		return nil, nil
 	}
-	return p.seedChain(sr, creds.SecretAccessKey)
+	return p.seedChain(sr, keys.SecretAccessKey)
 }
 
 // seedChain computes the seed signature of an upstream request signed for
