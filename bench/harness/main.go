@@ -42,6 +42,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -446,6 +447,16 @@ func loadPhase(o options, e *env, gen loadGen, genName string, c *checks) error 
 			results[i] = append(results[i], res)
 		}
 	}
+	// Each round's CPU per request against the bare proxy's in the same
+	// round: on a machine whose speed drifts (a neighbour's load), the
+	// ratios of runs seconds apart hold better than the ratio of medians
+	// taken over the whole phase.
+	roundRatios := make([][]float64, len(targets))
+	for i := 1; i < len(targets); i++ {
+		for r := range results[i] {
+			roundRatios[i] = append(roundRatios[i], cpuPerReq(results[i][r])/cpuPerReq(results[0][r]))
+		}
+	}
 	med := make([]loadResult, len(targets))
 	for i := range targets {
 		med[i] = medianLoad(results[i])
@@ -460,8 +471,77 @@ func loadPhase(o options, e *env, gen loadGen, genName string, c *checks) error 
 			cpuPerReq(m), cpuPerReq(m)/cpuPerReq(base), 100*m.cpu.Seconds()/m.elapsed.Seconds())
 	}
 	_ = w.Flush()
+	fmt.Println("CPU µs/req ×bare, round by round (each against the bare proxy's run of the same round):")
+	for i := 1; i < len(targets); i++ {
+		rs := roundRatios[i]
+		line := make([]string, len(rs))
+		for r, v := range rs {
+			line[r] = fmt.Sprintf("%.2f", v)
+		}
+		sorted := slices.Clone(rs)
+		slices.Sort(sorted)
+		fmt.Printf("  %-20s median %.2f  [%s]\n", targets[i].name, sorted[len(sorted)/2], strings.Join(line, " "))
+	}
+	if err := pairedLoad(o, targets, gen); err != nil {
+		return err
+	}
 	for i := 1; i < len(targets); i++ {
 		c.add(med[i].rps >= 0.85*base.rps, "1 KiB GET, %s: %.2f× bare req/s (target ≥ 0.85)", targets[i].name, med[i].rps/base.rps)
+	}
+	return nil
+}
+
+// pairedLoad loads the bare proxy and each of the other targets at once, for
+// o.rounds runs of o.duration each: the two share their CPU, and whatever
+// slows the machine during a run (a neighbour's load on a shared host) slows
+// both, where runs one after the other can each meet a different machine. It
+// prints each target's CPU per request against the bare proxy's of the same
+// run.
+func pairedLoad(o options, targets []loadTarget, gen loadGen) error {
+	fmt.Printf("CPU µs/req ×bare, paired: the bare proxy and the target loaded at once (%d connections each), sharing the CPU; %d runs of %s:\n",
+		o.conns, o.rounds, o.duration)
+	for _, t := range targets[1:] {
+		var ratios []float64
+		for range o.rounds {
+			pair := [2]loadTarget{targets[0], t}
+			var res [2]loadResult
+			var errs [2]error
+			var cpu0 [2]time.Duration
+			for k, pt := range pair {
+				var err error
+				if cpu0[k], err = cpuTime(pt.proc.pid()); err != nil {
+					return err
+				}
+			}
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for k, pt := range pair {
+				u, h, err := pt.request()
+				if err != nil {
+					return err
+				}
+				wg.Go(func() { res[k], errs[k] = gen([]getRequest{{u, h}}, o.conns, o.duration) })
+			}
+			wg.Wait()
+			for k, pt := range pair {
+				if errs[k] != nil {
+					return fmt.Errorf("%s: %w", pt.name, errs[k])
+				}
+				if res[k].bad > 0 {
+					return fmt.Errorf("%s: %d failed requests", pt.name, res[k].bad)
+				}
+				res[k].elapsed = time.Since(t0)
+				cpu1, _ := cpuTime(pt.proc.pid())
+				res[k].cpu = cpu1 - cpu0[k]
+			}
+			ratios = append(ratios, cpuPerReq(res[1])/cpuPerReq(res[0]))
+		}
+		line := make([]string, len(ratios))
+		for r, v := range ratios {
+			line[r] = fmt.Sprintf("%.2f", v)
+		}
+		slices.Sort(ratios)
+		fmt.Printf("  %-20s median %.2f  [%s]\n", t.name, ratios[len(ratios)/2], strings.Join(line, " "))
 	}
 	return nil
 }
