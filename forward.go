@@ -39,6 +39,9 @@ func (p *Proxy) forward(x *exchange) {
 		x.upstreamError(err)
 		return
 	}
+	if resp.Body == nil { // a RoundTripper of the caller's (WithTransport) may leave it so
+		resp.Body = http.NoBody
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols { // never asked for: no Upgrade goes upstream
 		_ = resp.Body.Close()
 		x.upstreamError(errors.New("the upstream switched protocols unasked"))

@@ -504,3 +504,28 @@ func TestCutAnswerAborts(t *testing.T) {
 		assert.Error(t, end.Err)
 	})
 }
+
+// bodylessTransport answers every request with status and no Body at all, as
+// a caller's RoundTripper may.
+type bodylessTransport struct{ status int }
+
+func (t bodylessTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
+	return &http.Response{StatusCode: t.status, Header: http.Header{}, Request: r}, nil
+}
+
+// An answer without a Body from a caller's RoundTripper is an empty answer,
+// not a panic; one that switches protocols unasked is a bad gateway.
+func TestBodylessAnswers(t *testing.T) {
+	for _, c := range []struct{ status, want int }{{204, 204}, {200, 200}, {404, 404}, {101, 502}} {
+		up := newFakeUpstream(t)
+		p := newProxy(t, up, proxy.WithTransport(bodylessTransport{c.status}))
+		w := serve(p, signedRequest(t, "GET", "/bucket/k", nil))
+		assert.Equal(t, c.want, w.Code, "upstream status %d", c.status)
+		if c.want != 502 {
+			assert.Empty(t, w.Body.String())
+		}
+	}
+}
