@@ -494,8 +494,12 @@ func (o *observer) request(ctx context.Context, r *http.Request) (context.Contex
 			op = "_OTHER" // named after a method any client chooses
 		}
 		etype := info.Code
-		if etype == "" && status >= 400 {
+		switch {
+		case etype != "":
+		case status >= 400:
 			etype = strconv.Itoa(status)
+		case e.Err != nil: // an answer cut short after its status went out
+			etype = errorType(e.Err)
 		}
 		if span.IsRecording() {
 			spanType := etype // the upstream's S3 code on the span; on metrics, its status (a bounded set)
@@ -549,7 +553,10 @@ func (o *observer) endRequestSpan(span trace.Span, e proxy.StepEnd, info *proxy.
 		attrs = append(attrs, semconv.ErrorTypeKey.String(etype))
 	}
 	span.SetAttributes(attrs...)
-	if status >= 500 {
+	// 5xx, or an answer cut short after a status below 400 went out (the
+	// upstream's connection broke, the client went away): an error, whose
+	// description is the error when there is one. A 4xx is the client's.
+	if status >= 500 || status < 400 && e.Err != nil {
 		desc := etype
 		if e.Err != nil {
 			desc = e.Err.Error()

@@ -88,6 +88,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		xmlError(http.StatusInternalServerError, "InternalError")
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/cut/") { // the connection breaks after 5 of 100 bytes
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, "hello")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch r.Method {
@@ -213,7 +219,8 @@ func newRig(t *testing.T, wrap func(http.Handler, trace.TracerProvider) http.Han
 			proxy.Bucket{Name: "ibm", Endpoint: ep, Credentials: proxy.Credentials{APIKey: "the-api-key"}},
 			proxy.Bucket{Name: "rotating", Endpoint: ep, Credentials: proxy.Credentials{Provider: aws.NewCredentialsCache(&rotating{})}},
 			proxy.Bucket{Name: "broken", Endpoint: ep, Credentials: hmac},
-			proxy.Bucket{Name: "failing", Endpoint: ep, Credentials: hmac}),
+			proxy.Bucket{Name: "failing", Endpoint: ep, Credentials: hmac},
+			proxy.Bucket{Name: "cut", Endpoint: ep, Credentials: hmac}),
 		proxy.WithClientKeys(map[string]string{clientKey: clientSecret}),
 		proxy.WithAuthorizer(func(_ context.Context, _, bucket string) (bool, error) {
 			if bucket == "broken" {
@@ -744,4 +751,24 @@ func mapsEqual(a, b map[string]float64) bool {
 		}
 	}
 	return true
+}
+
+// An answer cut short after its status went out (here the upstream's
+// connection breaks) ends its request span in error, with an error.type, and
+// the request is no longer counted as active.
+func TestCutAnswer(t *testing.T) {
+	r := newRig(t, nil)
+	status, spans := r.do(t, "GET", "/cut/k", "", clientSecret, nil)
+	if status != 200 {
+		t.Fatalf("GET cut: %d", status)
+	}
+	req := find(t, spans, "S3.GetObject")
+	if req.Status().Code != codes.Error || req.Status().Description == "" {
+		t.Errorf("request span status %v %q, want an error with its description", req.Status().Code, req.Status().Description)
+	}
+	wantAttrs(t, req, map[string]string{"http.response.status_code": "200", "error.type": "_OTHER"})
+	m := collect(t, r.reader)
+	wantSum(t, m, "http.server.active_requests", map[attribute.Set]int64{
+		attribute.NewSet(attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http")): 0,
+	})
 }
