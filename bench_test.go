@@ -442,19 +442,9 @@ func BenchmarkInProcess(b *testing.B) {
 	// bare-pooled recycles its 32 KiB copy buffers as the proxy does: what is
 	// left between it and proxy-GET is the proxy's own work.
 	pooled := &httputil.ReverseProxy{Rewrite: bare.Rewrite, Transport: up, BufferPool: &benchBufferPool{}}
-	p, err := proxy.New(
-		proxy.WithBuckets(proxy.Bucket{Name: benchBucket,
-			Endpoint:    proxy.Endpoint{Host: "127.0.0.1", Port: 9, Scheme: "http", PathStyle: true},
-			Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}}),
-		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
-		proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
-		proxy.WithTransport(up),
-		proxy.WithClock(func() time.Time { return fixedNow }),
-	)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = p.Close() })
+	p := inProcessProxy(b, up, proxy.Bucket{Name: benchBucket,
+		Endpoint:    proxy.Endpoint{Host: "127.0.0.1", Port: 9, Scheme: "http", PathStyle: true},
+		Credentials: proxy.Credentials{AccessKeyID: upstreamKey, SecretAccessKey: upstreamSecret}})
 	signed := httptest.NewRequest(http.MethodGet, "http://proxy.test/"+benchBucket+"/object", nil)
 	benchSign(b, signed, sha256Hex(nil))
 	presign := httptest.NewRequest(http.MethodGet, "http://proxy.test/"+benchBucket+"/object?X-Amz-Expires=3600", nil)
@@ -501,17 +491,7 @@ func BenchmarkInProcessKeysInTurn(b *testing.B) {
 		benchSign(b, r, sha256Hex(nil))
 		reqs = append(reqs, r)
 	}
-	p, err := proxy.New(
-		proxy.WithBuckets(buckets...),
-		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
-		proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
-		proxy.WithTransport(up),
-		proxy.WithClock(func() time.Time { return fixedNow }),
-	)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = p.Close() })
+	p := inProcessProxy(b, up, buckets...)
 	w := &benchRecorder{}
 	for _, r := range reqs {
 		w.reset()
@@ -527,6 +507,23 @@ func BenchmarkInProcessKeysInTurn(b *testing.B) {
 		p.ServeHTTP(w, reqs[i%n])
 		i++
 	}
+}
+
+// inProcessProxy is a proxy of buckets on the upstream up, verifying the
+// client keys and allowing every token, closed at the benchmark's end.
+func inProcessProxy(b *testing.B, up http.RoundTripper, buckets ...proxy.Bucket) *proxy.Proxy {
+	p, err := proxy.New(
+		proxy.WithBuckets(buckets...),
+		proxy.WithClientKeys(map[string]string{unitKey: unitSecret}),
+		proxy.WithAuthorizer(func(context.Context, string, string) (bool, error) { return true, nil }),
+		proxy.WithTransport(up),
+		proxy.WithClock(func() time.Time { return fixedNow }),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	return p
 }
 
 // benchBufferPool is an httputil.BufferPool of 32 KiB buffers.

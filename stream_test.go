@@ -80,8 +80,7 @@ func TestUploadStreams(t *testing.T) {
 // The download reaches the client while the upstream is still sending it.
 func TestDownloadStreams(t *testing.T) {
 	clientGotFirst := make(chan struct{})
-	up := newFakeUpstream(t)
-	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := proxyBefore(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(2<<20))
 		_, _ = w.Write(bytes.Repeat([]byte("a"), 1<<20))
 		w.(http.Flusher).Flush()
@@ -91,22 +90,12 @@ func TestDownloadStreams(t *testing.T) {
 			return
 		}
 		_, _ = w.Write(bytes.Repeat([]byte("b"), 1<<20))
-	}))
-	defer streamed.Close()
-	up.srv = streamed
-	p := newProxy(t, up)
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-
-	r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/big", nil)
-	require.NoError(t, err)
-	clientSign(t, r, sha256Hex(nil))
-	resp, err := http.DefaultClient.Do(r)
-	require.NoError(t, err)
+	})
+	resp := signedGet(t, url+"/bucket/big")
 	defer resp.Body.Close()
 	assert.Equal(t, int64(2<<20), resp.ContentLength)
 	first := make([]byte, 1<<20)
-	_, err = io.ReadFull(resp.Body, first)
+	_, err := io.ReadFull(resp.Body, first)
 	require.NoError(t, err)
 	close(clientGotFirst)
 	rest, err := io.ReadAll(resp.Body)
@@ -119,8 +108,7 @@ func TestDownloadStreams(t *testing.T) {
 // Content-Length.
 func TestUnknownLengthAnswerStreams(t *testing.T) {
 	clientGotFirst := make(chan struct{})
-	up := newFakeUpstream(t)
-	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := proxyBefore(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "first")
 		w.(http.Flusher).Flush() // no Content-Length: chunked
 		if r.URL.Path == "/bucket/slow" {
@@ -131,18 +119,9 @@ func TestUnknownLengthAnswerStreams(t *testing.T) {
 			}
 		}
 		_, _ = io.WriteString(w, "second")
-	}))
-	defer streamed.Close()
-	up.srv = streamed
-	p := newProxy(t, up)
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	})
 	get := func(key string) *http.Response {
-		r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/"+key, nil)
-		require.NoError(t, err)
-		clientSign(t, r, sha256Hex(nil))
-		resp, err := http.DefaultClient.Do(r)
-		require.NoError(t, err)
+		resp := signedGet(t, url+"/bucket/"+key)
 		assert.Equal(t, int64(-1), resp.ContentLength, "no Content-Length")
 		assert.Equal(t, []string{"chunked"}, resp.TransferEncoding)
 		return resp
@@ -167,22 +146,12 @@ func TestUnknownLengthAnswerStreams(t *testing.T) {
 
 // The upstream's trailers reach the client: announced ones as trailers.
 func TestAnswerTrailers(t *testing.T) {
-	up := newFakeUpstream(t)
-	trailing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := proxyBefore(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Amz-Checksum-Crc32")
 		_, _ = io.WriteString(w, "body")
 		w.Header().Set("X-Amz-Checksum-Crc32", "AAAAAA==")
-	}))
-	defer trailing.Close()
-	up.srv = trailing
-	p := newProxy(t, up)
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/k", nil)
-	require.NoError(t, err)
-	clientSign(t, r, sha256Hex(nil))
-	resp, err := http.DefaultClient.Do(r)
-	require.NoError(t, err)
+	})
+	resp := signedGet(t, url+"/bucket/k")
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)
@@ -415,8 +384,9 @@ func TestUpstreamPayloadCheck(t *testing.T) {
 func TestCutAnswerAborts(t *testing.T) {
 	const size, sent = 2 << 20, 1 << 20
 	clientRead := make(chan struct{})
-	up := newFakeUpstream(t)
-	streamed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	infos := make(chan proxy.RequestInfo, 2)
+	steps := &stepRecorder{}
+	url := proxyBefore(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		_, _ = w.Write(bytes.Repeat([]byte("a"), sent))
 		w.(http.Flusher).Flush()
@@ -430,17 +400,10 @@ func TestCutAnswerAborts(t *testing.T) {
 			return
 		}
 		panic(http.ErrAbortHandler) // the upstream's connection breaks after half the body
-	}))
-	defer streamed.Close()
-	up.srv = streamed
-	infos := make(chan proxy.RequestInfo, 2)
-	steps := &stepRecorder{}
-	p := newProxy(t, up, proxy.WithObserver(proxy.Observer{
+	}, proxy.WithObserver(proxy.Observer{
 		Request: func(i proxy.RequestInfo) { infos <- i },
 		Step:    steps.step,
 	}))
-	srv := httptest.NewServer(p)
-	defer srv.Close()
 
 	requestEnd := func() *proxy.StepEnd { // the last request step's end, once it has ended
 		var end *proxy.StepEnd
@@ -458,11 +421,7 @@ func TestCutAnswerAborts(t *testing.T) {
 		return end
 	}
 	get := func(key string) *http.Response {
-		r, err := http.NewRequest(http.MethodGet, srv.URL+"/bucket/"+key, nil)
-		require.NoError(t, err)
-		clientSign(t, r, sha256Hex(nil))
-		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(r)
-		require.NoError(t, err)
+		resp := signedGet(t, url+"/bucket/"+key)
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, int64(size), resp.ContentLength)
 		return resp
@@ -528,4 +487,31 @@ func TestBodylessAnswers(t *testing.T) {
 			assert.Empty(t, w.Body.String())
 		}
 	}
+}
+
+// proxyBefore serves h as the fake upstream, behind a proxy (with opts) served
+// over HTTP, closed at the test's end; it returns the proxy's URL.
+func proxyBefore(t *testing.T, h http.HandlerFunc, opts ...proxy.Option) string {
+	t.Helper()
+	up := newFakeUpstream(t)
+	up.srv.Close()
+	up.srv = httptest.NewServer(h)
+	t.Cleanup(up.srv.Close)
+	srv := httptest.NewServer(newProxy(t, up, opts...))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// signedGet sends a GET of url signed with the client keys, on a connection
+// of its own.
+func signedGet(t *testing.T, url string) *http.Response {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	clientSign(t, r, sha256Hex(nil))
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Do(r)
+	require.NoError(t, err)
+	return resp
 }
