@@ -190,12 +190,32 @@ func tokenMode(r *http.Request, sig *sigv4.Signature, sig2 *sigv2.Signature) (id
 	return id, nil
 }
 
+// mayCarryAuth reports whether a raw query may hold one of the query
+// parameters of a presigned URL that parseAuth looks for. A query without a
+// percent sign names its parameters as they are written ('+' decodes to a
+// space, which no such name has), so one that holds none of the names as a
+// substring holds none of them: its parse is skipped, the answer unchanged.
+func mayCarryAuth(rawQuery string) bool {
+	if rawQuery == "" {
+		return false
+	}
+	if strings.IndexByte(rawQuery, '%') >= 0 {
+		return true
+	}
+	for _, name := range [...]string{"X-Amz-Algorithm", "Signature", "X-Amz-Credential", "AWSAccessKeyId"} { // "Signature" covers X-Amz-Signature
+		if strings.Contains(rawQuery, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // parseAuth finds how the request is signed: a SigV4 signature (header or
 // query), a SigV2 one, or neither (anonymous).
 func parseAuth(r *http.Request) (*sigv4.Signature, *sigv2.Signature, error) {
 	auth := r.Header.Get("Authorization")
 	var q url.Values
-	if r.URL.RawQuery != "" {
+	if mayCarryAuth(r.URL.RawQuery) {
 		q = r.URL.Query()
 	}
 	presignV4 := q.Has("X-Amz-Algorithm") || q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential")

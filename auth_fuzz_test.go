@@ -105,3 +105,25 @@ func FuzzDeleteKeys(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMayCarryAuth: a query mayCarryAuth passes over holds none of the
+// presigned URL's parameters parseAuth looks for, once parsed as parseAuth
+// parses it.
+func FuzzMayCarryAuth(f *testing.F) {
+	for _, s := range []string{"", "list-type=2&prefix=a+b", "X-Amz-Algorithm=AWS4-HMAC-SHA256", "X%2DAmz-Signature=x",
+		"Signature=x&AWSAccessKeyId=y", "x-amz-algorithm=lower", "X-Amz-Credential", "a=b;X-Amz-Algorithm=c",
+		"uploads&partNumber=1", "Signature+=x", "AWSAccessKeyId=%", "%58-Amz-Credential=k"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if mayCarryAuth(raw) {
+			return
+		}
+		q, _ := url.ParseQuery(raw)
+		for _, name := range []string{"X-Amz-Algorithm", "X-Amz-Signature", "X-Amz-Credential", "AWSAccessKeyId", "Signature"} {
+			if q.Has(name) {
+				t.Fatalf("mayCarryAuth(%q) = false, but the query has %s", raw, name)
+			}
+		}
+	})
+}
