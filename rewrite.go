@@ -300,6 +300,9 @@ func (p *Proxy) signHMAC(ctx context.Context, method string, u *url.URL, h http.
 	if err != nil {
 		return nil, err
 	}
+	if keys.signer == nil { // a target not made by newTarget
+		return nil, errInternal.with(errors.New("upstream keys without a signer"))
+	}
 	h.Set("X-Amz-Content-Sha256", f.payloadHash)
 	sr := &http.Request{Method: method, URL: u, Host: u.Host, Header: h, ContentLength: max(f.length, 0)}
 	if err := keys.signer.SignHTTP(ctx, keys.Credentials, sr, f.payloadHash, "s3", t.region(), p.cfg.now()); err != nil {
