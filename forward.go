@@ -82,12 +82,13 @@ func (p *Proxy) forward(x *exchange) {
 		x.cut = err
 		return
 	}
+	prefix := "" // announced trailers go as they are
+	if len(resp.Trailer) != announced {
+		prefix = http.TrailerPrefix // others reach the client only in this form
+	}
 	for name, values := range resp.Trailer {
-		if len(resp.Trailer) != announced {
-			name = http.TrailerPrefix + name // not announced: only this form reaches the client
-		}
 		for _, v := range values {
-			h.Add(name, v)
+			h.Add(prefix+name, v)
 		}
 	}
 }
@@ -131,7 +132,7 @@ func removeHopByHopHeaders(h http.Header) {
 // or the client's.
 func (x *exchange) copyAnswer(resp *http.Response) error {
 	body := resp.Body
-	if body == nil || body == http.NoBody {
+	if body == http.NoBody {
 		return nil
 	}
 	large := resp.ContentLength >= largeAnswer
@@ -257,10 +258,14 @@ func scrubCredentialHeaders(h http.Header, out *http.Request) {
 		secrets[0] = tok
 	}
 	secrets[1] = out.Header.Get("X-Amz-Security-Token")
-	// The shortest secret of 16 bytes or more: a shorter value holds none.
+	// Only secrets of 16 bytes or more are looked for; a value shorter than
+	// the shortest of them holds none.
 	shortest := 0
-	for _, s := range secrets {
-		if len(s) >= 16 && (shortest == 0 || len(s) < shortest) {
+	for i, s := range secrets {
+		switch {
+		case len(s) < 16:
+			secrets[i] = ""
+		case shortest == 0 || len(s) < shortest:
 			shortest = len(s)
 		}
 	}
@@ -269,7 +274,7 @@ func scrubCredentialHeaders(h http.Header, out *http.Request) {
 	}
 	for name, values := range h {
 		for _, v := range values {
-			if len(v) >= shortest && slices.ContainsFunc(secrets[:], func(s string) bool { return len(s) >= 16 && strings.Contains(v, s) }) {
+			if len(v) >= shortest && slices.ContainsFunc(secrets[:], func(s string) bool { return s != "" && strings.Contains(v, s) }) {
 				delete(h, name)
 				break
 			}
