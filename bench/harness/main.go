@@ -473,14 +473,7 @@ func loadPhase(o options, e *env, gen loadGen, genName string, c *checks) error 
 	_ = w.Flush()
 	fmt.Println("CPU µs/req ×bare, round by round (each against the bare proxy's run of the same round):")
 	for i := 1; i < len(targets); i++ {
-		rs := roundRatios[i]
-		line := make([]string, len(rs))
-		for r, v := range rs {
-			line[r] = fmt.Sprintf("%.2f", v)
-		}
-		sorted := slices.Clone(rs)
-		slices.Sort(sorted)
-		fmt.Printf("  %-20s median %.2f  [%s]\n", targets[i].name, sorted[len(sorted)/2], strings.Join(line, " "))
+		printRatios(targets[i].name, roundRatios[i])
 	}
 	if err := pairedLoad(o, targets, gen); err != nil {
 		return err
@@ -513,14 +506,18 @@ func pairedLoad(o options, targets []loadTarget, gen loadGen) error {
 					return err
 				}
 			}
-			t0 := time.Now()
-			var wg sync.WaitGroup
+			var reqs [2]getRequest
 			for k, pt := range pair {
 				u, h, err := pt.request()
 				if err != nil {
 					return err
 				}
-				wg.Go(func() { res[k], errs[k] = gen([]getRequest{{u, h}}, o.conns, o.duration) })
+				reqs[k] = getRequest{u, h}
+			}
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for k := range pair {
+				wg.Go(func() { res[k], errs[k] = gen(reqs[k:k+1], o.conns, o.duration) })
 			}
 			wg.Wait()
 			for k, pt := range pair {
@@ -536,14 +533,21 @@ func pairedLoad(o options, targets []loadTarget, gen loadGen) error {
 			}
 			ratios = append(ratios, cpuPerReq(res[1])/cpuPerReq(res[0]))
 		}
-		line := make([]string, len(ratios))
-		for r, v := range ratios {
-			line[r] = fmt.Sprintf("%.2f", v)
-		}
-		slices.Sort(ratios)
-		fmt.Printf("  %-20s median %.2f  [%s]\n", t.name, ratios[len(ratios)/2], strings.Join(line, " "))
+		printRatios(t.name, ratios)
 	}
 	return nil
+}
+
+// printRatios prints a target's ratios, in the order of their runs, and
+// their median.
+func printRatios(name string, ratios []float64) {
+	line := make([]string, len(ratios))
+	for r, v := range ratios {
+		line[r] = fmt.Sprintf("%.2f", v)
+	}
+	sorted := slices.Clone(ratios)
+	slices.Sort(sorted)
+	fmt.Printf("  %-20s median %.2f  [%s]\n", name, sorted[len(sorted)/2], strings.Join(line, " "))
 }
 
 func medianLoad(rs []loadResult) loadResult {
